@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs chat-server locally, in the foreground, against the run-profile services
+# of scripts/services.sh (started here if needed). Ctrl-C stops the server; the
+# services keep running so the next start is instant (scripts/services.sh down
+# stops them). The server applies its database migrations itself at startup.
+#
+#   scripts/run.sh
+#
+# Listens on $CHAT__SERVER__ADDR (default 127.0.0.1:8081).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ADDR="${CHAT__SERVER__ADDR:-127.0.0.1:8081}"
+PID_FILE="$ROOT/var/pids/server.pid"
+SECRET_FILE="$ROOT/var/session_secret"
+
+log() { printf '%s\n' "$*" >&2; }
+
+# `kill -0` also succeeds for zombies, so look at the process state too.
+pid_alive() {
+    local pid="$1" state
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -r "/proc/$pid/stat" ]]; then
+        state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+        [[ "$state" != "Z" ]] || return 1
+    fi
+}
+
+# True when the pid file names a live chat-server (not a recycled pid).
+server_running() {
+    local pid
+    [[ -f "$PID_FILE" ]] || return 1
+    pid="$(tr -dc '0-9' <"$PID_FILE")"
+    pid_alive "$pid" || return 1
+    if [[ -r "/proc/$pid/cmdline" ]]; then
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q chat-server || return 1
+    fi
+    printf '%s\n' "$pid"
+}
+
+"$ROOT/scripts/services.sh" up
+
+# Sessions are signed with this secret; keeping it in var/ (instead of a new
+# random one per start) means logins survive server restarts.
+if [[ -z "${CHAT__SESSION__SECRET:-}" ]]; then
+    mkdir -p "$(dirname "$SECRET_FILE")"
+    if ! grep -Eqx '[0-9a-f]{128}' "$SECRET_FILE" 2>/dev/null; then
+        (
+            umask 077
+            tmp="$SECRET_FILE.tmp.$$"
+            od -An -v -tx1 -N64 /dev/urandom | tr -d ' \n' >"$tmp"
+            mv -f "$tmp" "$SECRET_FILE"
+        )
+        log "generated a session secret in var/session_secret"
+    fi
+    chmod 600 "$SECRET_FILE"
+    CHAT__SESSION__SECRET="$(tr -d '\n' <"$SECRET_FILE")"
+    export CHAT__SESSION__SECRET
+fi
+
+if pid="$(server_running)"; then
+    printf 'chat-server is already running at http://%s (pid %s)\n' "$ADDR" "$pid"
+    exit 0
+fi
+
+cd "$ROOT"
+cargo_flags=(--release)
+if [[ -f Cargo.lock ]]; then
+    cargo_flags+=(--locked)
+fi
+cargo build "${cargo_flags[@]}"
+
+mkdir -p "$(dirname "$PID_FILE")"
+printf 'chat-server listening on http://%s\n' "$ADDR"
+
+# The server runs as a child rather than via exec so that we can remove the
+# pid file when it exits. Signals are forwarded as SIGTERM (graceful shutdown):
+# a background child of a non-interactive shell starts with SIGINT ignored, so
+# forwarding SIGINT itself would not be reliable. A second Ctrl-C kills it.
+"$ROOT/target/release/chat-server" &
+server_pid=$!
+printf '%s\n' "$server_pid" >"$PID_FILE"
+
+signals=0
+# shellcheck disable=SC2317 # only invoked through the trap below
+forward() {
+    signals=$((signals + 1))
+    if ((signals == 1)); then
+        kill -TERM "$server_pid" 2>/dev/null || true
+    else
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+}
+# shellcheck disable=SC2317 # only invoked through the trap below
+cleanup() {
+    if [[ "$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null)" == "$server_pid" ]]; then
+        rm -f "$PID_FILE"
+    fi
+    log "chat-server stopped; the services are still running (scripts/services.sh down stops them)"
+}
+trap forward INT TERM HUP
+trap cleanup EXIT
+
+# `wait` returns early whenever a trapped signal arrives; keep waiting until
+# the server has really exited and been reaped (kill -0 still sees our own
+# unreaped child), then exit with its status.
+status=0
+while kill -0 "$server_pid" 2>/dev/null; do
+    wait "$server_pid" && status=0 || status=$?
+done
+exit "$status"

@@ -1,0 +1,251 @@
+//! Typed settings: `conf/config.toml`, then `CHAT__SECTION__KEY` environment overrides,
+//! validated once at startup. A bad value stops startup with an error that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The configuration file read when `CHAT_CONFIG` does not name another one.
+pub const DEFAULT_CONFIG_FILE: &str = "conf/config.toml";
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &["server.allowed_origins"];
+
+/// Smallest session secret accepted: the cookie key derivation needs 64 bytes.
+pub const MIN_SESSION_SECRET_BYTES: usize = 64;
+
+/// The work factors bcrypt accepts.
+const BCRYPT_MIN_COST: u32 = 4;
+const BCRYPT_MAX_COST: u32 = 31;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub mysql: MysqlSettings,
+    pub redis: RedisSettings,
+    pub mongodb: MongoSettings,
+    pub session: SessionSettings,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Production,
+    Dev,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub addr: String,
+    pub mode: Mode,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub secure_cookies: bool,
+    pub trust_forwarded_for: bool,
+    pub workers: usize,
+    pub health_timeout_ms: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MysqlSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MongoSettings {
+    pub uri: SecretString,
+    pub database: String,
+    pub server_selection_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub secret: SecretString,
+    /// Set when dev mode generated the secret because none was configured.
+    #[serde(skip)]
+    pub secret_generated: bool,
+    pub ttl_secs: u64,
+    pub cookie_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub bcrypt_cost: u32,
+    pub login_per_ip_per_minute: u32,
+    pub register_per_ip_per_minute: u32,
+}
+
+impl Settings {
+    /// Reads the file named by `CHAT_CONFIG` (default `conf/config.toml`) and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("CHAT_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        Self::load_from(&[file.as_path()])
+    }
+
+    /// Reads the given files in order (later ones override earlier ones), then the environment,
+    /// then validates.
+    pub fn load_from(files: &[&Path]) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        for file in files {
+            builder = builder.add_source(config::File::from(*file).required(true));
+        }
+        let mut env = config::Environment::with_prefix("CHAT")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",");
+        for key in LIST_KEYS {
+            env = env.with_list_parse_key(key);
+        }
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.validate()
+    }
+
+    /// Checks what the types alone cannot; fills in a generated secret in dev mode.
+    pub fn validate(mut self) -> Result<Self, ConfigError> {
+        self.server
+            .addr
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("server.addr", format!("not a socket address: {e}")))?;
+        for origin in &self.server.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "server.allowed_origins",
+                    format!("`{origin}` must start with http:// or https://"),
+                ));
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.health_timeout_ms == 0 {
+            return Err(invalid("server.health_timeout_ms", "must be positive"));
+        }
+        if !self.mysql.url.expose_secret().starts_with("mysql://") {
+            return Err(invalid("mysql.url", "must start with mysql://"));
+        }
+        if self.mysql.max_connections == 0 {
+            return Err(invalid("mysql.max_connections", "must be positive"));
+        }
+        let redis_url = self.redis.url.expose_secret();
+        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+            return Err(invalid(
+                "redis.url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if self.redis.pool_size == 0 {
+            return Err(invalid("redis.pool_size", "must be positive"));
+        }
+        let mongo_uri = self.mongodb.uri.expose_secret();
+        if !(mongo_uri.starts_with("mongodb://") || mongo_uri.starts_with("mongodb+srv://")) {
+            return Err(invalid(
+                "mongodb.uri",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        if self.mongodb.database.is_empty() {
+            return Err(invalid("mongodb.database", "must not be empty"));
+        }
+        if self.session.ttl_secs < 60 {
+            return Err(invalid("session.ttl_secs", "must be at least 60"));
+        }
+        if self.session.cookie_name.is_empty() {
+            return Err(invalid("session.cookie_name", "must not be empty"));
+        }
+        if self.session.secret.expose_secret().len() < MIN_SESSION_SECRET_BYTES {
+            match self.server.mode {
+                Mode::Dev => {
+                    self.session.secret = random_secret();
+                    self.session.secret_generated = true;
+                }
+                Mode::Production => {
+                    return Err(invalid(
+                        "session.secret",
+                        format!(
+                            "must be at least {MIN_SESSION_SECRET_BYTES} bytes (set \
+                             CHAT__SESSION__SECRET, or server.mode = \"dev\" for a throwaway one)"
+                        ),
+                    ));
+                }
+            }
+        }
+        if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&self.auth.bcrypt_cost) {
+            return Err(invalid(
+                "auth.bcrypt_cost",
+                format!("must be between {BCRYPT_MIN_COST} and {BCRYPT_MAX_COST}"),
+            ));
+        }
+        if self.auth.login_per_ip_per_minute == 0 {
+            return Err(invalid("auth.login_per_ip_per_minute", "must be positive"));
+        }
+        if self.auth.register_per_ip_per_minute == 0 {
+            return Err(invalid(
+                "auth.register_per_ip_per_minute",
+                "must be positive",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The validated listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .addr
+            .parse()
+            .map_err(|e| invalid("server.addr", format!("not a socket address: {e}")))
+    }
+}
+
+/// 64 random bytes, hex-encoded (128 characters).
+pub fn random_secret() -> SecretString {
+    use rand::RngCore;
+    let mut bytes = [0u8; 64];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    SecretString::from(hex)
+}

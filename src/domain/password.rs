@@ -1,0 +1,42 @@
+//! A new password: 8–72 bytes (bcrypt ignores everything past 72 bytes, so longer passwords
+//! would silently be truncated). Kept secret so it never reaches a log line.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::AppError;
+
+pub const MIN_BYTES: usize = 8;
+pub const MAX_BYTES: usize = 72;
+
+#[derive(Debug)]
+pub struct Password(SecretString);
+
+impl Password {
+    pub fn parse(raw: String, field: &'static str) -> Result<Self, AppError> {
+        if (MIN_BYTES..=MAX_BYTES).contains(&raw.len()) {
+            Ok(Self(SecretString::from(raw)))
+        } else {
+            Err(AppError::validation(
+                field,
+                format!("must be {MIN_BYTES} to {MAX_BYTES} bytes long"),
+            ))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_is_counted_in_bytes() {
+        assert!(Password::parse("12345678".into(), "password").is_ok());
+        assert!(Password::parse("1234567".into(), "password").is_err());
+        assert!(Password::parse("é".repeat(36), "password").is_ok());
+        assert!(Password::parse("é".repeat(37), "password").is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! One application error type. Every HTTP error leaves as `{"code", "message"}` (plus `field`
+//! for validation errors) with a stable snake_case code; server-side causes are logged in full
+//! and answered with an opaque body.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A field of a well-formed request has a value the API does not accept.
+    #[error("{field}: {message}")]
+    Validation {
+        field: Cow<'static, str>,
+        message: Cow<'static, str>,
+    },
+    /// The body is not JSON, or not the JSON shape the route expects.
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    BadRequest(Cow<'static, str>),
+    #[error("authentication required")]
+    Unauthorized,
+    /// Same answer for an unknown user and a wrong password.
+    #[error("invalid user name or password")]
+    InvalidCredentials,
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
+    #[error("{0}")]
+    NotFound(Cow<'static, str>),
+    #[error("{0}")]
+    MethodNotAllowed(Cow<'static, str>),
+    /// A unique value is taken (`field` names it).
+    #[error("{message}")]
+    Conflict {
+        field: Option<&'static str>,
+        message: Cow<'static, str>,
+    },
+    #[error("too many requests, retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(Cow<'static, str>),
+    /// A backend (MySQL, Redis, MongoDB) cannot be reached right now.
+    #[error("a backend service is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+impl AppError {
+    pub fn validation(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "validation_failed",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::Conflict { .. } => "conflict",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The error for a response the framework produced without a body of ours
+    /// (unknown route, wrong method, ...).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::NotFound("no such route".into()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::MethodNotAllowed("method not allowed on this route".into())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: 0 },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Self::UnsupportedMediaType("unsupported content type".into())
+            }
+            StatusCode::UNAUTHORIZED => Self::Unauthorized,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Self::Unavailable(anyhow::anyhow!("framework answered 503"))
+            }
+            s if s.is_server_error() => Self::Internal(anyhow::anyhow!("framework answered {s}")),
+            s => Self::BadRequest(
+                s.canonical_reason()
+                    .unwrap_or("bad request")
+                    .to_lowercase()
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation { .. } | Self::InvalidJson(_) | Self::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            Self::Unavailable(cause) => {
+                tracing::error!(error = ?cause, "backend unavailable");
+                "a backend service is unavailable, try again shortly".to_owned()
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal server error".to_owned()
+            }
+            Self::PayloadTooLarge { limit: 0 } => "request body is too large".to_owned(),
+            other => other.to_string(),
+        };
+        let field = match self {
+            Self::Validation { field, .. } => Some(field.as_ref()),
+            Self::Conflict { field, .. } => *field,
+            _ => None,
+        };
+        let retry_after = match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        response.json(ErrorBody {
+            code: self.code(),
+            message,
+            field,
+            retry_after,
+        })
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(anyhow::Error::new(err)),
+            other => Self::Internal(anyhow::Error::new(other).context("mysql query failed")),
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for AppError {
+    fn from(err: deadpool_redis::PoolError) -> Self {
+        Self::Unavailable(anyhow::Error::new(err).context("no redis connection"))
+    }
+}
+
+impl From<deadpool_redis::redis::RedisError> for AppError {
+    fn from(err: deadpool_redis::redis::RedisError) -> Self {
+        if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
+            Self::Unavailable(anyhow::Error::new(err).context("redis unreachable"))
+        } else {
+            Self::Internal(anyhow::Error::new(err).context("redis command failed"))
+        }
+    }
+}
+
+impl From<mongodb::error::Error> for AppError {
+    fn from(err: mongodb::error::Error) -> Self {
+        use mongodb::error::ErrorKind;
+        match *err.kind {
+            ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. } => {
+                Self::Unavailable(anyhow::Error::new(err).context("mongodb unreachable"))
+            }
+            _ => Self::Internal(anyhow::Error::new(err).context("mongodb operation failed")),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        Self::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}

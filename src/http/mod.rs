@@ -1,0 +1,71 @@
+//! The HTTP API: one module per area, each exposing `configure()`, plus what they share
+//! (typed JSON bodies, client IPs, the JSON shape of framework errors).
+
+pub mod health;
+pub mod ip_limit;
+pub mod json;
+pub mod users;
+
+use std::net::IpAddr;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::error::AppError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    users::configure(cfg);
+}
+
+/// Unknown routes answer 404 with the usual error body.
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound("no such route".into()))
+}
+
+/// Gives error responses the framework built itself (405 from a resource, 404s, extractor
+/// failures of actix's own) the `{"code","message"}` body every client expects.
+pub fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, original) = res.into_parts();
+    let mut replacement = AppError::from_status(status).error_response();
+    *replacement.status_mut() = status;
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, replacement).map_into_right_body::<B>(),
+    ))
+}
+
+/// The client's IP for per-IP limits: the socket peer, or the forwarded-for address when
+/// `server.trust_forwarded_for` says a reverse proxy sets it.
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let conn = req.connection_info();
+        if let Some(ip) = conn.realip_remote_addr().and_then(parse_ip) {
+            return Some(ip);
+        }
+    }
+    req.peer_addr().map(|addr| addr.ip())
+}
+
+fn parse_ip(addr: &str) -> Option<IpAddr> {
+    addr.parse::<IpAddr>()
+        .ok()
+        .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}

@@ -1,0 +1,26 @@
+//! The state every handler shares: settings, the backend pools and the per-IP limiters.
+//! Cheap to clone (everything inside is a handle).
+
+use std::sync::Arc;
+
+use deadpool_redis::Pool as RedisPool;
+use mongodb::Database;
+use sqlx::MySqlPool;
+
+use crate::config::Settings;
+use crate::http::ip_limit::IpLimiter;
+use crate::store::redis::Keys;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub mysql: MySqlPool,
+    pub redis: RedisPool,
+    pub mongo: Database,
+    pub keys: Keys,
+    pub login_limiter: IpLimiter,
+    pub register_limiter: IpLimiter,
+    /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
+    /// verifies against it, so it takes as long as a wrong password for a real one.
+    pub dummy_password_hash: Arc<str>,
+}

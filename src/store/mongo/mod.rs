@@ -1,0 +1,32 @@
+//! MongoDB: the client and database handle. Collections and indexes arrive with messaging.
+//! Only forms that behave the same on a real MongoDB 6+ and on the local wire-compatible
+//! server are used (see the notes in docs/).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use mongodb::bson::doc;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+use secrecy::ExposeSecret;
+
+use crate::config::MongoSettings;
+
+pub async fn connect(settings: &MongoSettings) -> anyhow::Result<Database> {
+    let mut options = ClientOptions::parse(settings.uri.expose_secret())
+        .await
+        .context("mongodb.uri is not a valid MongoDB URI")?;
+    options.app_name = Some("chat-server".to_owned());
+    let timeout = Duration::from_millis(settings.server_selection_timeout_ms);
+    options.server_selection_timeout = Some(timeout);
+    options.connect_timeout = Some(timeout);
+    let client = Client::with_options(options).context("building the MongoDB client")?;
+    Ok(client.database(&settings.database))
+}
+
+pub async fn ping(db: &Database) -> anyhow::Result<()> {
+    db.run_command(doc! { "ping": 1 })
+        .await
+        .context("mongodb ping")?;
+    Ok(())
+}

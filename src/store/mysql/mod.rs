@@ -1,0 +1,56 @@
+//! MySQL (MariaDB locally): the pool, migrations, and the helper that turns unique-key
+//! violations into conflicts.
+
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::MySqlPool;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+
+use crate::config::MysqlSettings;
+
+pub async fn connect(settings: &MysqlSettings) -> anyhow::Result<MySqlPool> {
+    let options = MySqlConnectOptions::from_str(settings.url.expose_secret())
+        .context("mysql.url is not a valid MySQL URL")?
+        .charset("utf8mb4")
+        .timezone(Some("+00:00".to_owned()));
+    let pool = MySqlPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .connect_with(options)
+        .await
+        .context("cannot connect to MySQL (mysql.url)")?;
+    Ok(pool)
+}
+
+/// Applies the migrations in `migrations/` (embedded at build time).
+pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .context("applying MySQL migrations failed")
+}
+
+/// The name of the unique key a statement violated, if that is why it failed.
+pub fn violated_unique_key(err: &sqlx::Error) -> Option<String> {
+    let db_err = err.as_database_error()?;
+    if !db_err.is_unique_violation() {
+        return None;
+    }
+    // MySQL reports: Duplicate entry '<value>' for key '<table>.<key>' (older: '<key>').
+    let message = db_err.message();
+    let key = message.rsplit("for key '").next()?.trim_end_matches('\'');
+    Some(key.rsplit('.').next().unwrap_or(key).to_owned())
+}
+
+pub async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .context("mysql ping")?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The `users` table.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use sqlx::MySqlPool;
+
+use crate::domain::{Email, NickName, UserId, UserName};
+use crate::error::{AppError, AppResult};
+use crate::store::mysql::violated_unique_key;
+
+/// A user as the API shows it: never any password field.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub user_name: String,
+    pub nick_name: String,
+    pub email: Option<String>,
+    pub avatar: String,
+    pub sex: u8,
+    #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: u64,
+    user_name: String,
+    nick_name: String,
+    email: Option<String>,
+    avatar: String,
+    sex: u8,
+    created_at: NaiveDateTime,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: UserId(row.id),
+            user_name: row.user_name,
+            nick_name: row.nick_name,
+            email: row.email,
+            avatar: row.avatar,
+            sex: row.sex,
+            created_at: row.created_at.and_utc(),
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, user_name, nick_name, email, avatar, sex, created_at";
+
+pub struct NewUser<'a> {
+    pub user_name: &'a UserName,
+    pub nick_name: &'a NickName,
+    pub email: Option<&'a Email>,
+    pub password_hash: &'a str,
+}
+
+/// Inserts the user; a taken user_name or email is a 409 naming the field. The unique indexes
+/// decide, so two concurrent registrations of one name cannot both succeed.
+#[tracing::instrument(skip_all, fields(user_name = new.user_name.as_str()))]
+pub async fn insert(pool: &MySqlPool, new: NewUser<'_>) -> AppResult<User> {
+    let now = Utc::now().naive_utc();
+    let result = sqlx::query(
+        "INSERT INTO users (user_name, nick_name, email, password_hash, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.user_name.as_str())
+    .bind(new.nick_name.as_str())
+    .bind(new.email.map(Email::as_str))
+    .bind(new.password_hash)
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await;
+    match result {
+        Ok(done) => find_by_id(pool, UserId(done.last_insert_id()))
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("inserted user vanished"))),
+        Err(err) => Err(match violated_unique_key(&err).as_deref() {
+            Some("uq_users_user_name") => AppError::Conflict {
+                field: Some("user_name"),
+                message: "user_name is already taken".into(),
+            },
+            Some("uq_users_email") => AppError::Conflict {
+                field: Some("email"),
+                message: "email is already registered".into(),
+            },
+            _ => err.into(),
+        }),
+    }
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn find_by_id(pool: &MySqlPool, id: UserId) -> AppResult<Option<User>> {
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(User::from))
+}
+
+/// The user and their password hash, for checking credentials.
+#[tracing::instrument(skip(pool))]
+pub async fn find_credentials_by_name(
+    pool: &MySqlPool,
+    user_name: &str,
+) -> AppResult<Option<(User, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: UserRow,
+        password_hash: String,
+    }
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE user_name = ?"
+    ))
+    .bind(user_name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.user.into(), r.password_hash)))
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn password_hash(pool: &MySqlPool, id: UserId) -> AppResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+#[tracing::instrument(skip(pool, password_hash))]
+pub async fn set_password_hash(pool: &MySqlPool, id: UserId, password_hash: &str) -> AppResult<()> {
+    sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+        .bind(password_hash)
+        .bind(Utc::now().naive_utc())
+        .bind(id.0)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Redis: the shared connection pool (also used by the session store) and the key layout.
+//! Every key starts with `redis.key_prefix`, so deployments (and tests) can share one server.
+
+pub mod logins;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use secrecy::ExposeSecret;
+
+use crate::config::RedisSettings;
+
+pub fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
+    let timeout = Some(Duration::from_millis(settings.timeout_ms));
+    let mut config = deadpool_redis::Config::from_url(settings.url.expose_secret());
+    config.pool = Some(PoolConfig {
+        max_size: settings.pool_size,
+        timeouts: Timeouts {
+            wait: timeout,
+            create: timeout,
+            recycle: timeout,
+        },
+        ..PoolConfig::default()
+    });
+    config
+        .create_pool(Some(Runtime::Tokio1))
+        .context("redis.url is not a valid Redis URL")
+}
+
+pub async fn ping(pool: &Pool) -> anyhow::Result<()> {
+    let mut conn = pool.get().await.context("no redis connection")?;
+    let pong: String = deadpool_redis::redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .context("redis ping")?;
+    anyhow::ensure!(pong == "PONG", "unexpected PING reply {pong}");
+    Ok(())
+}
+
+/// Builds every key the server uses, so the layout is readable in one place.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// actix-session's state for one session key.
+    pub fn session(&self, session_key: &str) -> String {
+        format!("{}session:{session_key}", self.prefix)
+    }
+
+    /// One login (hash: user_id, created_at, user_agent, ip); its existence is what keeps a
+    /// session valid.
+    pub fn login(&self, login_id: &str) -> String {
+        format!("{}login:{login_id}", self.prefix)
+    }
+
+    /// The set of a user's login ids, for revoking them.
+    pub fn user_logins(&self, user_id: u64) -> String {
+        format!("{}user_logins:{user_id}", self.prefix)
+    }
+}
