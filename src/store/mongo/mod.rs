@@ -1,6 +1,6 @@
 //! MongoDB: the client and database handle. Collections and indexes arrive with messaging.
 //! Only forms that behave the same on a real MongoDB 6+ and on the local wire-compatible
-//! server are used (see the notes in docs/).
+//! server are used (README: "MongoDB in production").
 
 use std::time::Duration;
 
