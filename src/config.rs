@@ -44,6 +44,8 @@ pub struct Settings {
     pub mongodb: MongoSettings,
     pub session: SessionSettings,
     pub auth: AuthSettings,
+    pub ws: WsSettings,
+    pub messages: MessageSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -116,6 +118,27 @@ pub struct AuthSettings {
     pub bcrypt_cost: u32,
     pub login_per_ip_per_minute: u32,
     pub register_per_ip_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WsSettings {
+    pub max_frame_bytes: usize,
+    pub heartbeat_secs: u64,
+    pub client_timeout_secs: u64,
+    pub outbound_queue: usize,
+    pub presence_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageSettings {
+    pub max_content_chars: usize,
+    pub recall_window_secs: u64,
+    pub history_default_limit: u32,
+    pub history_max_limit: u32,
+    pub unread_max: u32,
+    pub resume_max: u32,
+    pub batch_max: usize,
+    pub write_queue: usize,
 }
 
 impl Settings {
@@ -229,7 +252,64 @@ impl Settings {
                 "must be positive",
             ));
         }
+        self.validate_ws()?;
+        self.validate_messages()?;
         Ok(self)
+    }
+
+    fn validate_ws(&self) -> Result<(), ConfigError> {
+        let ws = &self.ws;
+        if ws.max_frame_bytes < 1024 {
+            return Err(invalid("ws.max_frame_bytes", "must be at least 1024"));
+        }
+        if ws.heartbeat_secs == 0 {
+            return Err(invalid("ws.heartbeat_secs", "must be positive"));
+        }
+        if ws.client_timeout_secs <= ws.heartbeat_secs {
+            return Err(invalid(
+                "ws.client_timeout_secs",
+                "must be longer than ws.heartbeat_secs",
+            ));
+        }
+        if ws.outbound_queue == 0 {
+            return Err(invalid("ws.outbound_queue", "must be positive"));
+        }
+        if ws.presence_ttl_secs <= ws.heartbeat_secs {
+            return Err(invalid(
+                "ws.presence_ttl_secs",
+                "must be longer than ws.heartbeat_secs (presence is refreshed every heartbeat)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_messages(&self) -> Result<(), ConfigError> {
+        let m = &self.messages;
+        if m.max_content_chars == 0 {
+            return Err(invalid("messages.max_content_chars", "must be positive"));
+        }
+        if m.history_max_limit == 0 {
+            return Err(invalid("messages.history_max_limit", "must be positive"));
+        }
+        if m.history_default_limit == 0 || m.history_default_limit > m.history_max_limit {
+            return Err(invalid(
+                "messages.history_default_limit",
+                "must be between 1 and messages.history_max_limit",
+            ));
+        }
+        if m.unread_max == 0 {
+            return Err(invalid("messages.unread_max", "must be positive"));
+        }
+        if m.resume_max == 0 {
+            return Err(invalid("messages.resume_max", "must be positive"));
+        }
+        if m.batch_max == 0 {
+            return Err(invalid("messages.batch_max", "must be positive"));
+        }
+        if m.write_queue == 0 {
+            return Err(invalid("messages.write_queue", "must be positive"));
+        }
+        Ok(())
     }
 
     /// The validated listen address.

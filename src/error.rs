@@ -44,6 +44,9 @@ pub enum AppError {
         field: Option<&'static str>,
         message: Cow<'static, str>,
     },
+    /// Message content over `messages.max_content_chars`.
+    #[error("content is longer than {max} characters")]
+    ContentTooLong { max: usize },
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("request body is larger than {limit} bytes")]
@@ -97,11 +100,45 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict { .. } => "conflict",
+            Self::ContentTooLong { .. } => "content_too_long",
             Self::RateLimited { .. } => "rate_limited",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The reply code on the WebSocket (see docs/protocol.md).
+    pub fn ws_code(&self) -> u32 {
+        match self {
+            Self::Validation { .. }
+            | Self::InvalidJson(_)
+            | Self::BadRequest(_)
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType(_)
+            | Self::MethodNotAllowed(_)
+            | Self::Conflict { .. } => 40000,
+            Self::Unauthorized | Self::InvalidCredentials | Self::Forbidden { .. } => 40003,
+            Self::NotFound(_) => 40004,
+            Self::ContentTooLong { .. } => 40013,
+            Self::RateLimited { .. } => 50006,
+            Self::Unavailable(_) | Self::Internal(_) => 50000,
+        }
+    }
+
+    /// The message that goes out with a WebSocket error reply (opaque for server faults).
+    pub fn ws_message(&self) -> String {
+        match self {
+            Self::Unavailable(cause) => {
+                tracing::error!(error = ?cause, "backend unavailable");
+                "a backend service is unavailable; nothing was stored, retry".to_owned()
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal server error; nothing was stored, retry".to_owned()
+            }
+            other => other.to_string(),
         }
     }
 
@@ -135,9 +172,10 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Validation { .. } | Self::InvalidJson(_) | Self::BadRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Validation { .. }
+            | Self::InvalidJson(_)
+            | Self::BadRequest(_)
+            | Self::ContentTooLong { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

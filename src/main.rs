@@ -15,6 +15,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let app = Application::build(settings).await?;
-    app.run_until_stopped().await?;
+    app.run_until_signalled().await?;
     Ok(())
 }

@@ -14,6 +14,8 @@ use tracing_actix_web::TracingLogger;
 use crate::config::{ConfigError, Settings};
 use crate::http;
 use crate::http::ip_limit::IpLimiter;
+use crate::hub::{Hub, Kick};
+use crate::messaging::writer::MessageWriter;
 use crate::session;
 use crate::state::AppState;
 use crate::store;
@@ -22,6 +24,7 @@ use crate::store::redis::Keys;
 pub struct Application {
     port: u16,
     server: Server,
+    hub: Hub,
 }
 
 impl Application {
@@ -40,11 +43,25 @@ impl Application {
         }
 
         let keys = Keys::new(settings.redis.key_prefix.clone());
+        if let Err(err) = store::mongo::ensure_indexes(&mongo).await {
+            tracing::error!(error = %err, "creating MongoDB indexes failed; retrying in the background");
+            spawn_index_setup(mongo.clone());
+        }
+        let hub = Hub::start(&settings, redis.clone(), keys.clone()).await?;
+        let writer = MessageWriter::start(
+            redis.clone(),
+            mongo.clone(),
+            keys.clone(),
+            hub.clone(),
+            settings.messages.batch_max,
+            settings.messages.write_queue,
+        );
         let session_store = session::middleware::store(redis.clone(), &keys).await?;
         let dummy_password_hash =
             session::password::hash(dummy_password(), settings.auth.bcrypt_cost)
                 .await
                 .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
+        let app_hub = hub.clone();
         let state = AppState {
             login_limiter: IpLimiter::per_minute(non_zero(
                 settings.auth.login_per_ip_per_minute,
@@ -59,6 +76,8 @@ impl Application {
             redis,
             mongo,
             keys,
+            hub,
+            writer,
             dummy_password_hash: dummy_password_hash.into(),
         };
 
@@ -68,18 +87,51 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = run(listener, state, session_store)?;
         tracing::info!(%addr, port, "chat-server listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            hub: app_hub,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM, graceful within
-    /// `server.shutdown_timeout_secs`).
+    /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+
+    /// Serves until SIGINT or SIGTERM, then stops gracefully: no new connections, sockets are
+    /// told to reconnect elsewhere (close 1012), in-flight requests get
+    /// `server.shutdown_timeout_secs` to finish.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            hub.close_all(Kick::Restart);
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+/// Creates the MongoDB indexes, retrying in the background while MongoDB is unreachable.
+fn spawn_index_setup(mongo: mongodb::Database) {
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_secs(1);
+        loop {
+            match store::mongo::ensure_indexes(&mongo).await {
+                Ok(()) => return,
+                Err(err) => tracing::error!(error = %err, retry_in = ?delay, "creating MongoDB indexes failed"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(30));
+        }
+    });
 }
 
 /// A password nobody knows, short enough for bcrypt's 72-byte limit.
@@ -90,6 +142,29 @@ fn dummy_password() -> String {
         .chars()
         .take(32)
         .collect()
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn non_zero(value: u32, key: &'static str) -> Result<NonZeroU32, ConfigError> {
@@ -117,7 +192,9 @@ fn run(
             .configure(http::configure)
             .default_service(web::to(http::not_found))
     })
-    .shutdown_timeout(shutdown_timeout);
+    .shutdown_timeout(shutdown_timeout)
+    // Signals are handled by `run_until_signalled`, which closes sockets first.
+    .disable_signals();
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -9,6 +9,8 @@ use sqlx::MySqlPool;
 
 use crate::config::Settings;
 use crate::http::ip_limit::IpLimiter;
+use crate::hub::Hub;
+use crate::messaging::writer::MessageWriter;
 use crate::store::redis::Keys;
 
 #[derive(Clone)]
@@ -18,6 +20,8 @@ pub struct AppState {
     pub redis: RedisPool,
     pub mongo: Database,
     pub keys: Keys,
+    pub hub: Hub,
+    pub writer: MessageWriter,
     pub login_limiter: IpLimiter,
     pub register_limiter: IpLimiter,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per area, each exposing `configure()`, plus what they share
 //! (typed JSON bodies, client IPs, the JSON shape of framework errors).
 
+pub mod groups;
 pub mod health;
 pub mod ip_limit;
 pub mod json;
@@ -18,6 +19,8 @@ use crate::error::AppError;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     users::configure(cfg);
+    groups::configure(cfg);
+    crate::ws::configure(cfg);
 }
 
 /// Unknown routes answer 404 with the usual error body.

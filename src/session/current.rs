@@ -26,6 +26,7 @@ impl CurrentSession {
     pub async fn logout(self, state: &AppState) -> AppResult<()> {
         logins::delete(&state.redis, &state.keys, self.user_id, &self.login_id).await?;
         self.session.purge();
+        state.hub.revoke_logins(&[self.login_id]).await?;
         Ok(())
     }
 }

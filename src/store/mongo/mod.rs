@@ -2,10 +2,14 @@
 //! Only forms that behave the same on a real MongoDB 6+ and on the local wire-compatible
 //! server are used (README: "MongoDB in production").
 
+pub mod messages;
+pub mod reads;
+
 use std::time::Duration;
 
 use anyhow::Context;
 use mongodb::bson::doc;
+use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 use secrecy::ExposeSecret;
@@ -29,4 +33,20 @@ pub async fn ping(db: &Database) -> anyhow::Result<()> {
         .await
         .context("mongodb ping")?;
     Ok(())
+}
+
+/// Creates every collection's indexes; safe to run on each start.
+pub async fn ensure_indexes(db: &Database) -> crate::error::AppResult<()> {
+    messages::ensure_indexes(db).await?;
+    reads::ensure_indexes(db).await?;
+    Ok(())
+}
+
+/// A unique index rejected the write.
+pub fn is_duplicate(err: &mongodb::error::Error) -> bool {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == messages::DUPLICATE_KEY,
+        ErrorKind::Command(e) => e.code == messages::DUPLICATE_KEY,
+        _ => false,
+    }
 }

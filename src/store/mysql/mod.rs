@@ -1,6 +1,7 @@
 //! MySQL (MariaDB locally): the pool, migrations, and the helper that turns unique-key
 //! violations into conflicts.
 
+pub mod groups;
 pub mod users;
 
 use std::str::FromStr;

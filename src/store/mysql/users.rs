@@ -141,3 +141,11 @@ pub async fn set_password_hash(pool: &MySqlPool, id: UserId, password_hash: &str
         .await?;
     Ok(())
 }
+
+pub async fn exists(pool: &MySqlPool, id: UserId) -> AppResult<bool> {
+    let found: Option<u64> = sqlx::query_scalar("SELECT id FROM users WHERE id = ?")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}

@@ -2,6 +2,7 @@
 //! Every key starts with `redis.key_prefix`, so deployments (and tests) can share one server.
 
 pub mod logins;
+pub mod seq;
 
 use std::time::Duration;
 
@@ -60,6 +61,31 @@ impl Keys {
     /// session valid.
     pub fn login(&self, login_id: &str) -> String {
         format!("{}login:{login_id}", self.prefix)
+    }
+
+    /// The last seq handed out in a conversation (no expiry: it must outlive every message).
+    pub fn seq(&self, conversation: &str) -> String {
+        format!("{}seq:{conversation}", self.prefix)
+    }
+
+    /// The live connections of a user: a sorted set of `<conn>@<node>` scored by expiry (ms).
+    pub fn presence(&self, user_id: u64) -> String {
+        format!("{}presence:{user_id}", self.prefix)
+    }
+
+    /// The pub/sub channel of one server process.
+    pub fn node_channel(&self, node_id: &str) -> String {
+        format!("{}node:{node_id}", self.prefix)
+    }
+
+    /// The prefix of node channels, for the delivery script.
+    pub fn node_channel_prefix(&self) -> String {
+        format!("{}node:", self.prefix)
+    }
+
+    /// The pub/sub channel every process listens on (revocations, lobby).
+    pub fn broadcast_channel(&self) -> String {
+        format!("{}broadcast", self.prefix)
     }
 
     /// The set of a user's login ids, for revoking them.

@@ -1,0 +1,154 @@
+//! Conversation ids: `u:<a>:<b>` for two users (smaller id first, numerically) and
+//! `g:<group id>` for a group. The lobby is group 0.
+
+use std::fmt;
+
+use crate::domain::UserId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(pub u64);
+
+impl GroupId {
+    /// The built-in group every user belongs to.
+    pub const LOBBY: GroupId = GroupId(0);
+
+    pub fn is_lobby(self) -> bool {
+        self == Self::LOBBY
+    }
+
+    /// A group id as clients send it: decimal digits; `""` means the lobby.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Some(Self::LOBBY);
+        }
+        if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        trimmed.parse().ok().map(Self)
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConversationId {
+    /// Always `low <= high`.
+    Direct {
+        low: UserId,
+        high: UserId,
+    },
+    Group(GroupId),
+}
+
+impl ConversationId {
+    pub fn direct(a: UserId, b: UserId) -> Self {
+        Self::Direct {
+            low: a.min(b),
+            high: a.max(b),
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        if let Some(rest) = raw.strip_prefix("u:") {
+            let (a, b) = rest.split_once(':')?;
+            let (a, b) = (UserId::parse(a)?, UserId::parse(b)?);
+            // Only the canonical form names a conversation, so ids compare as strings too.
+            if a > b || rest != format!("{a}:{b}") {
+                return None;
+            }
+            return Some(Self::direct(a, b));
+        }
+        let rest = raw.strip_prefix("g:")?;
+        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let id: u64 = rest.parse().ok()?;
+        (rest == id.to_string()).then_some(Self::Group(GroupId(id)))
+    }
+
+    /// For a 1:1 conversation: the other participant (yourself in a note-to-self).
+    pub fn peer_of(&self, user: UserId) -> Option<UserId> {
+        match *self {
+            Self::Direct { low, high } if low == user => Some(high),
+            Self::Direct { low, high } if high == user => Some(low),
+            _ => None,
+        }
+    }
+
+    pub fn group(&self) -> Option<GroupId> {
+        match *self {
+            Self::Group(g) => Some(g),
+            Self::Direct { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Direct { low, high } => write!(f, "u:{low}:{high}"),
+            Self::Group(g) => write!(f, "g:{g}"),
+        }
+    }
+}
+
+/// What a message carries: 1 text, 2 image, 3 voice, 4 video, 5 location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageType(pub i32);
+
+impl MessageType {
+    pub fn parse(raw: i64) -> Option<Self> {
+        (1..=5)
+            .contains(&raw)
+            .then(|| Self(i32::try_from(raw).unwrap_or(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_ids_are_canonical() {
+        let c = ConversationId::direct(UserId(12), UserId(7));
+        assert_eq!(c.to_string(), "u:7:12");
+        assert_eq!(ConversationId::parse("u:7:12"), Some(c));
+        assert_eq!(ConversationId::parse("u:12:7"), None);
+        assert_eq!(ConversationId::parse("u:07:12"), None);
+        assert_eq!(
+            ConversationId::parse("u:5:5").unwrap().peer_of(UserId(5)),
+            Some(UserId(5))
+        );
+        assert_eq!(c.peer_of(UserId(7)), Some(UserId(12)));
+        assert_eq!(c.peer_of(UserId(8)), None);
+    }
+
+    #[test]
+    fn group_ids_parse() {
+        assert_eq!(
+            ConversationId::parse("g:3"),
+            Some(ConversationId::Group(GroupId(3)))
+        );
+        assert_eq!(
+            ConversationId::parse("g:0").unwrap().group(),
+            Some(GroupId::LOBBY)
+        );
+        for bad in ["g:", "g:x", "g:03", "x:1", "u:1", "u:a:b", "", "g:-1"] {
+            assert_eq!(ConversationId::parse(bad), None, "{bad}");
+        }
+        assert_eq!(GroupId::parse(""), Some(GroupId::LOBBY));
+        assert_eq!(GroupId::parse("17"), Some(GroupId(17)));
+        assert_eq!(GroupId::parse("1x"), None);
+    }
+
+    #[test]
+    fn message_types_are_one_to_five() {
+        assert!(MessageType::parse(1).is_some() && MessageType::parse(5).is_some());
+        assert!(MessageType::parse(0).is_none() && MessageType::parse(6).is_none());
+    }
+}

@@ -1,0 +1,274 @@
+//! Who is connected where. Each process keeps a registry of its own sockets; Redis holds a
+//! presence record per connection (refreshed by its process, lapsing by itself when the process
+//! dies) and carries events between processes over pub/sub (see [`relay`]).
+
+pub mod registry;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_redis::Pool;
+use redis::AsyncCommands;
+use secrecy::ExposeSecret;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Settings;
+use crate::domain::UserId;
+use crate::error::AppResult;
+use crate::store::redis::Keys;
+pub use registry::{ConnId, Kick, LocalConn, Registry};
+pub use relay::{Audience, Delivery};
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: String,
+    keys: Keys,
+    redis: Pool,
+    registry: Arc<Registry>,
+    presence_ttl_ms: i64,
+}
+
+/// What a new connection gets from the hub: its id and the receiving ends of its queues.
+pub struct Attached {
+    pub conn_id: ConnId,
+    pub events: mpsc::Receiver<Arc<str>>,
+    pub kicks: mpsc::Receiver<Kick>,
+}
+
+impl Hub {
+    /// Creates the hub and starts its background tasks: the relay listener and the presence
+    /// refresher. Waits (up to the Redis timeout) for the relay to subscribe, so no event
+    /// published to this process after startup is missed.
+    pub async fn start(settings: &Settings, redis: Pool, keys: Keys) -> anyhow::Result<Self> {
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        let registry = Arc::new(Registry::default());
+        let hub = Self {
+            inner: Arc::new(Inner {
+                node_id: node_id.clone(),
+                keys: keys.clone(),
+                redis,
+                registry: registry.clone(),
+                presence_ttl_ms: i64::try_from(settings.ws.presence_ttl_secs * 1000)
+                    .unwrap_or(i64::MAX),
+            }),
+        };
+        let client = redis::Client::open(settings.redis.url.expose_secret())
+            .context("redis.url is not a valid Redis URL")?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(relay::listen(
+            client,
+            vec![keys.node_channel(&node_id), keys.broadcast_channel()],
+            Arc::downgrade(&registry),
+            ready_tx,
+        ));
+        let wait = Duration::from_millis(settings.redis.timeout_ms);
+        if tokio::time::timeout(wait, ready_rx).await.is_err() {
+            tracing::error!("relay not subscribed yet (Redis unreachable?); continuing");
+        }
+        tokio::spawn(refresh_presence(
+            Arc::downgrade(&hub.inner),
+            Duration::from_secs(settings.ws.heartbeat_secs),
+        ));
+        tracing::info!(node_id, "hub started");
+        Ok(hub)
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.inner.registry.connection_count()
+    }
+
+    /// Registers a new socket of `user` here and in the presence records.
+    pub async fn attach(&self, user: UserId, login_id: &str, queue: usize) -> AppResult<Attached> {
+        let conn_id: ConnId = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        let (tx, events) = mpsc::channel(queue);
+        let (kick, kicks) = mpsc::channel(1);
+        self.inner.registry.add(
+            user,
+            LocalConn {
+                conn_id: conn_id.clone(),
+                login_id: Arc::from(login_id),
+                tx,
+                kick,
+            },
+        );
+        if let Err(err) = self.touch(&[(user, conn_id.clone())]).await {
+            self.inner.registry.remove(user, &conn_id);
+            return Err(err);
+        }
+        Ok(Attached {
+            conn_id,
+            events,
+            kicks,
+        })
+    }
+
+    /// Forgets a socket, here at once and in Redis in the background.
+    pub fn detach(&self, user: UserId, conn_id: &ConnId) {
+        self.inner.registry.remove(user, conn_id);
+        let inner = self.inner.clone();
+        let member = presence_member(conn_id, &inner.node_id);
+        tokio::spawn(async move {
+            let result: AppResult<()> = async {
+                let mut conn = inner.redis.get().await?;
+                let _: () = conn.zrem(inner.keys.presence(user.0), member).await?;
+                Ok(())
+            }
+            .await;
+            if let Err(err) = result {
+                // The record lapses by itself after presence_ttl_secs.
+                tracing::warn!(error = %err, "could not remove a presence record");
+            }
+        });
+    }
+
+    /// Publishes events (one Redis round trip for all of them); returns, per delivery, how many
+    /// of its primary users had a live connection.
+    pub async fn deliver(&self, deliveries: &[Delivery]) -> AppResult<Vec<u32>> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let mut invocation = relay::DELIVER.prepare_invoke();
+        invocation
+            .arg(now_ms())
+            .arg(inner.keys.node_channel_prefix())
+            .arg(inner.keys.broadcast_channel())
+            .arg(deliveries.len());
+        for delivery in deliveries {
+            invocation
+                .arg(&*delivery.event)
+                .arg(delivery.skip.as_deref().unwrap_or(""));
+            match &delivery.audience {
+                Audience::Everyone => {
+                    invocation.arg(-1).arg(0);
+                }
+                Audience::Users { users, primary } => {
+                    invocation.arg(users.len()).arg(*primary);
+                    for user in users {
+                        invocation.arg(user.0).key(inner.keys.presence(user.0));
+                    }
+                }
+            }
+        }
+        let mut conn = inner.redis.get().await?;
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Whether the user has a live connection on any process.
+    pub async fn is_online(&self, user: UserId) -> AppResult<bool> {
+        let mut conn = self.inner.redis.get().await?;
+        let live: u64 = conn
+            .zcount(self.inner.keys.presence(user.0), now_ms(), "+inf")
+            .await?;
+        Ok(live > 0)
+    }
+
+    /// Closes the sockets of these logins on every process.
+    pub async fn revoke_logins(&self, login_ids: &[String]) -> AppResult<()> {
+        if login_ids.is_empty() {
+            return Ok(());
+        }
+        self.inner.registry.kick_logins(login_ids, Kick::Revoked);
+        let mut conn = self.inner.redis.get().await?;
+        let _: () = conn
+            .publish(
+                self.inner.keys.broadcast_channel(),
+                relay::revoke_message(login_ids),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Asks every local socket to close (graceful shutdown).
+    pub fn close_all(&self, why: Kick) {
+        self.inner.registry.kick_all(why);
+    }
+
+    /// Refreshes the presence records of these connections.
+    async fn touch(&self, conns: &[(UserId, ConnId)]) -> AppResult<()> {
+        touch(&self.inner, conns).await
+    }
+}
+
+async fn touch(inner: &Inner, conns: &[(UserId, ConnId)]) -> AppResult<()> {
+    if conns.is_empty() {
+        return Ok(());
+    }
+    let expires = now_ms() + inner.presence_ttl_ms;
+    let mut pipe = redis::pipe();
+    for (user, conn_id) in conns {
+        let key = inner.keys.presence(user.0);
+        pipe.zadd(&key, presence_member(conn_id, &inner.node_id), expires)
+            .ignore()
+            .pexpire(&key, inner.presence_ttl_ms)
+            .ignore();
+    }
+    let mut conn = inner.redis.get().await?;
+    pipe.query_async::<()>(&mut conn).await?;
+    Ok(())
+}
+
+/// Every heartbeat: extend the presence of every local socket and close the sockets whose
+/// login is gone (revoked while this process missed the broadcast, or expired).
+async fn refresh_presence(inner: std::sync::Weak<Inner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let snapshot = inner.registry.snapshot();
+        if snapshot.is_empty() {
+            continue;
+        }
+        let conns: Vec<(UserId, ConnId)> =
+            snapshot.iter().map(|(u, c, _)| (*u, c.clone())).collect();
+        if let Err(err) = touch(&inner, &conns).await {
+            tracing::warn!(error = %err, "presence refresh failed");
+            continue;
+        }
+        match missing_logins(&inner, &snapshot).await {
+            Ok(gone) if !gone.is_empty() => inner.registry.kick_logins(&gone, Kick::Revoked),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "login check failed"),
+        }
+    }
+}
+
+async fn missing_logins(
+    inner: &Inner,
+    snapshot: &[(UserId, ConnId, Arc<str>)],
+) -> AppResult<Vec<String>> {
+    let mut logins: Vec<String> = snapshot.iter().map(|(_, _, l)| l.to_string()).collect();
+    logins.sort_unstable();
+    logins.dedup();
+    let mut pipe = redis::pipe();
+    for login in &logins {
+        pipe.exists(inner.keys.login(login));
+    }
+    let mut conn = inner.redis.get().await?;
+    let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+    Ok(logins
+        .into_iter()
+        .zip(exists)
+        .filter(|(_, e)| !e)
+        .map(|(l, _)| l)
+        .collect())
+}
+
+fn presence_member(conn_id: &str, node_id: &str) -> String {
+    format!("{conn_id}@{node_id}")
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,199 @@
+//! Delivery between processes over Redis pub/sub. A send publishes each event once per process
+//! that holds a live connection of a recipient, found in the presence records, all in one atomic
+//! script per batch; the same script answers whether the primary recipients are online.
+//! Each process listens on its own channel and on the broadcast channel.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::Script;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use crate::domain::UserId;
+use crate::hub::registry::{ConnId, Kick, Registry};
+
+/// Who an event is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// These users' live connections; the first `primary` of them are the ones whose
+    /// online state the caller wants to know.
+    Users { users: Vec<UserId>, primary: usize },
+    /// Every live connection of every process (the lobby).
+    Everyone,
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event JSON, as it goes out on the socket.
+    pub event: Arc<str>,
+    pub audience: Audience,
+    /// The connection the event came from, which does not get it back.
+    pub skip: Option<ConnId>,
+}
+
+/// ARGV: now_ms, node channel prefix, broadcast channel, delivery count, then per delivery:
+/// event, skip, n (-1: everyone), primary, and n user ids; KEYS: the n presence keys of each
+/// delivery, in order. Returns, per delivery, how many primary users have a live connection.
+pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        local now = tonumber(ARGV[1])
+        local node_prefix = ARGV[2]
+        local broadcast = ARGV[3]
+        local count = tonumber(ARGV[4])
+        local a = 5
+        local k = 1
+        local result = {}
+        for d = 1, count do
+            local event = ARGV[a]
+            local skip = ARGV[a + 1]
+            local n = tonumber(ARGV[a + 2])
+            local primary = tonumber(ARGV[a + 3])
+            a = a + 4
+            local online = 0
+            if n < 0 then
+                redis.call('PUBLISH', broadcast,
+                    '{"users":"*","skip":"' .. skip .. '","event":' .. event .. '}')
+            else
+                local nodes = {}
+                local order = {}
+                for i = 1, n do
+                    local key = KEYS[k]
+                    local uid = ARGV[a]
+                    k = k + 1
+                    a = a + 1
+                    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+                    local members = redis.call('ZRANGE', key, 0, -1)
+                    if i <= primary and #members > 0 then
+                        online = online + 1
+                    end
+                    for _, member in ipairs(members) do
+                        local at = string.find(member, '@', 1, true)
+                        if at then
+                            local node = string.sub(member, at + 1)
+                            if nodes[node] == nil then
+                                nodes[node] = {}
+                                table.insert(order, node)
+                            end
+                            local list = nodes[node]
+                            if list[#list] ~= uid then
+                                table.insert(list, uid)
+                            end
+                        end
+                    end
+                end
+                for _, node in ipairs(order) do
+                    redis.call('PUBLISH', node_prefix .. node,
+                        '{"users":[' .. table.concat(nodes[node], ',') .. '],"skip":"' .. skip ..
+                        '","event":' .. event .. '}')
+                end
+            end
+            result[d] = online
+        end
+        return result
+        "#,
+    )
+});
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Users {
+    List(Vec<u64>),
+    /// `"*"`: everyone.
+    All(String),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    users: Option<Users>,
+    #[serde(default)]
+    skip: Option<String>,
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(default)]
+    revoke: Option<Vec<String>>,
+}
+
+/// The broadcast message that closes the sockets of revoked logins on every process.
+pub fn revoke_message(login_ids: &[String]) -> String {
+    serde_json::json!({ "revoke": login_ids }).to_string()
+}
+
+/// Hands one pub/sub payload to the local connections.
+pub fn dispatch(registry: &Registry, payload: &str) {
+    let envelope: Envelope<'_> = match serde_json::from_str(payload) {
+        Ok(e) => e,
+        Err(err) => {
+            tracing::warn!(error = %err, "dropping a malformed relay message");
+            return;
+        }
+    };
+    if let Some(logins) = envelope.revoke {
+        registry.kick_logins(&logins, Kick::Revoked);
+    }
+    let Some(event) = envelope.event else { return };
+    let event: Arc<str> = Arc::from(event.get());
+    let skip = envelope.skip.as_deref().filter(|s| !s.is_empty());
+    match envelope.users {
+        Some(Users::List(users)) => registry.dispatch(Some(&users), skip, &event),
+        Some(Users::All(all)) if all == "*" => registry.dispatch(None, skip, &event),
+        Some(Users::All(_)) | None => {}
+    }
+}
+
+/// Listens on `channels` for as long as `registry` lives, reconnecting after any failure.
+/// `ready` fires once the first subscription is in place.
+pub async fn listen(
+    client: redis::Client,
+    channels: Vec<String>,
+    registry: std::sync::Weak<Registry>,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if registry.strong_count() == 0 {
+            return;
+        }
+        match subscribe(&client, &channels).await {
+            Ok(mut pubsub) => {
+                tracing::info!("relay subscribed");
+                backoff = Duration::from_millis(100);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let Some(registry) = registry.upgrade() else {
+                        return;
+                    };
+                    match message.get_payload::<String>() {
+                        Ok(payload) => dispatch(&registry, &payload),
+                        Err(err) => tracing::warn!(error = %err, "unreadable relay message"),
+                    }
+                }
+                tracing::warn!("relay subscription lost; reconnecting");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?backoff, "relay cannot subscribe");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channels: &[String],
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    for channel in channels {
+        pubsub.subscribe(channel).await?;
+    }
+    Ok(pubsub)
+}

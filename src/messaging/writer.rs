@@ -1,0 +1,357 @@
+//! Group commit: sends queue here; one task per process takes whatever is waiting (up to
+//! `messages.batch_max`), draws their seqs in one Redis round trip, writes them with one
+//! unordered `insert_many`, publishes them in one more round trip, and only then answers each
+//! sender. Batches run one after another, so within a process events leave in seq order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use mongodb::Database;
+use mongodb::bson::{self, oid::ObjectId};
+use mongodb::error::ErrorKind;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::{ConversationId, MessageType, UserId};
+use crate::error::{AppError, AppResult};
+use crate::hub::{Audience, ConnId, Delivery, Hub};
+use crate::messaging::event_json;
+use crate::store::mongo::messages::{self, Message, MessageDoc, user_key};
+use crate::store::mongo::reads;
+use crate::store::redis::{Keys, seq};
+
+/// How often one send is retried after its seq collided with a stored one (Redis lost its
+/// counter while the message holding that seq was in flight).
+const SEQ_COLLISION_RETRIES: usize = 3;
+
+/// Direct conversations whose read positions are known to exist; cleared when this large.
+const KNOWN_CONVERSATIONS_MAX: usize = 100_000;
+
+/// A message to store and deliver.
+pub struct Draft {
+    pub conversation: ConversationId,
+    pub from: UserId,
+    pub to: String,
+    pub kind: MessageType,
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    pub audience: Audience,
+    pub skip: Option<ConnId>,
+}
+
+pub enum Outcome {
+    /// Stored now and published; `online` counts the primary recipients that were live.
+    Stored { message: Message, online: u32 },
+    /// The sender already sent this `client_msg_id`: the stored message, nothing new done.
+    Duplicate(Message),
+}
+
+struct Job {
+    draft: Draft,
+    reply: oneshot::Sender<AppResult<Outcome>>,
+}
+
+#[derive(Clone)]
+pub struct MessageWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+struct Backend {
+    redis: deadpool_redis::Pool,
+    mongo: Database,
+    keys: Keys,
+    hub: Hub,
+    batch_max: usize,
+    known: Mutex<HashSet<String>>,
+}
+
+impl MessageWriter {
+    pub fn start(
+        redis: deadpool_redis::Pool,
+        mongo: Database,
+        keys: Keys,
+        hub: Hub,
+        batch_max: usize,
+        queue: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(queue);
+        let backend = Backend {
+            redis,
+            mongo,
+            keys,
+            hub,
+            batch_max,
+            known: Mutex::new(HashSet::new()),
+        };
+        tokio::spawn(run(rx, backend));
+        Self { tx }
+    }
+
+    /// Stores and delivers the draft; returns once it is durable (or was already stored).
+    pub async fn submit(&self, draft: Draft) -> AppResult<Outcome> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { draft, reply })
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("message writer stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("message writer dropped a send")))?
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Job>, backend: Backend) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < backend.batch_max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        backend.process(batch).await;
+    }
+}
+
+enum Slot {
+    Pending,
+    /// Written; answered once published.
+    Stored,
+    Done(AppResult<Outcome>),
+}
+
+impl Backend {
+    #[tracing::instrument(skip_all, fields(batch = jobs.len()))]
+    async fn process(&self, jobs: Vec<Job>) {
+        let mut slots: Vec<Slot> = jobs.iter().map(|_| Slot::Pending).collect();
+        if let Err(err) = self.ensure_read_positions(&jobs).await {
+            return reply_all(jobs, &err);
+        }
+        let mut stored: Vec<(usize, MessageDoc)> = Vec::new();
+        let mut floors: HashMap<String, i64> = HashMap::new();
+        for _ in 0..=SEQ_COLLISION_RETRIES {
+            let pending: Vec<usize> = (0..jobs.len())
+                .filter(|i| matches!(slots[*i], Slot::Pending))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            match self.write(&jobs, &pending, &floors).await {
+                Ok(round) => {
+                    for (i, result) in round {
+                        match result {
+                            Written::Stored(doc) => {
+                                stored.push((i, doc));
+                                slots[i] = Slot::Stored;
+                            }
+                            Written::Duplicate(doc) => {
+                                slots[i] = Slot::Done(Ok(Outcome::Duplicate(Message::from(&doc))));
+                            }
+                            Written::SeqTaken(conversation) => {
+                                let stored_max =
+                                    messages::max_seq(&self.mongo, &conversation).await;
+                                match stored_max {
+                                    Ok(max) => {
+                                        floors.insert(conversation, max);
+                                    }
+                                    Err(err) => slots[i] = Slot::Done(Err(err)),
+                                }
+                            }
+                            Written::Failed(err) => slots[i] = Slot::Done(Err(err)),
+                        }
+                    }
+                }
+                Err(err) => {
+                    for i in pending {
+                        slots[i] = Slot::Done(Err(clone_error(&err)));
+                    }
+                }
+            }
+        }
+        stored.sort_by_key(|(i, _)| *i);
+        let online = self.publish(&jobs, &stored).await;
+        for ((i, doc), online) in stored.iter().zip(online) {
+            slots[*i] = Slot::Done(Ok(Outcome::Stored {
+                message: Message::from(doc),
+                online,
+            }));
+        }
+        for (job, slot) in jobs.into_iter().zip(slots) {
+            let result = match slot {
+                Slot::Done(result) => result,
+                Slot::Stored => Err(AppError::Internal(anyhow::anyhow!("stored but not published"))),
+                Slot::Pending => Err(AppError::Internal(anyhow::anyhow!(
+                    "seq kept colliding after {SEQ_COLLISION_RETRIES} retries"
+                ))),
+            };
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Draws seqs for the pending jobs and inserts them; says what became of each.
+    async fn write(
+        &self,
+        jobs: &[Job],
+        pending: &[usize],
+        floors: &HashMap<String, i64>,
+    ) -> AppResult<Vec<(usize, Written)>> {
+        let conversations: Vec<String> = pending
+            .iter()
+            .map(|i| jobs[*i].draft.conversation.to_string())
+            .collect();
+        let seqs =
+            seq::allocate(&self.redis, &self.mongo, &self.keys, &conversations, floors).await?;
+        let now = bson::DateTime::now();
+        let docs: Vec<MessageDoc> = pending
+            .iter()
+            .zip(conversations)
+            .zip(&seqs)
+            .map(|((i, conversation), seq)| {
+                let draft = &jobs[*i].draft;
+                MessageDoc {
+                    id: ObjectId::new(),
+                    conversation,
+                    seq: *seq,
+                    from: user_key(draft.from),
+                    to: draft.to.clone(),
+                    kind: draft.kind.0,
+                    content: draft.content.clone(),
+                    client_msg_id: draft.client_msg_id.clone(),
+                    created_at: now,
+                    hidden_for: Vec::new(),
+                    recalled_at: None,
+                }
+            })
+            .collect();
+        let failed: HashMap<usize, i32> = match messages::collection(&self.mongo)
+            .insert_many(&docs)
+            .ordered(false)
+            .await
+        {
+            Ok(_) => HashMap::new(),
+            Err(err) => match err.kind.as_ref() {
+                ErrorKind::InsertMany(e) if e.write_concern_error.is_none() => e
+                    .write_errors
+                    .iter()
+                    .flatten()
+                    .map(|w| (w.index, w.code))
+                    .collect(),
+                _ => return Err(err.into()),
+            },
+        };
+        let mut out = Vec::with_capacity(docs.len());
+        for (n, doc) in docs.into_iter().enumerate() {
+            let i = pending[n];
+            let written = match failed.get(&n) {
+                None => Written::Stored(doc),
+                Some(&messages::DUPLICATE_KEY) => self.explain_duplicate(&jobs[i].draft, doc).await,
+                Some(code) => Written::Failed(AppError::Internal(anyhow::anyhow!(
+                    "insert failed with code {code}"
+                ))),
+            };
+            out.push((i, written));
+        }
+        Ok(out)
+    }
+
+    /// A duplicate key is either a retried client_msg_id or a seq already taken.
+    async fn explain_duplicate(&self, draft: &Draft, doc: MessageDoc) -> Written {
+        if let Some(client_msg_id) = &draft.client_msg_id {
+            match messages::find_by_client_id(&self.mongo, draft.from, client_msg_id).await {
+                Ok(Some(existing)) => return Written::Duplicate(existing),
+                Ok(None) => {}
+                Err(err) => return Written::Failed(err),
+            }
+        }
+        Written::SeqTaken(doc.conversation)
+    }
+
+    /// Publishes the stored messages in order; on failure they stay stored and reach their
+    /// recipients through unread/resume, so the senders are told nobody was live.
+    async fn publish(&self, jobs: &[Job], stored: &[(usize, MessageDoc)]) -> Vec<u32> {
+        let deliveries: Vec<Delivery> = stored
+            .iter()
+            .map(|(i, doc)| Delivery {
+                event: event_json("message", &Message::from(doc)),
+                audience: jobs[*i].draft.audience.clone(),
+                skip: jobs[*i].draft.skip.clone(),
+            })
+            .collect();
+        match self.hub.deliver(&deliveries).await {
+            Ok(online) => online,
+            Err(err) => {
+                tracing::error!(error = %err, "stored messages could not be published live");
+                vec![0; stored.len()]
+            }
+        }
+    }
+
+    /// Both people in a direct conversation get a read position (it lists the conversation as
+    /// theirs) before its first message is stored.
+    async fn ensure_read_positions(&self, jobs: &[Job]) -> AppResult<()> {
+        let mut todo: Vec<(UserId, String)> = Vec::new();
+        {
+            let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for job in jobs {
+                let conversation = job.draft.conversation;
+                if let ConversationId::Direct { low, high } = conversation {
+                    let name = conversation.to_string();
+                    if !known.contains(&name) && !todo.iter().any(|(_, c)| *c == name) {
+                        todo.push((low, name.clone()));
+                        if high != low {
+                            todo.push((high, name));
+                        }
+                    }
+                }
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let ensured = futures_util::future::try_join_all(
+            todo.iter()
+                .map(|(user, conversation)| reads::ensure(&self.mongo, *user, conversation, 0)),
+        )
+        .await;
+        ensured?;
+        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() > KNOWN_CONVERSATIONS_MAX {
+            known.clear();
+        }
+        known.extend(todo.into_iter().map(|(_, c)| c));
+        Ok(())
+    }
+}
+
+enum Written {
+    Stored(MessageDoc),
+    Duplicate(MessageDoc),
+    SeqTaken(String),
+    Failed(AppError),
+}
+
+fn reply_all(jobs: Vec<Job>, err: &AppError) {
+    for job in jobs {
+        let _ = job.reply.send(Err(clone_error(err)));
+    }
+}
+
+/// The same failure for every send of a batch (AppError holds non-clonable causes).
+fn clone_error(err: &AppError) -> AppError {
+    match err {
+        AppError::Unavailable(cause) => AppError::Unavailable(anyhow::anyhow!("{cause:#}")),
+        other => AppError::Internal(anyhow::anyhow!("{other}: {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloned_errors_keep_their_kind() {
+        let err = AppError::Unavailable(anyhow::anyhow!("redis down"));
+        assert_eq!(clone_error(&err).code(), "unavailable");
+        let err = AppError::Internal(anyhow::anyhow!("boom"));
+        assert_eq!(clone_error(&err).code(), "internal");
+    }
+}

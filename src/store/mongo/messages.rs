@@ -1,0 +1,245 @@
+//! The `messages` collection. One document per message; `hidden_for` lists the users who deleted
+//! it for themselves and `recalled_at` marks a recall for everyone. Both fields are created at
+//! insert (an empty array, no field) so every filter below uses only forms that behave the same
+//! on MongoDB and on the local wire-compatible server (`$nin` on arrays, `$exists`).
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mongodb::bson::{self, Document, doc, oid::ObjectId};
+use mongodb::options::{FindOptions, IndexOptions};
+use mongodb::{Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::UserId;
+use crate::error::AppResult;
+
+pub const COLLECTION: &str = "messages";
+
+/// Duplicate key: the MongoDB error code for a unique index violation.
+pub const DUPLICATE_KEY: i32 = 11000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageDoc {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub conversation: String,
+    pub seq: i64,
+    pub from: i64,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: i32,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    pub created_at: bson::DateTime,
+    #[serde(default)]
+    pub hidden_for: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalled_at: Option<bson::DateTime>,
+}
+
+/// A message as clients see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub conversation: String,
+    pub seq: i64,
+    pub from: String,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: i32,
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&MessageDoc> for Message {
+    fn from(doc: &MessageDoc) -> Self {
+        Self {
+            id: doc.id.to_hex(),
+            conversation: doc.conversation.clone(),
+            seq: doc.seq,
+            from: doc.from.to_string(),
+            to: doc.to.clone(),
+            kind: doc.kind,
+            content: doc.content.clone(),
+            client_msg_id: doc.client_msg_id.clone(),
+            created_at: DateTime::<Utc>::from_timestamp_millis(doc.created_at.timestamp_millis())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+pub fn collection(db: &Database) -> Collection<MessageDoc> {
+    db.collection(COLLECTION)
+}
+
+pub fn user_key(user: UserId) -> i64 {
+    i64::try_from(user.0).unwrap_or(i64::MAX)
+}
+
+/// Created at startup, idempotently (index metadata is never read back).
+pub async fn ensure_indexes(db: &Database) -> AppResult<()> {
+    let unique = || IndexOptions::builder().unique(true).build();
+    let coll = collection(db);
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! { "conversation": 1, "seq": 1 })
+            .options(unique())
+            .build(),
+    )
+    .await?;
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! { "from": 1, "client_msg_id": 1 })
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .partial_filter_expression(doc! { "client_msg_id": { "$exists": true } })
+                    .build(),
+            )
+            .build(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What `user` may see: not deleted by them, not recalled.
+fn visible_to(user: UserId) -> Document {
+    doc! {
+        "hidden_for": { "$nin": [user_key(user)] },
+        "recalled_at": { "$exists": false },
+    }
+}
+
+fn merged(mut base: Document, extra: Document) -> Document {
+    base.extend(extra);
+    base
+}
+
+pub async fn find_by_id(db: &Database, id: ObjectId) -> AppResult<Option<MessageDoc>> {
+    Ok(collection(db).find_one(doc! { "_id": id }).await?)
+}
+
+pub async fn find_by_client_id(
+    db: &Database,
+    from: UserId,
+    client_msg_id: &str,
+) -> AppResult<Option<MessageDoc>> {
+    Ok(collection(db)
+        .find_one(doc! { "from": user_key(from), "client_msg_id": client_msg_id })
+        .await?)
+}
+
+/// The highest seq stored in a conversation (0 when empty).
+pub async fn max_seq(db: &Database, conversation: &str) -> AppResult<i64> {
+    let newest = collection(db)
+        .find_one(doc! { "conversation": conversation })
+        .sort(doc! { "seq": -1 })
+        .await?;
+    Ok(newest.map_or(0, |m| m.seq))
+}
+
+/// A page of history, newest first as queried; returned ascending, with whether older ones exist.
+pub async fn history(
+    db: &Database,
+    viewer: UserId,
+    conversation: &str,
+    before_seq: Option<i64>,
+    skip: u64,
+    limit: i64,
+) -> AppResult<(Vec<MessageDoc>, bool)> {
+    let mut filter = merged(doc! { "conversation": conversation }, visible_to(viewer));
+    if let Some(before) = before_seq {
+        filter.insert("seq", doc! { "$lt": before });
+    }
+    let options = FindOptions::builder()
+        .sort(doc! { "seq": -1 })
+        .skip(skip)
+        .limit(limit + 1)
+        .build();
+    let mut page: Vec<MessageDoc> = collection(db)
+        .find(filter)
+        .with_options(options)
+        .await?
+        .try_collect()
+        .await?;
+    let has_more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    page.reverse();
+    Ok((page, has_more))
+}
+
+/// Messages after `after_seq`, ascending, at most `limit`, and whether more follow.
+/// `from_others_only` leaves out the viewer's own messages (for unread).
+pub async fn after(
+    db: &Database,
+    viewer: UserId,
+    conversation: &str,
+    after_seq: i64,
+    limit: i64,
+    from_others_only: bool,
+) -> AppResult<(Vec<MessageDoc>, bool)> {
+    let mut filter = merged(
+        doc! { "conversation": conversation, "seq": { "$gt": after_seq } },
+        visible_to(viewer),
+    );
+    if from_others_only {
+        filter.insert("from", doc! { "$nin": [user_key(viewer)] });
+    }
+    let options = FindOptions::builder()
+        .sort(doc! { "seq": 1 })
+        .limit(limit + 1)
+        .build();
+    let mut page: Vec<MessageDoc> = collection(db)
+        .find(filter)
+        .with_options(options)
+        .await?
+        .try_collect()
+        .await?;
+    let has_more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((page, has_more))
+}
+
+/// How many messages from others the viewer has not read.
+pub async fn count_unread(
+    db: &Database,
+    viewer: UserId,
+    conversation: &str,
+    read_seq: i64,
+) -> AppResult<u64> {
+    let filter = merged(
+        doc! {
+            "conversation": conversation,
+            "seq": { "$gt": read_seq },
+            "from": { "$nin": [user_key(viewer)] },
+        },
+        visible_to(viewer),
+    );
+    Ok(collection(db).count_documents(filter).await?)
+}
+
+/// Hides the message from `user` (idempotent).
+pub async fn hide_for(db: &Database, id: ObjectId, user: UserId) -> AppResult<()> {
+    let key = user_key(user);
+    collection(db)
+        .update_one(
+            doc! { "_id": id, "hidden_for": { "$nin": [key] } },
+            doc! { "$push": { "hidden_for": key } },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Recalls the message for everyone: marks it and drops its content.
+pub async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
+    collection(db)
+        .update_one(
+            doc! { "_id": id },
+            doc! { "$set": { "recalled_at": bson::DateTime::now(), "content": "" } },
+        )
+        .await?;
+    Ok(())
+}

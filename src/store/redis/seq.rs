@@ -1,0 +1,135 @@
+//! Per-conversation sequence numbers: a Redis counter per conversation, advanced atomically by a
+//! script so every process draws from one sequence. MongoDB is the truth: a counter that is
+//! missing (Redis flushed or restarted without persistence) is re-seeded from the highest stored
+//! seq before use, and a caller that still collides with a stored seq re-seeds past it.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use deadpool_redis::Pool;
+use deadpool_redis::redis::{AsyncCommands, Script};
+use mongodb::Database;
+
+use crate::error::AppResult;
+use crate::store::mongo::messages;
+use crate::store::redis::Keys;
+
+/// KEYS: one counter per seq wanted (a key may repeat). ARGV: a floor for each key, or "".
+/// A counter below its floor (or missing, with a floor given) is raised to it before INCR.
+/// Returns one seq per key, or -1 where the counter is missing and no floor was given.
+static ALLOCATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local out = {}
+        for i, key in ipairs(KEYS) do
+            local floor = ARGV[i]
+            local current = redis.call('GET', key)
+            if floor ~= nil and floor ~= '' then
+                if current == false or tonumber(current) < tonumber(floor) then
+                    redis.call('SET', key, floor)
+                    current = floor
+                end
+            end
+            if current == false then
+                out[i] = -1
+            else
+                out[i] = redis.call('INCR', key)
+            end
+        end
+        return out
+        ",
+    )
+});
+
+/// One seq for each entry of `conversations` (entries may repeat: they get consecutive seqs).
+/// `floors` forces counters up to at least the given value first (after a collision).
+pub async fn allocate(
+    pool: &Pool,
+    db: &Database,
+    keys: &Keys,
+    conversations: &[String],
+    floors: &HashMap<String, i64>,
+) -> AppResult<Vec<i64>> {
+    let mut conn = pool.get().await?;
+    let mut seqs = invoke(&mut conn, keys, conversations, floors).await?;
+    let missing: Vec<&String> = conversations
+        .iter()
+        .zip(&seqs)
+        .filter(|(_, seq)| **seq < 0)
+        .map(|(c, _)| c)
+        .collect();
+    if missing.is_empty() {
+        return Ok(seqs);
+    }
+    // Counters gone: seed them from what MongoDB holds, then draw again for those entries.
+    let mut seeds = floors.clone();
+    for conversation in missing {
+        if !seeds.contains_key(conversation) {
+            let stored = messages::max_seq(db, conversation).await?;
+            seeds.insert(conversation.clone(), stored);
+        }
+    }
+    let retry: Vec<String> = conversations
+        .iter()
+        .zip(&seqs)
+        .filter(|(_, seq)| **seq < 0)
+        .map(|(c, _)| c.clone())
+        .collect();
+    let drawn = invoke(&mut conn, keys, &retry, &seeds).await?;
+    let mut drawn = drawn.into_iter();
+    for seq in seqs.iter_mut().filter(|s| **s < 0) {
+        *seq = drawn.next().unwrap_or(-1);
+    }
+    Ok(seqs)
+}
+
+async fn invoke(
+    conn: &mut deadpool_redis::Connection,
+    keys: &Keys,
+    conversations: &[String],
+    floors: &HashMap<String, i64>,
+) -> AppResult<Vec<i64>> {
+    let mut invocation = ALLOCATE.prepare_invoke();
+    for conversation in conversations {
+        invocation.key(keys.seq(conversation));
+        invocation.arg(
+            floors
+                .get(conversation)
+                .map_or_else(String::new, i64::to_string),
+        );
+    }
+    Ok(invocation.invoke_async(conn).await?)
+}
+
+/// The last seq handed out in a conversation (from the counter, else from MongoDB).
+pub async fn current(
+    pool: &Pool,
+    db: &Database,
+    keys: &Keys,
+    conversation: &str,
+) -> AppResult<i64> {
+    let mut conn = pool.get().await?;
+    let value: Option<i64> = conn.get(keys.seq(conversation)).await?;
+    match value {
+        Some(v) => Ok(v),
+        None => messages::max_seq(db, conversation).await,
+    }
+}
+
+/// The last seq of several conversations at once (None where the counter is missing).
+pub async fn current_many(
+    pool: &Pool,
+    keys: &Keys,
+    conversations: &[String],
+) -> AppResult<Vec<Option<i64>>> {
+    if conversations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.get().await?;
+    let names: Vec<String> = conversations.iter().map(|c| keys.seq(c)).collect();
+    let values: Vec<Option<i64>> = deadpool_redis::redis::cmd("MGET")
+        .arg(&names)
+        .query_async(&mut conn)
+        .await?;
+    Ok(values)
+}

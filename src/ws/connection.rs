@@ -1,0 +1,162 @@
+//! One task per socket. It selects over: a kick (slow consumer, revoked session, shutdown), the
+//! reply of the op in flight, events queued by the hub, the next frame (read only while no op is
+//! in flight: ops of one connection run in order, which keeps a user's messages in the order
+//! they were typed), and the heartbeat.
+
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use futures_util::future::LocalBoxFuture;
+use tokio::time::{Instant, interval_at};
+
+use crate::error::AppError;
+use crate::hub::{Attached, Kick};
+use crate::ws::ops::{self, OpCtx};
+use crate::ws::protocol::{self, Limits, Reply};
+
+/// How long a close frame may take to go out before the socket is dropped anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+#[tracing::instrument(name = "ws", skip_all, fields(user_id = %ctx.user, conn = %ctx.conn_id))]
+pub async fn run(ctx: OpCtx, mut socket: Session, stream: actix_ws::MessageStream, attached: Attached) {
+    let settings = ctx.state.settings.clone();
+    let max_frame = settings.ws.max_frame_bytes;
+    let mut stream = stream
+        .max_frame_size(max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(max_frame);
+    let limits = Limits {
+        max_content_chars: settings.messages.max_content_chars,
+        history_default_limit: i64::from(settings.messages.history_default_limit),
+        history_max_limit: i64::from(settings.messages.history_max_limit),
+    };
+    let Attached {
+        conn_id,
+        mut events,
+        mut kicks,
+    } = attached;
+    let beat = Duration::from_secs(settings.ws.heartbeat_secs);
+    let timeout = Duration::from_secs(settings.ws.client_timeout_secs);
+    let mut heartbeat = interval_at(Instant::now() + beat, beat);
+    let mut last_heard = Instant::now();
+    let mut inflight: Option<LocalBoxFuture<'static, Reply>> = None;
+    tracing::debug!("connected");
+
+    let close: Option<CloseReason> = loop {
+        tokio::select! {
+            biased;
+            kick = kicks.recv() => break kick.map(kick_reason),
+            reply = next_reply(&mut inflight), if inflight.is_some() => {
+                inflight = None;
+                if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
+                    break stop;
+                }
+            }
+            event = events.recv() => {
+                let Some(event) = event else { break None };
+                if let Err(stop) = write(&mut socket, &mut kicks, event.to_string()).await {
+                    break stop;
+                }
+            }
+            frame = stream.recv(), if inflight.is_none() => {
+                last_heard = Instant::now();
+                match frame {
+                    None => break None,
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        match protocol::parse(&text, &limits) {
+                            Ok(request) => inflight = Some(Box::pin(ops::execute(ctx.clone(), request))),
+                            Err(bad) => {
+                                let reply = Reply::error(bad.op_type, bad.client_msg_id, &bad.error);
+                                if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
+                                    break stop;
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        let error = AppError::BadRequest("binary frames are not supported; send JSON text frames".into());
+                        if let Err(stop) = write(&mut socket, &mut kicks, Reply::error(0, None, &error).to_text()).await {
+                            break stop;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if socket.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(reason))) => {
+                        tracing::debug!(?reason, "client closed");
+                        break Some(CloseReason { code: CloseCode::Normal, description: None });
+                    }
+                    Some(Err(err)) => break Some(protocol_error_reason(&err)),
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > timeout {
+                    break Some(CloseReason { code: CloseCode::Away, description: Some("heartbeat timeout".into()) });
+                }
+                if socket.ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    ctx.state.hub.detach(ctx.user, &conn_id);
+    if let Some(reason) = close {
+        tracing::debug!(code = ?reason.code, "closing");
+        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(Some(reason))).await;
+    }
+}
+
+async fn next_reply(inflight: &mut Option<LocalBoxFuture<'static, Reply>>) -> Reply {
+    match inflight {
+        Some(op) => op.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends a text frame, giving up when a kick arrives meanwhile (a client that does not read
+/// would otherwise hold this task forever). Err carries the close reason, if any.
+async fn write(
+    socket: &mut Session,
+    kicks: &mut tokio::sync::mpsc::Receiver<Kick>,
+    text: String,
+) -> Result<(), Option<CloseReason>> {
+    tokio::select! {
+        sent = socket.text(text) => sent.map_err(|_| None),
+        kick = kicks.recv() => Err(kick.map(kick_reason)),
+    }
+}
+
+fn kick_reason(kick: Kick) -> CloseReason {
+    let (code, text) = match kick {
+        Kick::SlowConsumer => (CloseCode::Again, "too slow to read; reconnect and resume"),
+        Kick::Revoked => (CloseCode::Policy, "session revoked"),
+        Kick::Restart => (CloseCode::Restart, "server restarting; reconnect and resume"),
+    };
+    CloseReason {
+        code,
+        description: Some(text.into()),
+    }
+}
+
+fn protocol_error_reason(err: &ProtocolError) -> CloseReason {
+    let too_big = match err {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        _ => false,
+    };
+    if too_big {
+        CloseReason {
+            code: CloseCode::Size,
+            description: Some("frame too large".into()),
+        }
+    } else {
+        tracing::debug!(error = %err, "protocol error");
+        CloseReason {
+            code: CloseCode::Protocol,
+            description: Some("protocol error".into()),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! op 4: move the caller's read position forward and tell the other participants (receipts).
+
+use serde::Serialize;
+
+use crate::domain::{ConversationId, UserId};
+use crate::error::{AppError, AppResult};
+use crate::hub::{Audience, Delivery};
+use crate::messaging::{audience, check_participant, event_json};
+use crate::store::mongo::{messages, reads};
+use crate::ws::ops::{Done, OpCtx};
+use crate::ws::protocol::ReadTarget;
+
+#[derive(Serialize)]
+struct ReadEvent<'a> {
+    conversation: &'a str,
+    user_id: UserId,
+    seq: i64,
+}
+
+#[derive(Serialize)]
+struct ReadPosition<'a> {
+    conversation: &'a str,
+    seq: i64,
+}
+
+pub async fn run(ctx: &OpCtx, target: ReadTarget) -> AppResult<Done> {
+    let state = &ctx.state;
+    let (conversation, seq) = match target {
+        ReadTarget::Message(id) => {
+            let doc = messages::find_by_id(&state.mongo, id)
+                .await?
+                .ok_or_else(|| AppError::NotFound("no such message".into()))?;
+            let conversation = ConversationId::parse(&doc.conversation)
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored conversation id {}", doc.conversation)))?;
+            // Someone else's message id is not theirs to learn about.
+            check_participant(state, ctx.user, conversation)
+                .await
+                .map_err(|_| AppError::NotFound("no such message".into()))?;
+            (conversation, doc.seq)
+        }
+        ReadTarget::Position { conversation, seq } => {
+            check_participant(state, ctx.user, conversation).await?;
+            (conversation, seq)
+        }
+    };
+    let name = conversation.to_string();
+    let position = reads::advance(&state.mongo, ctx.user, &name, seq).await?;
+    // Receipts go to everyone in the conversation (and the reader's other devices), except
+    // in the lobby, where they would be a broadcast per reader.
+    let audience = audience(state, conversation).await?;
+    if matches!(audience, Audience::Users { .. }) {
+        let delivery = Delivery {
+            event: event_json(
+                "read",
+                &ReadEvent {
+                    conversation: &name,
+                    user_id: ctx.user,
+                    seq: position,
+                },
+            ),
+            audience,
+            skip: Some(ctx.conn_id.clone()),
+        };
+        if let Err(err) = state.hub.deliver(&[delivery]).await {
+            tracing::warn!(error = %err, "read receipt not pushed");
+        }
+    }
+    Done::ok(ReadPosition {
+        conversation: &name,
+        seq: position,
+    })
+}

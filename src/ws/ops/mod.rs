@@ -1,0 +1,83 @@
+//! One file per op. Each takes the parsed op and returns a reply code, message and data, or an
+//! error that becomes the reply's code.
+
+mod delete;
+mod group_send;
+mod history;
+mod mark_read;
+mod resume;
+mod send;
+mod typing;
+mod unread;
+
+use std::borrow::Cow;
+
+use actix_web::web;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::UserId;
+use crate::error::{AppError, AppResult};
+use crate::hub::ConnId;
+use crate::state::AppState;
+use crate::ws::protocol::{CODE_OK, ClientOp, Reply, Request};
+
+/// Who is asking, on which connection.
+#[derive(Clone)]
+pub struct OpCtx {
+    pub state: web::Data<AppState>,
+    pub user: UserId,
+    pub conn_id: ConnId,
+}
+
+pub struct Done {
+    pub code: u32,
+    pub msg: Cow<'static, str>,
+    pub data: Value,
+}
+
+impl Done {
+    pub fn ok(data: impl Serialize) -> AppResult<Self> {
+        Self::with(CODE_OK, "ok", data)
+    }
+
+    pub fn with(code: u32, msg: &'static str, data: impl Serialize) -> AppResult<Self> {
+        let data = serde_json::to_value(data)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("reply data: {e}")))?;
+        Ok(Self {
+            code,
+            msg: msg.into(),
+            data,
+        })
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %ctx.user, op_type = request.op_type))]
+pub async fn execute(ctx: OpCtx, request: Request) -> Reply {
+    let Request {
+        op_type,
+        client_msg_id,
+        op,
+    } = request;
+    let cid = client_msg_id.clone();
+    let result = match op {
+        ClientOp::Send { to, message } => send::run(&ctx, to, message, cid).await,
+        ClientOp::History { target, paging } => history::run(&ctx, target, paging).await,
+        ClientOp::Unread { target } => unread::run(&ctx, target).await,
+        ClientOp::MarkRead(target) => mark_read::run(&ctx, target).await,
+        ClientOp::Delete { id, everyone } => delete::run(&ctx, id, everyone).await,
+        ClientOp::GroupSend { group, message } => group_send::run(&ctx, group, message, cid).await,
+        ClientOp::Resume { since } => resume::run(&ctx, since).await,
+        ClientOp::Typing { target } => typing::run(&ctx, target).await,
+    };
+    match result {
+        Ok(done) => Reply {
+            op_type,
+            code: done.code,
+            msg: done.msg,
+            data: Some(done.data),
+            client_msg_id,
+        },
+        Err(err) => Reply::error(op_type, client_msg_id, &err),
+    }
+}

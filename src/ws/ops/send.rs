@@ -1,0 +1,42 @@
+//! op 1: send to a user. Stored durably first, then pushed; 50004 when the recipient was live.
+
+use crate::domain::{ConversationId, UserId};
+use crate::error::{AppError, AppResult};
+use crate::hub::Audience;
+use crate::messaging::writer::{Draft, Outcome};
+use crate::store::mysql::users;
+use crate::ws::ops::{Done, OpCtx};
+use crate::ws::protocol::{CODE_DELIVERED, CODE_STORED_OFFLINE, Outgoing};
+
+pub async fn run(
+    ctx: &OpCtx,
+    to: UserId,
+    message: Outgoing,
+    client_msg_id: Option<String>,
+) -> AppResult<Done> {
+    let state = &ctx.state;
+    if to != ctx.user && !users::exists(&state.mysql, to).await? {
+        return Err(AppError::NotFound("no such user".into()));
+    }
+    // The recipient first: they are the one whose being online decides 50004 / 50005.
+    let users = if to == ctx.user { vec![to] } else { vec![to, ctx.user] };
+    let draft = Draft {
+        conversation: ConversationId::direct(ctx.user, to),
+        from: ctx.user,
+        to: to.to_string(),
+        kind: message.kind,
+        content: message.content,
+        client_msg_id,
+        audience: Audience::Users { users, primary: 1 },
+        skip: Some(ctx.conn_id.clone()),
+    };
+    let (message, online) = match state.writer.submit(draft).await? {
+        Outcome::Stored { message, online } => (message, online > 0),
+        Outcome::Duplicate(message) => (message, state.hub.is_online(to).await?),
+    };
+    if online {
+        Done::with(CODE_DELIVERED, "delivered", message)
+    } else {
+        Done::with(CODE_STORED_OFFLINE, "stored; recipient offline", message)
+    }
+}

@@ -1,0 +1,43 @@
+//! op 8: an ephemeral typing notice to the other participants. Nothing is stored.
+
+use serde::Serialize;
+
+use crate::domain::UserId;
+use crate::error::AppResult;
+use crate::hub::{Audience, Delivery};
+use crate::messaging::{audience, check_participant, event_json};
+use crate::ws::ops::{Done, OpCtx};
+use crate::ws::protocol::Target;
+
+#[derive(Serialize)]
+struct Typing<'a> {
+    conversation: &'a str,
+    user_id: UserId,
+}
+
+pub async fn run(ctx: &OpCtx, target: Target) -> AppResult<Done> {
+    let state = &ctx.state;
+    let conversation = target.conversation_for(ctx.user);
+    check_participant(state, ctx.user, conversation).await?;
+    let audience = match audience(state, conversation).await? {
+        Audience::Users { mut users, .. } => {
+            users.retain(|u| *u != ctx.user);
+            Audience::Users { users, primary: 0 }
+        }
+        Audience::Everyone => Audience::Everyone,
+    };
+    let name = conversation.to_string();
+    let delivery = Delivery {
+        event: event_json(
+            "typing",
+            &Typing {
+                conversation: &name,
+                user_id: ctx.user,
+            },
+        ),
+        audience,
+        skip: Some(ctx.conn_id.clone()),
+    };
+    state.hub.deliver(&[delivery]).await?;
+    Done::ok(serde_json::json!({ "conversation": name }))
+}

@@ -1,0 +1,497 @@
+//! The frames as types. A text frame becomes a [`Request`] before any logic runs; anything that
+//! does not parse becomes a [`FrameError`] carrying what is needed for the 40000 reply.
+//! See docs/protocol.md for the contract.
+
+use std::borrow::Cow;
+
+use mongodb::bson::oid::ObjectId;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::{ConversationId, GroupId, MessageType, UserId};
+use crate::error::AppError;
+
+/// Longest accepted `client_msg_id`, in characters.
+pub const CLIENT_MSG_ID_MAX_CHARS: usize = 64;
+/// Most conversations one resume may name.
+pub const RESUME_MAX_CONVERSATIONS: usize = 1000;
+
+pub const OP_SEND: i64 = 1;
+pub const OP_HISTORY: i64 = 2;
+pub const OP_UNREAD: i64 = 3;
+pub const OP_MARK_READ: i64 = 4;
+pub const OP_DELETE: i64 = 5;
+pub const OP_GROUP_SEND: i64 = 6;
+pub const OP_RESUME: i64 = 7;
+pub const OP_TYPING: i64 = 8;
+
+pub const CODE_OK: u32 = 200;
+pub const CODE_DELIVERED: u32 = 50004;
+pub const CODE_STORED_OFFLINE: u32 = 50005;
+pub const CODE_BAD_FRAME: u32 = 40000;
+
+/// What a request is about: a peer (1:1) or a conversation id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    User(UserId),
+    Conversation(ConversationId),
+}
+
+impl Target {
+    pub fn conversation_for(self, me: UserId) -> ConversationId {
+        match self {
+            Self::User(peer) => ConversationId::direct(me, peer),
+            Self::Conversation(c) => c,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// Skip the newest `skip` messages, then `limit`.
+    SkipLimit { skip: u64, limit: i64 },
+    /// The newest `limit` below `before_seq` (all when None).
+    Before { before_seq: Option<i64>, limit: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadTarget {
+    Message(ObjectId),
+    Position {
+        conversation: ConversationId,
+        seq: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub kind: MessageType,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOp {
+    Send { to: UserId, message: Outgoing },
+    History { target: Target, paging: Paging },
+    Unread { target: Option<Target> },
+    MarkRead(ReadTarget),
+    Delete { id: ObjectId, everyone: bool },
+    GroupSend { group: GroupId, message: Outgoing },
+    Resume { since: Vec<(ConversationId, i64)> },
+    Typing { target: Target },
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub op_type: i64,
+    pub client_msg_id: Option<String>,
+    pub op: ClientOp,
+}
+
+/// A frame that could not become a request.
+#[derive(Debug)]
+pub struct FrameError {
+    pub op_type: i64,
+    pub client_msg_id: Option<String>,
+    pub error: AppError,
+}
+
+/// The reply every request gets.
+#[derive(Debug, Serialize)]
+pub struct Reply {
+    pub op_type: i64,
+    pub code: u32,
+    pub msg: Cow<'static, str>,
+    pub data: Option<Value>,
+    pub client_msg_id: Option<String>,
+}
+
+impl Reply {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            format!(r#"{{"op_type":{},"code":50000,"msg":"reply not serialisable","data":null,"client_msg_id":null}}"#, self.op_type)
+        })
+    }
+
+    pub fn error(op_type: i64, client_msg_id: Option<String>, error: &AppError) -> Self {
+        Self {
+            op_type,
+            code: error.ws_code(),
+            msg: error.ws_message().into(),
+            data: None,
+            client_msg_id,
+        }
+    }
+}
+
+/// The limits parsing enforces, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_content_chars: usize,
+    pub history_default_limit: i64,
+    pub history_max_limit: i64,
+}
+
+pub fn parse(text: &str, limits: &Limits) -> Result<Request, FrameError> {
+    let bad = |op_type: i64, client_msg_id: Option<String>, error: AppError| FrameError {
+        op_type,
+        client_msg_id,
+        error,
+    };
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| bad(0, None, AppError::InvalidJson(format!("malformed JSON: {e}"))))?;
+    let Value::Object(frame) = value else {
+        return Err(bad(
+            0,
+            None,
+            AppError::InvalidJson("a frame must be a JSON object".into()),
+        ));
+    };
+    // The echo fields first, so every later error can carry them.
+    let raw_client_msg_id = frame
+        .get("client_msg_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let op_type = match frame.get("op_type").and_then(Value::as_i64) {
+        Some(op) => op,
+        None => {
+            return Err(bad(
+                0,
+                raw_client_msg_id,
+                invalid("op_type", "is required and must be an integer"),
+            ));
+        }
+    };
+    let fields = Fields(&frame);
+    let parsed = fields
+        .client_msg_id()
+        .and_then(|client_msg_id| parse_op(op_type, &fields, limits).map(|op| (client_msg_id, op)));
+    match parsed {
+        Ok((client_msg_id, op)) => Ok(Request {
+            op_type,
+            client_msg_id,
+            op,
+        }),
+        Err(error) => Err(bad(op_type, raw_client_msg_id, error)),
+    }
+}
+
+fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, AppError> {
+    Ok(match op_type {
+        OP_SEND => ClientOp::Send {
+            to: f.user_id("to")?.ok_or_else(|| invalid("to", "is required"))?,
+            message: f.outgoing(limits)?,
+        },
+        OP_HISTORY => ClientOp::History {
+            target: f.target()?.ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
+            paging: f.paging(limits)?,
+        },
+        OP_UNREAD => ClientOp::Unread {
+            target: f.target()?,
+        },
+        OP_MARK_READ => ClientOp::MarkRead(f.read_target()?),
+        OP_DELETE => ClientOp::Delete {
+            id: f.message_id()?,
+            everyone: match f.string("scope")? {
+                None | Some("me") => false,
+                Some("all") => true,
+                Some(_) => return Err(invalid("scope", "must be \"me\" or \"all\"")),
+            },
+        },
+        OP_GROUP_SEND => ClientOp::GroupSend {
+            group: f.group_id("to")?,
+            message: f.outgoing(limits)?,
+        },
+        OP_RESUME => ClientOp::Resume { since: f.since()? },
+        OP_TYPING => ClientOp::Typing {
+            target: f.target()?.ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
+        },
+        other => {
+            return Err(AppError::BadRequest(
+                format!("unknown op_type {other}").into(),
+            ));
+        }
+    })
+}
+
+fn invalid(field: &'static str, message: impl Into<Cow<'static, str>>) -> AppError {
+    AppError::validation(field, message)
+}
+
+/// Typed access to the fields of one frame.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, name: &'static str) -> Result<Option<&str>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(invalid(name, "must be a string")),
+        }
+    }
+
+    fn integer(&self, name: &'static str) -> Result<Option<i64>, AppError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| invalid(name, "must be an integer")),
+        }
+    }
+
+    /// A user id as a string or a positive JSON integer.
+    fn user_id(&self, name: &'static str) -> Result<Option<UserId>, AppError> {
+        let parsed = match self.get(name) {
+            None => return Ok(None),
+            Some(Value::String(s)) => UserId::parse(s),
+            Some(Value::Number(n)) => n.as_u64().filter(|n| *n > 0).map(UserId),
+            Some(_) => None,
+        };
+        parsed
+            .map(Some)
+            .ok_or_else(|| invalid(name, "must be a user id"))
+    }
+
+    /// A group id; a missing or empty `to` is the lobby.
+    fn group_id(&self, name: &'static str) -> Result<GroupId, AppError> {
+        let parsed = match self.get(name) {
+            None => Some(GroupId::LOBBY),
+            Some(Value::String(s)) => GroupId::parse(s),
+            Some(Value::Number(n)) => n.as_u64().map(GroupId),
+            Some(_) => None,
+        };
+        parsed.ok_or_else(|| invalid(name, "must be a group id"))
+    }
+
+    fn conversation(&self) -> Result<Option<ConversationId>, AppError> {
+        match self.string("conversation")? {
+            None => Ok(None),
+            Some(raw) => ConversationId::parse(raw)
+                .map(Some)
+                .ok_or_else(|| invalid("conversation", "must be u:<a>:<b> or g:<group id>")),
+        }
+    }
+
+    /// `conversation` when given, else `to` as a peer.
+    fn target(&self) -> Result<Option<Target>, AppError> {
+        if let Some(c) = self.conversation()? {
+            return Ok(Some(Target::Conversation(c)));
+        }
+        Ok(self.user_id("to")?.map(Target::User))
+    }
+
+    fn client_msg_id(&self) -> Result<Option<String>, AppError> {
+        match self.string("client_msg_id")? {
+            None => Ok(None),
+            Some(id) => {
+                let chars = id.chars().count();
+                if chars == 0 || chars > CLIENT_MSG_ID_MAX_CHARS || id.chars().any(char::is_control) {
+                    Err(invalid(
+                        "client_msg_id",
+                        format!("must be 1 to {CLIENT_MSG_ID_MAX_CHARS} printable characters"),
+                    ))
+                } else {
+                    Ok(Some(id.to_owned()))
+                }
+            }
+        }
+    }
+
+    fn outgoing(&self, limits: &Limits) -> Result<Outgoing, AppError> {
+        let kind = self
+            .integer("type")?
+            .map_or(Some(MessageType(1)), MessageType::parse)
+            .ok_or_else(|| invalid("type", "must be 1 (text), 2 (image), 3 (voice), 4 (video) or 5 (location)"))?;
+        let content = self
+            .string("content")?
+            .ok_or_else(|| invalid("content", "is required"))?;
+        if content.trim().is_empty() {
+            return Err(invalid("content", "must not be empty"));
+        }
+        if content.chars().count() > limits.max_content_chars {
+            return Err(AppError::ContentTooLong {
+                max: limits.max_content_chars,
+            });
+        }
+        Ok(Outgoing {
+            kind,
+            content: content.to_owned(),
+        })
+    }
+
+    fn limit(&self, limits: &Limits) -> Result<i64, AppError> {
+        match self.integer("limit")? {
+            None => Ok(limits.history_default_limit),
+            Some(n) if n >= 1 => Ok(n.min(limits.history_max_limit)),
+            Some(_) => Err(invalid("limit", "must be at least 1")),
+        }
+    }
+
+    fn paging(&self, limits: &Limits) -> Result<Paging, AppError> {
+        if let Some(content) = self.string("content")? {
+            let parsed = content
+                .split_once('-')
+                .and_then(|(skip, limit)| Some((skip.parse::<u64>().ok()?, limit.parse::<i64>().ok()?)));
+            return match parsed {
+                Some((skip, limit)) if limit >= 1 => Ok(Paging::SkipLimit {
+                    skip,
+                    limit: limit.min(limits.history_max_limit),
+                }),
+                _ => Err(invalid(
+                    "content",
+                    "must be \"<skip>-<limit>\" with a limit of at least 1",
+                )),
+            };
+        }
+        let before_seq = match self.integer("before_seq")? {
+            None => None,
+            Some(n) if n >= 1 => Some(n),
+            Some(_) => return Err(invalid("before_seq", "must be at least 1")),
+        };
+        Ok(Paging::Before {
+            before_seq,
+            limit: self.limit(limits)?,
+        })
+    }
+
+    fn message_id(&self) -> Result<ObjectId, AppError> {
+        let raw = self
+            .string("content")?
+            .ok_or_else(|| invalid("content", "the message id is required"))?;
+        ObjectId::parse_str(raw).map_err(|_| invalid("content", "must be a message id"))
+    }
+
+    fn read_target(&self) -> Result<ReadTarget, AppError> {
+        if let Some(conversation) = self.conversation()? {
+            let seq = self
+                .integer("seq")?
+                .ok_or_else(|| invalid("seq", "is required with `conversation`"))?;
+            if seq < 0 {
+                return Err(invalid("seq", "must not be negative"));
+            }
+            return Ok(ReadTarget::Position { conversation, seq });
+        }
+        Ok(ReadTarget::Message(self.message_id()?))
+    }
+
+    fn since(&self) -> Result<Vec<(ConversationId, i64)>, AppError> {
+        let map = match self.get("since") {
+            None => return Ok(Vec::new()),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(invalid("since", "must be an object of conversation → seq")),
+        };
+        if map.len() > RESUME_MAX_CONVERSATIONS {
+            return Err(invalid(
+                "since",
+                format!("names more than {RESUME_MAX_CONVERSATIONS} conversations"),
+            ));
+        }
+        map.iter()
+            .map(|(conversation, seq)| {
+                let conversation = ConversationId::parse(conversation)
+                    .ok_or_else(|| invalid("since", format!("`{conversation}` is not a conversation id")))?;
+                let seq = seq
+                    .as_i64()
+                    .filter(|s| *s >= 0)
+                    .ok_or_else(|| invalid("since", "seqs must be integers of at least 0"))?;
+                Ok((conversation, seq))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_content_chars: 10,
+        history_default_limit: 20,
+        history_max_limit: 100,
+    };
+
+    fn op(text: &str) -> ClientOp {
+        parse(text, &LIMITS).unwrap().op
+    }
+
+    fn err(text: &str) -> FrameError {
+        parse(text, &LIMITS).unwrap_err()
+    }
+
+    #[test]
+    fn send_takes_string_or_number_ids_and_ignores_from() {
+        let expected = ClientOp::Send {
+            to: UserId(7),
+            message: Outgoing { kind: MessageType(1), content: "hi".into() },
+        };
+        assert_eq!(op(r#"{"op_type":1,"to":"7","type":1,"content":"hi","from":"99"}"#), expected);
+        assert_eq!(op(r#"{"op_type":1,"to":7,"content":"hi"}"#), expected);
+    }
+
+    #[test]
+    fn bad_frames_keep_what_can_be_echoed() {
+        let e = err(r#"{"op_type":1,"to":"x","content":"hi","client_msg_id":"c1"}"#);
+        assert_eq!((e.op_type, e.client_msg_id.as_deref(), e.error.ws_code()), (1, Some("c1"), 40000));
+        let e = err("not json");
+        assert_eq!((e.op_type, e.error.ws_code()), (0, 40000));
+        assert_eq!(err("[1]").error.ws_code(), 40000);
+        assert_eq!(err(r#"{"op_type":99}"#).op_type, 99);
+        assert_eq!(err(r#"{"op_type":"1"}"#).op_type, 0);
+    }
+
+    #[test]
+    fn content_rules() {
+        assert_eq!(err(r#"{"op_type":1,"to":"7","content":"12345678901"}"#).error.ws_code(), 40013);
+        assert_eq!(err(r#"{"op_type":1,"to":"7","content":"  "}"#).error.ws_code(), 40000);
+        assert_eq!(err(r#"{"op_type":1,"to":"7","content":"x","type":6}"#).error.ws_code(), 40000);
+        assert_eq!(err(r#"{"op_type":1,"to":"7","content":5}"#).error.ws_code(), 40000);
+    }
+
+    #[test]
+    fn paging_forms() {
+        assert_eq!(
+            op(r#"{"op_type":2,"to":"7","content":"5-10"}"#),
+            ClientOp::History { target: Target::User(UserId(7)), paging: Paging::SkipLimit { skip: 5, limit: 10 } }
+        );
+        assert_eq!(
+            op(r#"{"op_type":2,"conversation":"g:3","before_seq":9,"limit":500}"#),
+            ClientOp::History {
+                target: Target::Conversation(ConversationId::Group(GroupId(3))),
+                paging: Paging::Before { before_seq: Some(9), limit: 100 }
+            }
+        );
+        for bad in [
+            r#"{"op_type":2,"to":"7","limit":0}"#,
+            r#"{"op_type":2,"to":"7","limit":-3}"#,
+            r#"{"op_type":2,"to":"7","content":"a-b"}"#,
+            r#"{"op_type":2,"to":"7","content":"1-0"}"#,
+            r#"{"op_type":2}"#,
+        ] {
+            assert_eq!(err(bad).error.ws_code(), 40000, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lobby_and_groups() {
+        let lobby = |t: &str| match op(t) {
+            ClientOp::GroupSend { group, .. } => group,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(lobby(r#"{"op_type":6,"to":"","content":"x"}"#), GroupId::LOBBY);
+        assert_eq!(lobby(r#"{"op_type":6,"to":"4","content":"x"}"#), GroupId(4));
+        assert_eq!(err(r#"{"op_type":6,"to":"four","content":"x"}"#).error.ws_code(), 40000);
+    }
+
+    #[test]
+    fn resume_since() {
+        let ClientOp::Resume { since } = op(r#"{"op_type":7,"since":{"u:1:2":4}}"#) else { panic!() };
+        assert_eq!(since, vec![(ConversationId::direct(UserId(1), UserId(2)), 4)]);
+        assert_eq!(err(r#"{"op_type":7,"since":{"x":4}}"#).error.ws_code(), 40000);
+        assert_eq!(err(r#"{"op_type":7,"since":{"u:1:2":-1}}"#).error.ws_code(), 40000);
+    }
+}
