@@ -11,7 +11,11 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_FILE: &str = "conf/config.toml";
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["server.allowed_origins"];
+const LIST_KEYS: &[&str] = &[
+    "server.allowed_origins",
+    "antispam.exempt_user_ids",
+    "antispam.mute_steps_secs",
+];
 
 /// Smallest session secret accepted: the cookie key derivation needs 64 bytes.
 pub const MIN_SESSION_SECRET_BYTES: usize = 64;
@@ -46,6 +50,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ws: WsSettings,
     pub messages: MessageSettings,
+    pub antispam: AntispamSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -141,6 +146,26 @@ pub struct MessageSettings {
     pub write_queue: usize,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct AntispamSettings {
+    pub unanswered_limit: u64,
+    pub unanswered_window_secs: u64,
+    pub unanswered_block_secs: u64,
+    pub rate_limit: u64,
+    pub rate_window_secs: u64,
+    pub duplicate_limit: u64,
+    pub duplicate_window_secs: u64,
+    pub group_rate_limit: u64,
+    pub group_rate_window_secs: u64,
+    pub mute_steps_secs: Vec<u64>,
+    pub strike_window_secs: u64,
+    pub local_per_sec: u32,
+    pub local_burst: u32,
+    pub local_close_after: u32,
+    pub exempt_user_ids: Vec<u64>,
+    pub retry_memory_secs: u64,
+}
+
 impl Settings {
     /// Reads the file named by `CHAT_CONFIG` (default `conf/config.toml`) and the environment.
     pub fn load() -> Result<Self, ConfigError> {
@@ -157,14 +182,25 @@ impl Settings {
         for file in files {
             builder = builder.add_source(config::File::from(*file).required(true));
         }
-        let mut env = config::Environment::with_prefix("CHAT")
+        let env = config::Environment::with_prefix("CHAT")
             .prefix_separator("__")
-            .separator("__")
-            .list_separator(",");
+            .separator("__");
+        builder = builder.add_source(env);
+        // Lists come from the environment comma-separated. Split them here: the config crate
+        // only splits when it also guesses types, which would turn a numeric secret into a float.
         for key in LIST_KEYS {
-            env = env.with_list_parse_key(key);
+            let var = format!("CHAT__{}", key.replace('.', "__").to_uppercase());
+            if let Ok(raw) = std::env::var(&var) {
+                let items: Vec<String> = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                builder = builder.set_override(*key, items)?;
+            }
         }
-        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()
     }
 
@@ -254,6 +290,7 @@ impl Settings {
         }
         self.validate_ws()?;
         self.validate_messages()?;
+        self.validate_antispam()?;
         Ok(self)
     }
 
@@ -308,6 +345,42 @@ impl Settings {
         }
         if m.write_queue == 0 {
             return Err(invalid("messages.write_queue", "must be positive"));
+        }
+        Ok(())
+    }
+
+    fn validate_antispam(&self) -> Result<(), ConfigError> {
+        let a = &self.antispam;
+        let positive: [(&'static str, u64); 12] = [
+            ("antispam.unanswered_limit", a.unanswered_limit),
+            ("antispam.unanswered_window_secs", a.unanswered_window_secs),
+            ("antispam.unanswered_block_secs", a.unanswered_block_secs),
+            ("antispam.rate_limit", a.rate_limit),
+            ("antispam.rate_window_secs", a.rate_window_secs),
+            ("antispam.duplicate_limit", a.duplicate_limit),
+            ("antispam.duplicate_window_secs", a.duplicate_window_secs),
+            ("antispam.group_rate_limit", a.group_rate_limit),
+            ("antispam.group_rate_window_secs", a.group_rate_window_secs),
+            ("antispam.strike_window_secs", a.strike_window_secs),
+            ("antispam.local_close_after", u64::from(a.local_close_after)),
+            ("antispam.retry_memory_secs", a.retry_memory_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if a.mute_steps_secs.is_empty() || a.mute_steps_secs.contains(&0) {
+            return Err(invalid(
+                "antispam.mute_steps_secs",
+                "must be a non-empty list of positive durations",
+            ));
+        }
+        if a.local_per_sec == 0 {
+            return Err(invalid("antispam.local_per_sec", "must be positive"));
+        }
+        if a.local_burst == 0 {
+            return Err(invalid("antispam.local_burst", "must be positive"));
         }
         Ok(())
     }

@@ -47,6 +47,13 @@ pub enum AppError {
     /// Message content over `messages.max_content_chars`.
     #[error("content is longer than {max} characters")]
     ContentTooLong { max: usize },
+    /// Refused by an anti-spam rule; nothing was stored.
+    #[error("refused by anti-spam rule `{rule}`, retry in {retry_after_secs} s")]
+    Throttled { rule: String, retry_after_secs: u64 },
+    /// The anti-spam counters cannot be reached: sends are refused rather than let through
+    /// unchecked. Logged once per outage by the anti-spam module, not per message.
+    #[error("anti-spam checks are unavailable; nothing was stored, retry")]
+    AntispamUnavailable,
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("request body is larger than {limit} bytes")]
@@ -102,6 +109,8 @@ impl AppError {
             Self::Conflict { .. } => "conflict",
             Self::ContentTooLong { .. } => "content_too_long",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Throttled { .. } => "throttled",
+            Self::AntispamUnavailable => "unavailable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
@@ -122,8 +131,22 @@ impl AppError {
             Self::Unauthorized | Self::InvalidCredentials | Self::Forbidden { .. } => 40003,
             Self::NotFound(_) => 40004,
             Self::ContentTooLong { .. } => 40013,
-            Self::RateLimited { .. } => 50006,
-            Self::Unavailable(_) | Self::Internal(_) => 50000,
+            Self::RateLimited { .. } | Self::Throttled { .. } => 50006,
+            Self::Unavailable(_) | Self::Internal(_) | Self::AntispamUnavailable => 50000,
+        }
+    }
+
+    /// The `data` of a WebSocket error reply: the rule and wait of an anti-spam refusal.
+    pub fn ws_data(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::Throttled {
+                rule,
+                retry_after_secs,
+            } => Some(serde_json::json!({ "rule": rule, "retry_after": retry_after_secs })),
+            Self::RateLimited { retry_after_secs } => {
+                Some(serde_json::json!({ "rule": "local", "retry_after": retry_after_secs }))
+            }
+            _ => None,
         }
     }
 
@@ -181,7 +204,8 @@ impl ResponseError for AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AntispamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -208,7 +232,10 @@ impl ResponseError for AppError {
             _ => None,
         };
         let retry_after = match self {
-            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::RateLimited { retry_after_secs }
+            | Self::Throttled {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());

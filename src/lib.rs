@@ -9,12 +9,14 @@
 //!
 //! [`config`] and [`telemetry`] are read and set up once, at startup.
 
+pub mod antispam;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
-pub mod messaging;
 pub mod hub;
+pub mod messaging;
+pub mod metrics;
 pub mod session;
 pub mod startup;
 pub mod state;

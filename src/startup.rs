@@ -11,11 +11,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::antispam::Antispam;
 use crate::config::{ConfigError, Settings};
 use crate::http;
 use crate::http::ip_limit::IpLimiter;
 use crate::hub::{Hub, Kick};
 use crate::messaging::writer::MessageWriter;
+use crate::metrics::Metrics;
 use crate::session;
 use crate::state::AppState;
 use crate::store;
@@ -62,6 +64,13 @@ impl Application {
                 .await
                 .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
         let app_hub = hub.clone();
+        let metrics = Arc::new(Metrics::default());
+        let antispam = Antispam::new(
+            settings.antispam.clone(),
+            redis.clone(),
+            keys.clone(),
+            metrics.clone(),
+        );
         let state = AppState {
             login_limiter: IpLimiter::per_minute(non_zero(
                 settings.auth.login_per_ip_per_minute,
@@ -78,6 +87,8 @@ impl Application {
             keys,
             hub,
             writer,
+            antispam,
+            metrics,
             dummy_password_hash: dummy_password_hash.into(),
         };
 
@@ -126,7 +137,9 @@ fn spawn_index_setup(mongo: mongodb::Database) {
         loop {
             match store::mongo::ensure_indexes(&mongo).await {
                 Ok(()) => return,
-                Err(err) => tracing::error!(error = %err, retry_in = ?delay, "creating MongoDB indexes failed"),
+                Err(err) => {
+                    tracing::error!(error = %err, retry_in = ?delay, "creating MongoDB indexes failed")
+                }
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_secs(30));

@@ -7,10 +7,12 @@ use deadpool_redis::Pool as RedisPool;
 use mongodb::Database;
 use sqlx::MySqlPool;
 
+use crate::antispam::Antispam;
 use crate::config::Settings;
 use crate::http::ip_limit::IpLimiter;
 use crate::hub::Hub;
 use crate::messaging::writer::MessageWriter;
+use crate::metrics::Metrics;
 use crate::store::redis::Keys;
 
 #[derive(Clone)]
@@ -22,6 +24,8 @@ pub struct AppState {
     pub keys: Keys,
     pub hub: Hub,
     pub writer: MessageWriter,
+    pub antispam: Antispam,
+    pub metrics: Arc<Metrics>,
     pub login_limiter: IpLimiter,
     pub register_limiter: IpLimiter,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user

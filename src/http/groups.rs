@@ -112,7 +112,9 @@ async fn leave(
         });
     }
     if !groups::remove_member(&state.mysql, group_id, session.user_id).await? {
-        return Err(AppError::NotFound("you are not a member of this group".into()));
+        return Err(AppError::NotFound(
+            "you are not a member of this group".into(),
+        ));
     }
     reads::remove(
         &state.mongo,
@@ -120,5 +122,6 @@ async fn leave(
         &ConversationId::Group(group_id).to_string(),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "group_id": group_id.to_string(), "left": true })))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "group_id": group_id.to_string(), "left": true })))
 }

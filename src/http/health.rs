@@ -1,4 +1,5 @@
-//! Liveness (`/ping`) and readiness (`/health`: every backend answers within the timeout).
+//! Liveness (`/ping`), readiness (`/health`: every backend answers within the timeout) and
+//! `/metrics`.
 
 use std::time::Duration;
 
@@ -10,11 +11,19 @@ use crate::store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/ping").route(web::get().to(ping)))
-        .service(web::resource("/health").route(web::get().to(health)));
+        .service(web::resource("/health").route(web::get().to(health)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
 async fn ping() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Prometheus text format: messages sent, refusals per anti-spam rule, live connections.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(state.hub.connection_count()))
 }
 
 #[derive(Serialize)]

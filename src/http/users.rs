@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/user/register").route(web::post().to(register)))
         .service(web::resource("/user/login").route(web::post().to(login)))
         .service(web::resource("/user/me").route(web::get().to(me)))
+        .service(web::resource("/user/me/limits").route(web::get().to(limits)))
         .service(web::resource("/user/set_password").route(web::post().to(set_password)))
         .service(web::resource("/user/logout").route(web::post().to(logout)));
 }
@@ -104,6 +105,13 @@ async fn me(session: CurrentSession, state: web::Data<AppState>) -> AppResult<Ht
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
 }
 
+/// The caller's anti-spam standing.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+async fn limits(session: CurrentSession, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let standing = state.antispam.standing(session.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "limits": standing })))
+}
+
 #[derive(Deserialize)]
 struct SetPasswordBody {
     old_password: String,
@@ -139,6 +147,7 @@ async fn set_password(
         &session.login_id,
     )
     .await?;
+    state.hub.revoke_logins(&revoked).await?;
     tracing::info!(
         revoked = revoked.len(),
         "password changed, other sessions revoked"

@@ -57,14 +57,21 @@ pub async fn check_member(state: &AppState, user: UserId, group: GroupId) -> App
 }
 
 fn not_participant() -> AppError {
-    AppError::forbidden("forbidden", "you are not a participant of this conversation")
+    AppError::forbidden(
+        "forbidden",
+        "you are not a participant of this conversation",
+    )
 }
 
 /// Everyone to push a conversation's events to (the lobby: everybody).
 pub async fn audience(state: &AppState, conversation: ConversationId) -> AppResult<Audience> {
     match conversation {
         ConversationId::Direct { low, high } => {
-            let users = if low == high { vec![low] } else { vec![low, high] };
+            let users = if low == high {
+                vec![low]
+            } else {
+                vec![low, high]
+            };
             Ok(Audience::Users { users, primary: 0 })
         }
         ConversationId::Group(group) if group.is_lobby() => Ok(Audience::Everyone),

@@ -178,7 +178,9 @@ impl Backend {
         for (job, slot) in jobs.into_iter().zip(slots) {
             let result = match slot {
                 Slot::Done(result) => result,
-                Slot::Stored => Err(AppError::Internal(anyhow::anyhow!("stored but not published"))),
+                Slot::Stored => Err(AppError::Internal(anyhow::anyhow!(
+                    "stored but not published"
+                ))),
                 Slot::Pending => Err(AppError::Internal(anyhow::anyhow!(
                     "seq kept colliding after {SEQ_COLLISION_RETRIES} retries"
                 ))),
@@ -290,7 +292,10 @@ impl Backend {
     async fn ensure_read_positions(&self, jobs: &[Job]) -> AppResult<()> {
         let mut todo: Vec<(UserId, String)> = Vec::new();
         {
-            let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let known = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for job in jobs {
                 let conversation = job.draft.conversation;
                 if let ConversationId::Direct { low, high } = conversation {
@@ -313,7 +318,10 @@ impl Backend {
         )
         .await;
         ensured?;
-        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if known.len() > KNOWN_CONVERSATIONS_MAX {
             known.clear();
         }

@@ -9,6 +9,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session
 use futures_util::future::LocalBoxFuture;
 use tokio::time::{Instant, interval_at};
 
+use crate::antispam::local::{LocalLimiter, Verdict};
 use crate::error::AppError;
 use crate::hub::{Attached, Kick};
 use crate::ws::ops::{self, OpCtx};
@@ -18,7 +19,12 @@ use crate::ws::protocol::{self, Limits, Reply};
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 #[tracing::instrument(name = "ws", skip_all, fields(user_id = %ctx.user, conn = %ctx.conn_id))]
-pub async fn run(ctx: OpCtx, mut socket: Session, stream: actix_ws::MessageStream, attached: Attached) {
+pub async fn run(
+    ctx: OpCtx,
+    mut socket: Session,
+    stream: actix_ws::MessageStream,
+    attached: Attached,
+) {
     let settings = ctx.state.settings.clone();
     let max_frame = settings.ws.max_frame_bytes;
     let mut stream = stream
@@ -40,6 +46,7 @@ pub async fn run(ctx: OpCtx, mut socket: Session, stream: actix_ws::MessageStrea
     let mut heartbeat = interval_at(Instant::now() + beat, beat);
     let mut last_heard = Instant::now();
     let mut inflight: Option<LocalBoxFuture<'static, Reply>> = None;
+    let mut local_limit = LocalLimiter::new(&settings.antispam);
     tracing::debug!("connected");
 
     let close: Option<CloseReason> = loop {
@@ -63,18 +70,35 @@ pub async fn run(ctx: OpCtx, mut socket: Session, stream: actix_ws::MessageStrea
                 match frame {
                     None => break None,
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        match protocol::parse(&text, &limits) {
-                            Ok(request) => inflight = Some(Box::pin(ops::execute(ctx.clone(), request))),
-                            Err(bad) => {
-                                let reply = Reply::error(bad.op_type, bad.client_msg_id, &bad.error);
-                                if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
-                                    break stop;
-                                }
+                        let parsed = protocol::parse(&text, &limits);
+                        let (op_type, client_msg_id) = match &parsed {
+                            Ok(r) => (r.op_type, r.client_msg_id.clone()),
+                            Err(bad) => (bad.op_type, bad.client_msg_id.clone()),
+                        };
+                        // The local first line comes before any backend work.
+                        let reply = match (local_limit.check(), parsed) {
+                            (Verdict::Close, _) => break Some(abuse_reason()),
+                            (Verdict::Refuse { retry_after_secs }, _) => {
+                                ctx.state.metrics.refused("local");
+                                let error = AppError::Throttled { rule: "local".into(), retry_after_secs };
+                                Reply::error(op_type, client_msg_id, &error)
                             }
+                            (Verdict::Pass, Ok(request)) => {
+                                inflight = Some(Box::pin(ops::execute(ctx.clone(), request)));
+                                continue;
+                            }
+                            (Verdict::Pass, Err(bad)) => Reply::error(bad.op_type, bad.client_msg_id, &bad.error),
+                        };
+                        if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
+                            break stop;
                         }
                     }
                     Some(Ok(AggregatedMessage::Binary(_))) => {
-                        let error = AppError::BadRequest("binary frames are not supported; send JSON text frames".into());
+                        let error = match local_limit.check() {
+                            Verdict::Close => break Some(abuse_reason()),
+                            Verdict::Refuse { retry_after_secs } => AppError::Throttled { rule: "local".into(), retry_after_secs },
+                            Verdict::Pass => AppError::BadRequest("binary frames are not supported; send JSON text frames".into()),
+                        };
                         if let Err(stop) = write(&mut socket, &mut kicks, Reply::error(0, None, &error).to_text()).await {
                             break stop;
                         }
@@ -129,11 +153,22 @@ async fn write(
     }
 }
 
+/// Too many frames refused in a row by the local limiter.
+fn abuse_reason() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Policy,
+        description: Some("too many requests".into()),
+    }
+}
+
 fn kick_reason(kick: Kick) -> CloseReason {
     let (code, text) = match kick {
         Kick::SlowConsumer => (CloseCode::Again, "too slow to read; reconnect and resume"),
         Kick::Revoked => (CloseCode::Policy, "session revoked"),
-        Kick::Restart => (CloseCode::Restart, "server restarting; reconnect and resume"),
+        Kick::Restart => (
+            CloseCode::Restart,
+            "server restarting; reconnect and resume",
+        ),
     };
     CloseReason {
         code,

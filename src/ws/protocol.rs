@@ -118,7 +118,7 @@ impl Reply {
             op_type,
             code: error.ws_code(),
             msg: error.ws_message().into(),
-            data: None,
+            data: error.ws_data(),
             client_msg_id,
         }
     }
@@ -138,8 +138,13 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Request, FrameError> {
         client_msg_id,
         error,
     };
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| bad(0, None, AppError::InvalidJson(format!("malformed JSON: {e}"))))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        bad(
+            0,
+            None,
+            AppError::InvalidJson(format!("malformed JSON: {e}")),
+        )
+    })?;
     let Value::Object(frame) = value else {
         return Err(bad(
             0,
@@ -179,11 +184,15 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Request, FrameError> {
 fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, AppError> {
     Ok(match op_type {
         OP_SEND => ClientOp::Send {
-            to: f.user_id("to")?.ok_or_else(|| invalid("to", "is required"))?,
+            to: f
+                .user_id("to")?
+                .ok_or_else(|| invalid("to", "is required"))?,
             message: f.outgoing(limits)?,
         },
         OP_HISTORY => ClientOp::History {
-            target: f.target()?.ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
+            target: f
+                .target()?
+                .ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
             paging: f.paging(limits)?,
         },
         OP_UNREAD => ClientOp::Unread {
@@ -204,7 +213,9 @@ fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, A
         },
         OP_RESUME => ClientOp::Resume { since: f.since()? },
         OP_TYPING => ClientOp::Typing {
-            target: f.target()?.ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
+            target: f
+                .target()?
+                .ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
         },
         other => {
             return Err(AppError::BadRequest(
@@ -290,7 +301,8 @@ impl Fields<'_> {
             None => Ok(None),
             Some(id) => {
                 let chars = id.chars().count();
-                if chars == 0 || chars > CLIENT_MSG_ID_MAX_CHARS || id.chars().any(char::is_control) {
+                if chars == 0 || chars > CLIENT_MSG_ID_MAX_CHARS || id.chars().any(char::is_control)
+                {
                     Err(invalid(
                         "client_msg_id",
                         format!("must be 1 to {CLIENT_MSG_ID_MAX_CHARS} printable characters"),
@@ -305,8 +317,14 @@ impl Fields<'_> {
     fn outgoing(&self, limits: &Limits) -> Result<Outgoing, AppError> {
         let kind = self
             .integer("type")?
-            .map_or(Some(MessageType(1)), MessageType::parse)
-            .ok_or_else(|| invalid("type", "must be 1 (text), 2 (image), 3 (voice), 4 (video) or 5 (location)"))?;
+            .ok_or_else(|| invalid("type", "is required"))
+            .map(MessageType::parse)?
+            .ok_or_else(|| {
+                invalid(
+                    "type",
+                    "must be 1 (text), 2 (image), 3 (voice), 4 (video) or 5 (location)",
+                )
+            })?;
         let content = self
             .string("content")?
             .ok_or_else(|| invalid("content", "is required"))?;
@@ -334,9 +352,9 @@ impl Fields<'_> {
 
     fn paging(&self, limits: &Limits) -> Result<Paging, AppError> {
         if let Some(content) = self.string("content")? {
-            let parsed = content
-                .split_once('-')
-                .and_then(|(skip, limit)| Some((skip.parse::<u64>().ok()?, limit.parse::<i64>().ok()?)));
+            let parsed = content.split_once('-').and_then(|(skip, limit)| {
+                Some((skip.parse::<u64>().ok()?, limit.parse::<i64>().ok()?))
+            });
             return match parsed {
                 Some((skip, limit)) if limit >= 1 => Ok(Paging::SkipLimit {
                     skip,
@@ -393,8 +411,12 @@ impl Fields<'_> {
         }
         map.iter()
             .map(|(conversation, seq)| {
-                let conversation = ConversationId::parse(conversation)
-                    .ok_or_else(|| invalid("since", format!("`{conversation}` is not a conversation id")))?;
+                let conversation = ConversationId::parse(conversation).ok_or_else(|| {
+                    invalid(
+                        "since",
+                        format!("`{conversation}` is not a conversation id"),
+                    )
+                })?;
                 let seq = seq
                     .as_i64()
                     .filter(|s| *s >= 0)
@@ -427,16 +449,34 @@ mod tests {
     fn send_takes_string_or_number_ids_and_ignores_from() {
         let expected = ClientOp::Send {
             to: UserId(7),
-            message: Outgoing { kind: MessageType(1), content: "hi".into() },
+            message: Outgoing {
+                kind: MessageType(1),
+                content: "hi".into(),
+            },
         };
-        assert_eq!(op(r#"{"op_type":1,"to":"7","type":1,"content":"hi","from":"99"}"#), expected);
-        assert_eq!(op(r#"{"op_type":1,"to":7,"content":"hi"}"#), expected);
+        assert_eq!(
+            op(r#"{"op_type":1,"to":"7","type":1,"content":"hi","from":"99"}"#),
+            expected
+        );
+        assert_eq!(
+            op(r#"{"op_type":1,"to":7,"type":1,"content":"hi"}"#),
+            expected
+        );
+        assert_eq!(
+            err(r#"{"op_type":1,"to":7,"content":"hi"}"#)
+                .error
+                .ws_code(),
+            40000
+        );
     }
 
     #[test]
     fn bad_frames_keep_what_can_be_echoed() {
-        let e = err(r#"{"op_type":1,"to":"x","content":"hi","client_msg_id":"c1"}"#);
-        assert_eq!((e.op_type, e.client_msg_id.as_deref(), e.error.ws_code()), (1, Some("c1"), 40000));
+        let e = err(r#"{"op_type":1,"to":"x","type":1,"content":"hi","client_msg_id":"c1"}"#);
+        assert_eq!(
+            (e.op_type, e.client_msg_id.as_deref(), e.error.ws_code()),
+            (1, Some("c1"), 40000)
+        );
         let e = err("not json");
         assert_eq!((e.op_type, e.error.ws_code()), (0, 40000));
         assert_eq!(err("[1]").error.ws_code(), 40000);
@@ -446,23 +486,49 @@ mod tests {
 
     #[test]
     fn content_rules() {
-        assert_eq!(err(r#"{"op_type":1,"to":"7","content":"12345678901"}"#).error.ws_code(), 40013);
-        assert_eq!(err(r#"{"op_type":1,"to":"7","content":"  "}"#).error.ws_code(), 40000);
-        assert_eq!(err(r#"{"op_type":1,"to":"7","content":"x","type":6}"#).error.ws_code(), 40000);
-        assert_eq!(err(r#"{"op_type":1,"to":"7","content":5}"#).error.ws_code(), 40000);
+        assert_eq!(
+            err(r#"{"op_type":1,"to":"7","type":1,"content":"12345678901"}"#)
+                .error
+                .ws_code(),
+            40013
+        );
+        assert_eq!(
+            err(r#"{"op_type":1,"to":"7","type":1,"content":"  "}"#)
+                .error
+                .ws_code(),
+            40000
+        );
+        assert_eq!(
+            err(r#"{"op_type":1,"to":"7","content":"x","type":6}"#)
+                .error
+                .ws_code(),
+            40000
+        );
+        assert_eq!(
+            err(r#"{"op_type":1,"to":"7","type":1,"content":5}"#)
+                .error
+                .ws_code(),
+            40000
+        );
     }
 
     #[test]
     fn paging_forms() {
         assert_eq!(
             op(r#"{"op_type":2,"to":"7","content":"5-10"}"#),
-            ClientOp::History { target: Target::User(UserId(7)), paging: Paging::SkipLimit { skip: 5, limit: 10 } }
+            ClientOp::History {
+                target: Target::User(UserId(7)),
+                paging: Paging::SkipLimit { skip: 5, limit: 10 }
+            }
         );
         assert_eq!(
             op(r#"{"op_type":2,"conversation":"g:3","before_seq":9,"limit":500}"#),
             ClientOp::History {
                 target: Target::Conversation(ConversationId::Group(GroupId(3))),
-                paging: Paging::Before { before_seq: Some(9), limit: 100 }
+                paging: Paging::Before {
+                    before_seq: Some(9),
+                    limit: 100
+                }
             }
         );
         for bad in [
@@ -482,16 +548,38 @@ mod tests {
             ClientOp::GroupSend { group, .. } => group,
             other => panic!("{other:?}"),
         };
-        assert_eq!(lobby(r#"{"op_type":6,"to":"","content":"x"}"#), GroupId::LOBBY);
-        assert_eq!(lobby(r#"{"op_type":6,"to":"4","content":"x"}"#), GroupId(4));
-        assert_eq!(err(r#"{"op_type":6,"to":"four","content":"x"}"#).error.ws_code(), 40000);
+        assert_eq!(
+            lobby(r#"{"op_type":6,"to":"","type":1,"content":"x"}"#),
+            GroupId::LOBBY
+        );
+        assert_eq!(
+            lobby(r#"{"op_type":6,"to":"4","type":1,"content":"x"}"#),
+            GroupId(4)
+        );
+        assert_eq!(
+            err(r#"{"op_type":6,"to":"four","type":1,"content":"x"}"#)
+                .error
+                .ws_code(),
+            40000
+        );
     }
 
     #[test]
     fn resume_since() {
-        let ClientOp::Resume { since } = op(r#"{"op_type":7,"since":{"u:1:2":4}}"#) else { panic!() };
-        assert_eq!(since, vec![(ConversationId::direct(UserId(1), UserId(2)), 4)]);
-        assert_eq!(err(r#"{"op_type":7,"since":{"x":4}}"#).error.ws_code(), 40000);
-        assert_eq!(err(r#"{"op_type":7,"since":{"u:1:2":-1}}"#).error.ws_code(), 40000);
+        let ClientOp::Resume { since } = op(r#"{"op_type":7,"since":{"u:1:2":4}}"#) else {
+            panic!()
+        };
+        assert_eq!(
+            since,
+            vec![(ConversationId::direct(UserId(1), UserId(2)), 4)]
+        );
+        assert_eq!(
+            err(r#"{"op_type":7,"since":{"x":4}}"#).error.ws_code(),
+            40000
+        );
+        assert_eq!(
+            err(r#"{"op_type":7,"since":{"u:1:2":-1}}"#).error.ws_code(),
+            40000
+        );
     }
 }

@@ -167,3 +167,122 @@ impl TestApp {
             .expect("request sent")
     }
 }
+
+/// A second server process (in this test process) over the same data as `first`: same MySQL
+/// database, Redis prefix, MongoDB database and session secret, on another port.
+pub async fn spawn_app_sharing(first: &TestApp) -> TestApp {
+    let settings = first.settings.clone();
+    let app = Application::build(settings.clone())
+        .await
+        .expect("a second node starts against the same services");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        settings,
+        client: new_client(),
+    }
+}
+
+/// The `chat-server` binary running as its own OS process over the same data as another app.
+/// Killed when dropped.
+pub struct ProcessNode {
+    pub app: TestApp,
+    _child: tokio::process::Child,
+}
+
+/// Starts the built binary with the first app's backends and secret (from the environment,
+/// on top of conf/config.toml), and waits for its "chat-server listening" log line.
+pub async fn spawn_process_node(first: &TestApp) -> ProcessNode {
+    use tokio::io::AsyncBufReadExt;
+
+    let s = &first.settings;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env_remove("CHAT_CONFIG")
+        .env("CHAT__SERVER__ADDR", "127.0.0.1:0")
+        .env("CHAT__SERVER__WORKERS", "2")
+        .env("CHAT__MYSQL__URL", s.mysql.url.expose_secret())
+        .env("CHAT__REDIS__URL", s.redis.url.expose_secret())
+        .env("CHAT__REDIS__KEY_PREFIX", &s.redis.key_prefix)
+        .env("CHAT__MONGODB__URI", s.mongodb.uri.expose_secret())
+        .env("CHAT__MONGODB__DATABASE", &s.mongodb.database)
+        .env("CHAT__SESSION__SECRET", s.session.secret.expose_secret())
+        .env("CHAT__AUTH__BCRYPT_COST", "4")
+        .envs(antispam_env(&s.antispam))
+        .env("CHAT__LOG__FORMAT", "json")
+        .env("CHAT__LOG__FILTER", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the chat-server binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let port = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read the server's stdout") {
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if entry["fields"]["message"] == "chat-server listening" {
+                return entry["fields"]["port"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("a port in {line}"));
+            }
+        }
+        panic!("the chat-server process ended before it was listening");
+    })
+    .await
+    .expect("the chat-server process listens within 30 s");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ProcessNode {
+        app: TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            settings: first.settings.clone(),
+            client: new_client(),
+        },
+        _child: child,
+    }
+}
+
+/// The anti-spam settings as environment overrides, so a process node applies the same rules
+/// as the in-process app it joins.
+fn antispam_env(a: &chat_server::config::AntispamSettings) -> Vec<(String, String)> {
+    let list = |values: &[u64]| {
+        values
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    [
+        ("UNANSWERED_LIMIT", a.unanswered_limit.to_string()),
+        (
+            "UNANSWERED_WINDOW_SECS",
+            a.unanswered_window_secs.to_string(),
+        ),
+        ("UNANSWERED_BLOCK_SECS", a.unanswered_block_secs.to_string()),
+        ("RATE_LIMIT", a.rate_limit.to_string()),
+        ("RATE_WINDOW_SECS", a.rate_window_secs.to_string()),
+        ("DUPLICATE_LIMIT", a.duplicate_limit.to_string()),
+        ("DUPLICATE_WINDOW_SECS", a.duplicate_window_secs.to_string()),
+        ("GROUP_RATE_LIMIT", a.group_rate_limit.to_string()),
+        (
+            "GROUP_RATE_WINDOW_SECS",
+            a.group_rate_window_secs.to_string(),
+        ),
+        ("MUTE_STEPS_SECS", list(&a.mute_steps_secs)),
+        ("STRIKE_WINDOW_SECS", a.strike_window_secs.to_string()),
+        ("LOCAL_PER_SEC", a.local_per_sec.to_string()),
+        ("LOCAL_BURST", a.local_burst.to_string()),
+        ("LOCAL_CLOSE_AFTER", a.local_close_after.to_string()),
+        ("EXEMPT_USER_IDS", list(&a.exempt_user_ids)),
+    ]
+    .into_iter()
+    // An empty list is the default; an empty variable would read as one empty element.
+    .filter(|(_, value)| !value.is_empty())
+    .map(|(key, value)| (format!("CHAT__ANTISPAM__{key}"), value))
+    .collect()
+}

@@ -11,7 +11,20 @@
 mod helpers;
 
 mod accounts;
+mod antispam;
 mod config;
 mod errors;
 mod health;
 mod sessions;
+
+mod ws_client;
+
+mod ws_cluster;
+mod ws_connect;
+mod ws_groups;
+mod ws_history;
+mod ws_order;
+mod ws_read_delete;
+mod ws_resume;
+mod ws_send;
+mod ws_slow_consumer;

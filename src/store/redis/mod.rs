@@ -88,6 +88,11 @@ impl Keys {
         format!("{}broadcast", self.prefix)
     }
 
+    /// An anti-spam counter or marker (see antispam::script for the layout).
+    pub fn antispam(&self, name: &str) -> String {
+        format!("{}as:{name}", self.prefix)
+    }
+
     /// The set of a user's login ids, for revoking them.
     pub fn user_logins(&self, user_id: u64) -> String {
         format!("{}user_logins:{user_id}", self.prefix)

@@ -23,17 +23,25 @@ pub async fn run(ctx: &OpCtx, id: ObjectId, everyone: bool) -> AppResult<Done> {
     let doc = messages::find_by_id(&state.mongo, id)
         .await?
         .ok_or_else(not_found)?;
-    let conversation = ConversationId::parse(&doc.conversation)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored conversation id {}", doc.conversation)))?;
+    let conversation = ConversationId::parse(&doc.conversation).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "stored conversation id {}",
+            doc.conversation
+        ))
+    })?;
     check_participant(state, ctx.user, conversation)
         .await
         .map_err(|_| not_found())?;
 
     let (scope, audience) = if everyone {
         if doc.from != user_key(ctx.user) {
-            return Err(AppError::forbidden("forbidden", "only the sender may recall a message"));
+            return Err(AppError::forbidden(
+                "forbidden",
+                "only the sender may recall a message",
+            ));
         }
-        let window_ms = i64::try_from(state.settings.messages.recall_window_secs * 1000).unwrap_or(i64::MAX);
+        let window_ms =
+            i64::try_from(state.settings.messages.recall_window_secs * 1000).unwrap_or(i64::MAX);
         let age_ms = chrono::Utc::now().timestamp_millis() - doc.created_at.timestamp_millis();
         if age_ms > window_ms {
             return Err(AppError::forbidden(
@@ -48,7 +56,13 @@ pub async fn run(ctx: &OpCtx, id: ObjectId, everyone: bool) -> AppResult<Done> {
         ("all", audience(state, conversation).await?)
     } else {
         messages::hide_for(&state.mongo, id, ctx.user).await?;
-        ("me", Audience::Users { users: vec![ctx.user], primary: 0 })
+        (
+            "me",
+            Audience::Users {
+                users: vec![ctx.user],
+                primary: 0,
+            },
+        )
     };
     let deleted = Deleted {
         conversation: &doc.conversation,

@@ -1,5 +1,7 @@
-//! op 6: send to a group (or the lobby). Members only; stored once, pushed to every member.
+//! op 6: send to a group (or the lobby). Members only; checked by anti-spam, stored once,
+//! pushed to every member.
 
+use crate::antispam;
 use crate::domain::{ConversationId, GroupId};
 use crate::error::AppResult;
 use crate::messaging::writer::{Draft, Outcome};
@@ -15,6 +17,15 @@ pub async fn run(
 ) -> AppResult<Done> {
     let state = &ctx.state;
     check_member(state, ctx.user, group).await?;
+    state
+        .antispam
+        .check_send(
+            ctx.user,
+            antispam::Target::Group { group },
+            &message.content,
+            client_msg_id.as_deref(),
+        )
+        .await?;
     let conversation = ConversationId::Group(group);
     let draft = Draft {
         conversation,
@@ -27,7 +38,11 @@ pub async fn run(
         skip: Some(ctx.conn_id.clone()),
     };
     let message = match state.writer.submit(draft).await? {
-        Outcome::Stored { message, .. } | Outcome::Duplicate(message) => message,
+        Outcome::Stored { message, .. } => {
+            state.metrics.sent(true);
+            message
+        }
+        Outcome::Duplicate(message) => message,
     };
     Done::ok(message)
 }

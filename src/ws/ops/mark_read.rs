@@ -30,8 +30,12 @@ pub async fn run(ctx: &OpCtx, target: ReadTarget) -> AppResult<Done> {
             let doc = messages::find_by_id(&state.mongo, id)
                 .await?
                 .ok_or_else(|| AppError::NotFound("no such message".into()))?;
-            let conversation = ConversationId::parse(&doc.conversation)
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored conversation id {}", doc.conversation)))?;
+            let conversation = ConversationId::parse(&doc.conversation).ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored conversation id {}",
+                    doc.conversation
+                ))
+            })?;
             // Someone else's message id is not theirs to learn about.
             check_participant(state, ctx.user, conversation)
                 .await

@@ -28,7 +28,8 @@ pub async fn run(ctx: &OpCtx, since: Vec<(ConversationId, i64)>) -> AppResult<Do
         from.insert(conversation.to_string(), seq);
     }
     for position in reads::list(&state.mongo, ctx.user).await? {
-        from.entry(position.conversation).or_insert(position.read_seq);
+        from.entry(position.conversation)
+            .or_insert(position.read_seq);
     }
     let names: Vec<String> = from.keys().cloned().collect();
     let lasts = seq::current_many(&state.redis, &state.keys, &names).await?;

@@ -1,5 +1,7 @@
-//! op 1: send to a user. Stored durably first, then pushed; 50004 when the recipient was live.
+//! op 1: send to a user. Checked by anti-spam, stored durably, then pushed; 50004 when the
+//! recipient was live.
 
+use crate::antispam;
 use crate::domain::{ConversationId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
@@ -18,8 +20,21 @@ pub async fn run(
     if to != ctx.user && !users::exists(&state.mysql, to).await? {
         return Err(AppError::NotFound("no such user".into()));
     }
+    state
+        .antispam
+        .check_send(
+            ctx.user,
+            antispam::Target::Direct { to },
+            &message.content,
+            client_msg_id.as_deref(),
+        )
+        .await?;
     // The recipient first: they are the one whose being online decides 50004 / 50005.
-    let users = if to == ctx.user { vec![to] } else { vec![to, ctx.user] };
+    let users = if to == ctx.user {
+        vec![to]
+    } else {
+        vec![to, ctx.user]
+    };
     let draft = Draft {
         conversation: ConversationId::direct(ctx.user, to),
         from: ctx.user,
@@ -31,7 +46,10 @@ pub async fn run(
         skip: Some(ctx.conn_id.clone()),
     };
     let (message, online) = match state.writer.submit(draft).await? {
-        Outcome::Stored { message, online } => (message, online > 0),
+        Outcome::Stored { message, online } => {
+            state.metrics.sent(false);
+            (message, online > 0)
+        }
         Outcome::Duplicate(message) => (message, state.hub.is_online(to).await?),
     };
     if online {

@@ -68,7 +68,8 @@ pub async fn unread_counts(state: &AppState, user: UserId) -> AppResult<Vec<Unre
         .zip(lasts)
         .filter(|(p, last)| last.is_none_or(|last| last > p.read_seq));
     let counted = futures_util::future::try_join_all(candidates.map(|(p, last)| async move {
-        let unread = messages::count_unread(&state.mongo, user, &p.conversation, p.read_seq).await?;
+        let unread =
+            messages::count_unread(&state.mongo, user, &p.conversation, p.read_seq).await?;
         let last_seq = match last {
             Some(last) => last,
             None => messages::max_seq(&state.mongo, &p.conversation).await?,

@@ -1,0 +1,56 @@
+//! The local first line: a governor limiter per WebSocket connection on every op, checked before
+//! any Redis or MongoDB work, so one socket cannot hammer the backends.
+
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::config::AntispamSettings;
+
+pub struct LocalLimiter {
+    limiter: DefaultDirectRateLimiter,
+    refused_in_a_row: u32,
+    close_after: u32,
+}
+
+pub enum Verdict {
+    Pass,
+    /// Refused; retry after this many whole seconds (at least 1).
+    Refuse {
+        retry_after_secs: u64,
+    },
+    /// Refused too many times in a row: close the socket.
+    Close,
+}
+
+impl LocalLimiter {
+    pub fn new(settings: &AntispamSettings) -> Self {
+        let per_sec = NonZeroU32::new(settings.local_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.local_burst).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            refused_in_a_row: 0,
+            close_after: settings.local_close_after,
+        }
+    }
+
+    pub fn check(&mut self) -> Verdict {
+        match self.limiter.check() {
+            Ok(()) => {
+                self.refused_in_a_row = 0;
+                Verdict::Pass
+            }
+            Err(not_until) => {
+                self.refused_in_a_row += 1;
+                if self.refused_in_a_row >= self.close_after {
+                    return Verdict::Close;
+                }
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Verdict::Refuse {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            }
+        }
+    }
+}

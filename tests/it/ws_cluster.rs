@@ -1,0 +1,189 @@
+//! Several server processes over one Redis, MySQL and MongoDB are one service.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_sharing, spawn_process_node};
+use crate::ws_client::{
+    CLOSE_POLICY, DELIVERED, Ended, OK, STORED_OFFLINE, dm, group_conv, ids, seqs,
+};
+
+const QUIET_MS: u64 = 500;
+
+#[tokio::test]
+async fn ws_cluster_users_on_different_processes_exchange_direct_messages() {
+    let app = spawn_app().await;
+    let node_a = spawn_process_node(&app).await;
+    let node_b = spawn_process_node(&app).await;
+    assert_ne!(node_a.app.address, node_b.app.address);
+
+    let alice = app.chatter("alice").await;
+    let bob = app.chatter("bob").await;
+    let carol = app.chatter("carol").await;
+    let mut alice_on_a = node_a.app.connect_ws(&alice).await;
+    let mut alice_on_b = node_b.app.connect_ws(&alice).await;
+    let mut bob_on_b = node_b.app.connect_ws(&bob).await;
+
+    let sent = alice_on_a
+        .send_to_with_id(&bob.id, "across processes", "x-1")
+        .await
+        .expect(DELIVERED)
+        .message();
+    assert_eq!(bob_on_b.next_message().await, sent);
+    assert_eq!(
+        alice_on_b.next_message().await,
+        sent,
+        "my device on the other process"
+    );
+    alice_on_a.expect_no_event(QUIET_MS).await;
+
+    let reply = bob_on_b
+        .send_to(&alice.id, "and back")
+        .await
+        .expect(DELIVERED)
+        .message();
+    assert_eq!(reply.seq, sent.seq + 1);
+    assert_eq!(alice_on_a.next_message().await, reply);
+    assert_eq!(alice_on_b.next_message().await, reply);
+
+    // Nobody connected anywhere: stored for later.
+    let offline = alice_on_a
+        .send_to(&carol.id, "you are offline")
+        .await
+        .expect(STORED_OFFLINE)
+        .message();
+    let mut carol_on_b = node_b.app.connect_ws(&carol).await;
+    let unread = carol_on_b.unread_in(&dm(&alice.id, &carol.id)).await;
+    assert_eq!(ids(&unread.messages()), vec![offline.id]);
+
+    // A retry on the other process finds the stored message.
+    let retry = alice_on_b
+        .send_to_with_id(&bob.id, "across processes", "x-1")
+        .await
+        .expect(DELIVERED)
+        .message();
+    assert_eq!(retry, sent);
+    bob_on_b.expect_no_event(QUIET_MS).await;
+}
+
+#[tokio::test]
+async fn ws_cluster_group_messages_reach_members_on_every_process() {
+    let node_1 = spawn_app().await;
+    let node_2 = spawn_app_sharing(&node_1).await;
+
+    let alice = node_1.chatter("alice").await;
+    let bob = node_1.chatter("bob").await;
+    let carol = node_2.chatter("carol").await;
+    let group = node_2.group_with(&alice, "team", &[&bob, &carol]).await;
+    let mut alice_ws = node_1.connect_ws(&alice).await;
+    let mut bob_ws = node_2.connect_ws(&bob).await;
+    let mut carol_ws = node_2.connect_ws(&carol).await;
+    let mut alice_on_2 = node_2.connect_ws(&alice).await;
+
+    let sent = alice_ws
+        .send_group(&group, "hello team")
+        .await
+        .expect(OK)
+        .message();
+    assert_eq!(bob_ws.next_message().await, sent);
+    assert_eq!(carol_ws.next_message().await, sent);
+    assert_eq!(alice_on_2.next_message().await, sent);
+    alice_ws.expect_no_event(QUIET_MS).await;
+
+    let answer = carol_ws
+        .send_group(&group, "hi alice")
+        .await
+        .expect(OK)
+        .message();
+    assert_eq!(answer.seq, sent.seq + 1);
+    assert_eq!(alice_ws.next_message().await, answer);
+    assert_eq!(bob_ws.next_message().await, answer);
+
+    // 1:1 across the in-process nodes too, with the right ack.
+    alice_ws.send_to(&bob.id, "direct").await.expect(DELIVERED);
+    assert_eq!(bob_ws.next_message().await.content, "direct");
+
+    // The lobby spans both processes.
+    let lobby = bob_ws
+        .send_group("", "lobby hello")
+        .await
+        .expect(OK)
+        .message();
+    assert_eq!(alice_ws.next_message().await, lobby);
+    assert_eq!(carol_ws.next_message().await, lobby);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ws_cluster_seq_never_repeats_across_processes() {
+    let node_1 = spawn_app().await;
+    let node_2 = spawn_app_sharing(&node_1).await;
+    let alice = node_1.chatter("alice").await;
+    let bob = node_1.chatter("bob").await;
+    let group = node_1.group_with(&alice, "team", &[&bob]).await;
+    let mut alice_ws = node_1.connect_ws(&alice).await;
+    let mut bob_ws = node_2.connect_ws(&bob).await;
+
+    const EACH: usize = 15;
+    let group_a = group.clone();
+    let from_alice = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for i in 0..EACH {
+            sent.push(
+                alice_ws
+                    .send_group(&group_a, &format!("a{i}"))
+                    .await
+                    .expect(OK)
+                    .message(),
+            );
+        }
+        sent
+    });
+    let group_b = group.clone();
+    let from_bob = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for i in 0..EACH {
+            sent.push(
+                bob_ws
+                    .send_group(&group_b, &format!("b{i}"))
+                    .await
+                    .expect(OK)
+                    .message(),
+            );
+        }
+        sent
+    });
+    let mut sent = from_alice.await.unwrap();
+    sent.extend(from_bob.await.unwrap());
+
+    let unique: HashSet<i64> = seqs(&sent).into_iter().collect();
+    assert_eq!(unique.len(), 2 * EACH, "seqs are unique: {:?}", seqs(&sent));
+    let mut acked = sent.clone();
+    acked.sort_by_key(|m| m.seq);
+    let mut reader = node_2.connect_ws(&alice).await;
+    let history = reader.history_of(&group_conv(&group)).await;
+    assert_eq!(
+        ids(&history),
+        ids(&acked),
+        "history is every ack, ascending by seq"
+    );
+}
+
+#[tokio::test]
+async fn ws_cluster_logout_on_one_process_closes_the_socket_on_another() {
+    let node_1 = spawn_app().await;
+    let node_2 = spawn_app_sharing(&node_1).await;
+    let alice = node_1.chatter("alice").await;
+    let mut alice_on_2 = node_2.connect_ws(&alice).await;
+
+    let resp = node_1.post(&alice.http, "/user/logout", &json!({})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let ended = alice_on_2.expect_closed(Duration::from_secs(5)).await;
+    assert!(
+        matches!(ended, Ended::Close(Some(CLOSE_POLICY)) | Ended::Dropped),
+        "closed with 1008 (or at least closed): {ended:?}"
+    );
+}
