@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local backing services chat-server needs:
-# Redis, MariaDB and a MongoDB wire-compatible server (nx-27017).
+# Redis, MariaDB, a MongoDB wire-compatible server (nx-27017) and an SMTP
+# server (aiosmtpd) that receives the app's outgoing mail.
 #
 #   scripts/services.sh [--test] up|down|status
 #
@@ -12,22 +13,30 @@
 #   run (default)  Redis    127.0.0.1:16379  var/redis (AOF persistence)
 #                  MariaDB  127.0.0.1:13306  var/mysql
 #                  nx-27017 127.0.0.1:17017  var/mongo
+#                  SMTP     127.0.0.1:2525   var/mail (Maildir, kept)
 #                  database `chat`, user chat/chat granted on chat.*
 #                  logs var/log, pid files var/pids
 #   test (--test)  Redis    127.0.0.1:16380  var/test/redis (no persistence)
 #                  MariaDB  127.0.0.1:13307  var/test/mysql (wiped on start)
 #                  nx-27017 127.0.0.1:17018  in memory
+#                  SMTP     127.0.0.1:2526   var/test/mail (Maildir, emptied
+#                                            on start)
 #                  database `chat_test`, user chat/chat granted on *.* because
 #                  the test suite creates one database per test
 #                  logs var/test/log, pid files var/test/pids
 #
+# The SMTP server accepts plain SMTP (no TLS, no auth) and stores every message
+# it receives as one file in the Maildir's new/ folder, so tests can read the
+# mail the app sent.
+#
 # A service is left alone when the app is pointed at the user's own instance:
-# CHAT__REDIS__URL skips Redis, CHAT__MYSQL__URL skips MariaDB and
-# CHAT__MONGODB__URI skips the MongoDB-compatible server.
+# CHAT__REDIS__URL skips Redis, CHAT__MYSQL__URL skips MariaDB,
+# CHAT__MONGODB__URI skips the MongoDB-compatible server and
+# CHAT__MAIL__SMTP_URL skips the SMTP server.
 #
 # Missing software is installed on demand: the Debian packages redis-server and
-# mariadb-server/mariadb-client through apt-get (root only), and nx-27017 from
-# the Python package index into the git-ignored venv .tools/venv.
+# mariadb-server/mariadb-client through apt-get (root only), and nx-27017 and
+# aiosmtpd from the Python package index into the git-ignored venv .tools/venv.
 #
 # Environment knobs: SERVICES_WAIT_SECS (default 30) bounds every readiness wait.
 #
@@ -46,6 +55,13 @@ VENV_PY="$VENV/bin/python"
 # The marker records which pinned version the venv holds, so later runs can
 # skip pip entirely and a change of pin triggers a reinstall.
 NX_MARKER="$VENV/.installed-nx-27017-$NX_VERSION"
+# aiosmtpd is pinned for the same reason: the Maildir layout and the extra
+# headers it adds to each stored message are what tests parse.
+AIOSMTPD_VERSION="1.4.6"
+# Its console script only serves as evidence of the installation; the server
+# is started as `python -m aiosmtpd`, the documented entry point.
+AIOSMTPD_BIN="$VENV/bin/aiosmtpd"
+AIOSMTPD_MARKER="$VENV/.installed-aiosmtpd-$AIOSMTPD_VERSION"
 
 WAIT_SECS="${SERVICES_WAIT_SECS:-30}"
 APP_USER="chat"
@@ -86,6 +102,7 @@ if [[ "$PROFILE" == "test" ]]; then
     MYSQL_PORT=13307
     MONGO_PORT=17018
     MONGO_DATA="memory"
+    SMTP_PORT=2526
     DB_NAME="chat_test"
     # The integration tests create and drop a database per test.
     GRANT_ON="*.*"
@@ -95,11 +112,13 @@ else
     MYSQL_PORT=13306
     MONGO_PORT=17017
     MONGO_DATA="$BASE/mongo"
+    SMTP_PORT=2525
     DB_NAME="chat"
     GRANT_ON="\`chat\`.*"
 fi
 REDIS_DIR="$BASE/redis"
 MYSQL_DIR="$BASE/mysql"
+MAIL_DIR="$BASE/mail"
 LOG_DIR="$BASE/log"
 PID_DIR="$BASE/pids"
 RUN_DIR="$BASE/run"
@@ -111,13 +130,14 @@ if ((${#MYSQL_SOCK} > 100)); then
     MYSQL_SOCK="${TMPDIR:-/tmp}/chat-server-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)-$PROFILE-mariadb.sock"
 fi
 
-SERVICES=(redis mariadb mongo)
+SERVICES=(redis mariadb mongo smtp)
 
 service_port() {
     case "$1" in
         redis) echo "$REDIS_PORT" ;;
         mariadb) echo "$MYSQL_PORT" ;;
         mongo) echo "$MONGO_PORT" ;;
+        smtp) echo "$SMTP_PORT" ;;
     esac
 }
 
@@ -127,6 +147,7 @@ service_env() {
         redis) echo "CHAT__REDIS__URL" ;;
         mariadb) echo "CHAT__MYSQL__URL" ;;
         mongo) echo "CHAT__MONGODB__URI" ;;
+        smtp) echo "CHAT__MAIL__SMTP_URL" ;;
     esac
 }
 
@@ -274,8 +295,10 @@ fail_service() {
     exit 1
 }
 
-# Sends SIGTERM (a clean shutdown for all three servers: Redis flushes its
-# AOF, InnoDB checkpoints, nx-27017 closes its SQLite files) and waits.
+# Sends SIGTERM (a clean shutdown for all the servers: Redis flushes its AOF,
+# InnoDB checkpoints, nx-27017 closes its SQLite files; aiosmtpd has no handler
+# and simply exits, which is safe because Maildir delivery writes into tmp/ and
+# renames into new/ only once a message is complete) and waits.
 stop_pid() {
     local name="$1" pid="$2" grace="$3" deadline
     kill -TERM "$pid" 2>/dev/null || true
@@ -347,66 +370,101 @@ ensure_mariadb_installed() {
     MARIADB="$(find_bin mariadb mysql)" || die "mariadb client not found after installation"
 }
 
-ensure_nx_installed() {
-    if [[ -f "$NX_MARKER" && -x "$NX_BIN" ]] && "$VENV_PY" -c '' >/dev/null 2>&1; then
-        return 0
-    fi
+# True when the venv's interpreter still runs (it breaks when the base Python
+# is removed or upgraded).
+venv_runs() {
+    "$VENV_PY" -c '' >/dev/null 2>&1
+}
+
+nx_installed() {
+    [[ -f "$NX_MARKER" && -x "$NX_BIN" ]] && venv_runs
+}
+
+aiosmtpd_installed() {
+    [[ -f "$AIOSMTPD_MARKER" && -x "$AIOSMTPD_BIN" ]] && venv_runs
+}
+
+# Runs INSTALLER unless CHECK passes, under a lock: both profiles may be
+# brought up concurrently and share the venv, so every change to it is
+# serialised. CHECK is repeated once the lock is held because the other
+# process may just have done the work.
+venv_install() {
+    local check="$1" installer="$2"
+    "$check" && return 0
     mkdir -p "$TOOLS_DIR"
-    # Both profiles may be brought up concurrently; serialise the install.
     (
         if ! flock -n 8; then
-            log "waiting for a concurrent nx-27017 installation to finish"
+            log "waiting for a concurrent installation into ${VENV#"$ROOT"/} to finish"
             flock -w 600 8 || die "timed out waiting for $TOOLS_DIR/.install.lock"
         fi
-        if [[ -f "$NX_MARKER" && -x "$NX_BIN" ]] && "$VENV_PY" -c '' >/dev/null 2>&1; then
+        if "$check"; then
             exit 0
         fi
-        install_nx
+        "$installer"
     ) 8>"$TOOLS_DIR/.install.lock"
 }
 
-install_nx() {
+ensure_nx_installed() { venv_install nx_installed install_nx; }
+ensure_aiosmtpd_installed() { venv_install aiosmtpd_installed install_aiosmtpd; }
+
+# Creates the venv if needed. Called with the install lock held.
+ensure_venv() {
     local out
-    out="$(mktemp)"
-    # A venv whose interpreter no longer runs (e.g. the base Python was
-    # removed or upgraded) cannot be repaired in place.
-    if [[ -d "$VENV" ]] && ! "$VENV_PY" -c '' >/dev/null 2>&1; then
+    # A venv whose interpreter no longer runs cannot be repaired in place.
+    if [[ -d "$VENV" ]] && ! venv_runs; then
         rm -rf "$VENV"
     fi
-    if [[ ! -x "$VENV_PY" ]]; then
-        if ! command -v python3 >/dev/null 2>&1; then
-            apt_install python3 python3-venv
-        fi
-        log "creating Python venv in ${VENV#"$ROOT"/}"
-        if ! python3 -m venv "$VENV" >"$out" 2>&1; then
-            # Debian ships venv/ensurepip separately from python3.
-            rm -rf "$VENV"
-            apt_install python3-venv
-            python3 -m venv "$VENV" >"$out" 2>&1 || {
-                cat "$out" >&2
-                rm -f "$out"
-                die "python3 -m venv failed"
-            }
-        fi
+    [[ -x "$VENV_PY" ]] && return 0
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_install python3 python3-venv
     fi
-    log "installing nx-27017==$NX_VERSION into ${VENV#"$ROOT"/}"
-    if ! "$VENV_PY" -m pip install --disable-pip-version-check --no-input -q "nx-27017==$NX_VERSION" >"$out" 2>&1; then
-        cat "$out" >&2
-        rm -f "$out"
-        die "pip install nx-27017==$NX_VERSION failed"
-    fi
-    # pymongo is a dependency of nx-27017 and is what the readiness check uses.
-    if ! "$VENV_PY" -c 'import pymongo' >/dev/null 2>&1; then
-        "$VENV_PY" -m pip install --disable-pip-version-check --no-input -q pymongo >"$out" 2>&1 || {
+    log "creating Python venv in ${VENV#"$ROOT"/}"
+    out="$(mktemp)"
+    if ! python3 -m venv "$VENV" >"$out" 2>&1; then
+        # Debian ships venv/ensurepip separately from python3.
+        rm -rf "$VENV"
+        apt_install python3-venv
+        python3 -m venv "$VENV" >"$out" 2>&1 || {
             cat "$out" >&2
             rm -f "$out"
-            die "pip install pymongo failed"
+            die "python3 -m venv failed"
         }
     fi
     rm -f "$out"
+}
+
+# Installs packages into the venv, showing pip's output only when it fails.
+venv_pip_install() {
+    local out
+    out="$(mktemp)"
+    if ! "$VENV_PY" -m pip install --disable-pip-version-check --no-input -q "$@" >"$out" 2>&1; then
+        cat "$out" >&2
+        rm -f "$out"
+        die "pip install $* failed"
+    fi
+    rm -f "$out"
+}
+
+install_nx() {
+    ensure_venv
+    log "installing nx-27017==$NX_VERSION into ${VENV#"$ROOT"/}"
+    venv_pip_install "nx-27017==$NX_VERSION"
+    # pymongo is a dependency of nx-27017 and is what the readiness check uses.
+    if ! "$VENV_PY" -c 'import pymongo' >/dev/null 2>&1; then
+        venv_pip_install pymongo
+    fi
     [[ -x "$NX_BIN" ]] || die "$NX_BIN missing after installation"
     rm -f "$VENV"/.installed-nx-27017-*
     touch "$NX_MARKER"
+}
+
+install_aiosmtpd() {
+    ensure_venv
+    log "installing aiosmtpd==$AIOSMTPD_VERSION into ${VENV#"$ROOT"/}"
+    venv_pip_install "aiosmtpd==$AIOSMTPD_VERSION"
+    [[ -x "$AIOSMTPD_BIN" ]] || die "$AIOSMTPD_BIN missing after installation"
+    rm -f "$VENV"/.installed-aiosmtpd-*
+    touch "$AIOSMTPD_MARKER"
 }
 
 # ---------------------------------------------------------------------------
@@ -451,11 +509,28 @@ mongo_ping() {
     timeout 10 "$VENV_PY" -c "$MONGO_PING_PY" "$MONGO_PORT" >/dev/null 2>&1
 }
 
+# A full SMTP exchange (greeting, EHLO, NOOP, QUIT) with the standard
+# library's client, the same dialogue the app's mailer starts with.
+SMTP_PING_PY='
+import smtplib, sys
+# local_hostname spares the client a reverse DNS lookup of this machine.
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="localhost", timeout=5) as smtp:
+    ehlo = smtp.ehlo()[0]
+    noop = smtp.noop()[0]
+sys.exit(0 if ehlo == 250 and noop == 250 else 1)
+'
+
+smtp_ping() {
+    [[ -x "$VENV_PY" ]] || return 1
+    timeout 10 "$VENV_PY" -c "$SMTP_PING_PY" "$SMTP_PORT" >/dev/null 2>&1
+}
+
 service_ping() {
     case "$1" in
         redis) redis_ping ;;
         mariadb) mariadb_app_ok ;;
         mongo) mongo_ping ;;
+        smtp) smtp_ping ;;
     esac
 }
 
@@ -617,6 +692,34 @@ up_mongo() {
     log "mongo: up on 127.0.0.1:$MONGO_PORT (pid $pid)"
 }
 
+up_smtp() {
+    local pid logf
+    prepare_start smtp
+    [[ "$START_STATE" == "start" ]] || return 0
+    logf="$(log_file smtp)"
+    if [[ "$PROFILE" == "test" ]]; then
+        # Tests look for the mail they caused; leftovers of earlier runs
+        # would only confuse them.
+        rm -rf "$MAIL_DIR"
+    fi
+    # Python's mailbox module creates only a missing Maildir, not the
+    # subfolders of an existing one, and tests may start watching new/ as
+    # soon as we return.
+    mkdir -p "$MAIL_DIR/cur" "$MAIL_DIR/new" "$MAIL_DIR/tmp"
+    log "smtp: starting aiosmtpd on 127.0.0.1:$SMTP_PORT (mail: ${MAIL_DIR#"$ROOT"/}/new)"
+    # -n: don't try to switch to user nobody (it would fail as a regular user
+    # and, as root, leave the Maildir unwritable). -u: accept SMTPUTF8 so
+    # non-ASCII addresses can be tested. -d: log the SMTP dialogue, so a test
+    # that got no mail can tell whether the app connected at all. The Mailbox
+    # handler stores each message as its own file in the Maildir. aiosmtpd
+    # has no pid file option; the pid comes from spawn.
+    pid="$(spawn "$logf" "$VENV_PY" -m aiosmtpd -n -u -d -l "127.0.0.1:$SMTP_PORT" \
+        -c aiosmtpd.handlers.Mailbox "$MAIL_DIR")"
+    wait_started smtp "$pid" "did not answer an SMTP EHLO/NOOP" smtp_ping
+    echo "$pid" >"$(pid_file smtp)"
+    log "smtp: up on 127.0.0.1:$SMTP_PORT (pid $pid)"
+}
+
 # ---------------------------------------------------------------------------
 # down / status
 # ---------------------------------------------------------------------------
@@ -689,6 +792,7 @@ case "$ACTION" in
                 redis) ensure_redis_installed; up_redis ;;
                 mariadb) ensure_mariadb_installed; up_mariadb ;;
                 mongo) ensure_nx_installed; up_mongo ;;
+                smtp) ensure_aiosmtpd_installed; up_smtp ;;
             esac
         done
         log "services ($PROFILE profile): ready in $((SECONDS - start_time))s"

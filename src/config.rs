@@ -51,6 +51,8 @@ pub struct Settings {
     pub ws: WsSettings,
     pub messages: MessageSettings,
     pub antispam: AntispamSettings,
+    pub messaging: MessagingSettings,
+    pub mail: MailSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -164,6 +166,21 @@ pub struct AntispamSettings {
     pub local_close_after: u32,
     pub exempt_user_ids: Vec<u64>,
     pub retry_memory_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagingSettings {
+    pub require_friendship: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub smtp_url: SecretString,
+    pub from: String,
+    pub require_email_verification: bool,
+    pub code_ttl_secs: u64,
+    pub code_max_attempts: u32,
+    pub code_resend_secs: u64,
 }
 
 impl Settings {
@@ -291,6 +308,7 @@ impl Settings {
         self.validate_ws()?;
         self.validate_messages()?;
         self.validate_antispam()?;
+        self.validate_mail()?;
         Ok(self)
     }
 
@@ -381,6 +399,30 @@ impl Settings {
         }
         if a.local_burst == 0 {
             return Err(invalid("antispam.local_burst", "must be positive"));
+        }
+        Ok(())
+    }
+
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let m = &self.mail;
+        let url = m.smtp_url.expose_secret();
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            return Err(invalid(
+                "mail.smtp_url",
+                "must start with smtp:// or smtps://",
+            ));
+        }
+        if m.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("mail.from", "is not a valid sender address"));
+        }
+        if m.code_ttl_secs == 0 {
+            return Err(invalid("mail.code_ttl_secs", "must be positive"));
+        }
+        if m.code_max_attempts == 0 {
+            return Err(invalid("mail.code_max_attempts", "must be positive"));
+        }
+        if m.code_resend_secs == 0 {
+            return Err(invalid("mail.code_resend_secs", "must be positive"));
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::config::AntispamSettings;
 
 pub struct LocalLimiter {
-    limiter: DefaultDirectRateLimiter,
+    /// None for exempt users (never throttled).
+    limiter: Option<DefaultDirectRateLimiter>,
     refused_in_a_row: u32,
     close_after: u32,
 }
@@ -25,18 +26,22 @@ pub enum Verdict {
 }
 
 impl LocalLimiter {
-    pub fn new(settings: &AntispamSettings) -> Self {
+    pub fn new(settings: &AntispamSettings, exempt: bool) -> Self {
         let per_sec = NonZeroU32::new(settings.local_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.local_burst).unwrap_or(NonZeroU32::MIN);
         Self {
-            limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            limiter: (!exempt)
+                .then(|| RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst))),
             refused_in_a_row: 0,
             close_after: settings.local_close_after,
         }
     }
 
     pub fn check(&mut self) -> Verdict {
-        match self.limiter.check() {
+        let Some(limiter) = &self.limiter else {
+            return Verdict::Pass;
+        };
+        match limiter.check() {
             Ok(()) => {
                 self.refused_in_a_row = 0;
                 Verdict::Pass

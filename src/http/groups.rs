@@ -86,9 +86,9 @@ async fn add_member(
     if !users::exists(&state.mysql, body.user_id).await? {
         return Err(AppError::NotFound("no such user".into()));
     }
-    if groups::add_member(&state.mysql, group, body.user_id).await? {
-        start_reading(&state, body.user_id, group).await?;
-    }
+    groups::add_member(&state.mysql, group, body.user_id).await?;
+    // Idempotent: also repairs a read position a failed earlier attempt did not create.
+    start_reading(&state, body.user_id, group).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "group_id": group.to_string(),
         "user_id": body.user_id,

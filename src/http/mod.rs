@@ -55,13 +55,23 @@ pub fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHan
     ))
 }
 
-/// The client's IP for per-IP limits: the socket peer, or the forwarded-for address when
-/// `server.trust_forwarded_for` says a reverse proxy sets it.
+/// The client's IP for per-IP limits: the socket peer, or the address the reverse proxy put
+/// last in `X-Forwarded-For` when `server.trust_forwarded_for` says there is one.
 pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for {
-        let conn = req.connection_info();
-        if let Some(ip) = conn.realip_remote_addr().and_then(parse_ip) {
-            return Some(ip);
+        // The proxy appends the address it saw; everything left of it is the client's to
+        // invent, so only the rightmost entry is trusted.
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .last()
+            .and_then(parse_ip);
+        if forwarded.is_some() {
+            return forwarded;
         }
     }
     req.peer_addr().map(|addr| addr.ip())

@@ -163,8 +163,17 @@ pub async fn listen(
             Ok(mut pubsub) => {
                 tracing::info!("relay subscribed");
                 backoff = Duration::from_millis(100);
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(());
+                match ready.take() {
+                    Some(ready) => {
+                        let _ = ready.send(());
+                    }
+                    None => {
+                        // Events published while unsubscribed are gone: every socket here
+                        // reconnects and resumes (op 7) rather than silently missing them.
+                        if let Some(registry) = registry.upgrade() {
+                            registry.kick_all(Kick::Restart);
+                        }
+                    }
                 }
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {

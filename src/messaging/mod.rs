@@ -56,6 +56,28 @@ pub async fn check_member(state: &AppState, user: UserId, group: GroupId) -> App
     Err(not_participant())
 }
 
+/// Checks many conversations at once (one MySQL query for all their groups).
+pub async fn check_participant_all(
+    state: &AppState,
+    user: UserId,
+    conversations: &[ConversationId],
+) -> AppResult<()> {
+    let mut wanted: Vec<GroupId> = Vec::new();
+    for conversation in conversations {
+        match conversation {
+            ConversationId::Group(g) if !g.is_lobby() => wanted.push(*g),
+            ConversationId::Group(_) => {}
+            ConversationId::Direct { .. } => check_participant(state, user, *conversation).await?,
+        }
+    }
+    let member_of = groups::member_of_which(&state.mysql, user, &wanted).await?;
+    match wanted.into_iter().find(|g| !member_of.contains(g)) {
+        // Not a member: the single check says whether the group exists (40004) or not (40003).
+        Some(outside) => check_member(state, user, outside).await,
+        None => Ok(()),
+    }
+}
+
 fn not_participant() -> AppError {
     AppError::forbidden(
         "forbidden",

@@ -167,7 +167,8 @@ impl Backend {
                 }
             }
         }
-        stored.sort_by_key(|(i, _)| *i);
+        // A send retried after a seq collision holds a later seq than its batch neighbours.
+        stored.sort_by_key(|(_, doc)| doc.seq);
         let online = self.publish(&jobs, &stored).await;
         for ((i, doc), online) in stored.iter().zip(online) {
             slots[*i] = Slot::Done(Ok(Outcome::Stored {

@@ -46,7 +46,8 @@ pub async fn run(
     let mut heartbeat = interval_at(Instant::now() + beat, beat);
     let mut last_heard = Instant::now();
     let mut inflight: Option<LocalBoxFuture<'static, Reply>> = None;
-    let mut local_limit = LocalLimiter::new(&settings.antispam);
+    let mut local_limit =
+        LocalLimiter::new(&settings.antispam, ctx.state.antispam.is_exempt(ctx.user));
     tracing::debug!("connected");
 
     let close: Option<CloseReason> = loop {
@@ -55,6 +56,9 @@ pub async fn run(
             kick = kicks.recv() => break kick.map(kick_reason),
             reply = next_reply(&mut inflight), if inflight.is_some() => {
                 inflight = None;
+                // Frames (pongs too) are not read while an op runs; a slow backend is not the
+                // client's silence.
+                last_heard = Instant::now();
                 if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
                     break stop;
                 }

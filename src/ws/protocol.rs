@@ -13,6 +13,8 @@ use crate::error::AppError;
 
 /// Longest accepted `client_msg_id`, in characters.
 pub const CLIENT_MSG_ID_MAX_CHARS: usize = 64;
+/// The deepest history page a `"<skip>-<limit>"` may ask for.
+pub const MAX_SKIP: u64 = 1_000_000_000;
 /// Most conversations one resume may name.
 pub const RESUME_MAX_CONVERSATIONS: usize = 1000;
 
@@ -356,7 +358,7 @@ impl Fields<'_> {
                 Some((skip.parse::<u64>().ok()?, limit.parse::<i64>().ok()?))
             });
             return match parsed {
-                Some((skip, limit)) if limit >= 1 => Ok(Paging::SkipLimit {
+                Some((skip, limit)) if limit >= 1 && skip <= MAX_SKIP => Ok(Paging::SkipLimit {
                     skip,
                     limit: limit.min(limits.history_max_limit),
                 }),

@@ -130,3 +130,28 @@ pub async fn groups_of(pool: &MySqlPool, user: UserId) -> AppResult<Vec<Group>> 
     .await?;
     Ok(rows.into_iter().map(Group::from).collect())
 }
+
+/// Of these groups, the ones `user` is a member of (one query, however many).
+pub async fn member_of_which(
+    pool: &MySqlPool,
+    user: UserId,
+    candidates: &[GroupId],
+) -> AppResult<Vec<GroupId>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; candidates.len()].join(", ");
+    let sql = format!(
+        "SELECT group_id FROM group_members WHERE user_id = ? AND group_id IN ({placeholders})"
+    );
+    let mut query = sqlx::query_scalar::<_, u64>(&sql).bind(user.0);
+    for group in candidates {
+        query = query.bind(group.0);
+    }
+    Ok(query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(GroupId)
+        .collect())
+}

@@ -101,7 +101,8 @@ async fn invoke(
     Ok(invocation.invoke_async(conn).await?)
 }
 
-/// The last seq handed out in a conversation (from the counter, else from MongoDB).
+/// The last seq of a conversation: the higher of the counter and what MongoDB holds (a counter
+/// restored from an older Redis snapshot may lag behind the stored messages).
 pub async fn current(
     pool: &Pool,
     db: &Database,
@@ -109,27 +110,7 @@ pub async fn current(
     conversation: &str,
 ) -> AppResult<i64> {
     let mut conn = pool.get().await?;
-    let value: Option<i64> = conn.get(keys.seq(conversation)).await?;
-    match value {
-        Some(v) => Ok(v),
-        None => messages::max_seq(db, conversation).await,
-    }
-}
-
-/// The last seq of several conversations at once (None where the counter is missing).
-pub async fn current_many(
-    pool: &Pool,
-    keys: &Keys,
-    conversations: &[String],
-) -> AppResult<Vec<Option<i64>>> {
-    if conversations.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut conn = pool.get().await?;
-    let names: Vec<String> = conversations.iter().map(|c| keys.seq(c)).collect();
-    let values: Vec<Option<i64>> = deadpool_redis::redis::cmd("MGET")
-        .arg(&names)
-        .query_async(&mut conn)
-        .await?;
-    Ok(values)
+    let counter: Option<i64> = conn.get(keys.seq(conversation)).await?;
+    let stored = messages::max_seq(db, conversation).await?;
+    Ok(counter.unwrap_or(0).max(stored))
 }

@@ -7,6 +7,7 @@ use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, Delivery};
 use crate::messaging::{audience, check_participant, event_json};
 use crate::store::mongo::{messages, reads};
+use crate::store::redis::seq;
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::ReadTarget;
 
@@ -44,7 +45,15 @@ pub async fn run(ctx: &OpCtx, target: ReadTarget) -> AppResult<Done> {
         }
         ReadTarget::Position { conversation, seq } => {
             check_participant(state, ctx.user, conversation).await?;
-            (conversation, seq)
+            // Never past the last message: later ones must still count as unread.
+            let last = seq::current(
+                &state.redis,
+                &state.mongo,
+                &state.keys,
+                &conversation.to_string(),
+            )
+            .await?;
+            (conversation, seq.min(last))
         }
     };
     let name = conversation.to_string();

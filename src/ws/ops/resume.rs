@@ -7,10 +7,9 @@ use serde::Serialize;
 
 use crate::domain::ConversationId;
 use crate::error::AppResult;
-use crate::messaging::check_participant;
+use crate::messaging::check_participant_all;
 use crate::store::mongo::messages::{self, Message};
 use crate::store::mongo::reads;
-use crate::store::redis::seq;
 use crate::ws::ops::{Done, OpCtx};
 
 #[derive(Serialize)]
@@ -22,27 +21,25 @@ struct Resumed {
 
 pub async fn run(ctx: &OpCtx, since: Vec<(ConversationId, i64)>) -> AppResult<Done> {
     let state = &ctx.state;
-    let mut from: BTreeMap<String, i64> = BTreeMap::new();
-    for (conversation, seq) in since {
-        check_participant(state, ctx.user, conversation).await?;
-        from.insert(conversation.to_string(), seq);
-    }
+    let named: Vec<ConversationId> = since.iter().map(|(c, _)| *c).collect();
+    check_participant_all(state, ctx.user, &named).await?;
+    let mut from: BTreeMap<String, i64> = since
+        .into_iter()
+        .map(|(conversation, seq)| (conversation.to_string(), seq))
+        .collect();
     for position in reads::list(&state.mongo, ctx.user).await? {
         from.entry(position.conversation)
             .or_insert(position.read_seq);
     }
-    let names: Vec<String> = from.keys().cloned().collect();
-    let lasts = seq::current_many(&state.redis, &state.keys, &names).await?;
 
     let mut budget = i64::from(state.settings.messages.resume_max);
     let mut out = Vec::new();
     let mut has_more = false;
     let mut next = from.clone();
-    for (name, last) in names.iter().zip(lasts) {
-        let after = from.get(name).copied().unwrap_or(0);
-        if last.is_some_and(|last| last <= after) {
-            continue;
-        }
+    // Every conversation is asked (an indexed range query each): the Redis counters cannot
+    // say "nothing new" reliably, they may lag behind MongoDB after a Redis restore.
+    for (name, after) in &from {
+        let after = *after;
         if budget == 0 {
             has_more = true;
             break;

@@ -24,7 +24,10 @@ pub async fn run(ctx: &OpCtx, target: Target) -> AppResult<Done> {
             users.retain(|u| *u != ctx.user);
             Audience::Users { users, primary: 0 }
         }
-        Audience::Everyone => Audience::Everyone,
+        // In the lobby a typing notice would go to every socket of every process.
+        Audience::Everyone => {
+            return Done::ok(serde_json::json!({ "conversation": conversation.to_string() }));
+        }
     };
     let name = conversation.to_string();
     let delivery = Delivery {

@@ -8,7 +8,6 @@ use crate::messaging::check_participant;
 use crate::state::AppState;
 use crate::store::mongo::messages::{self, Message};
 use crate::store::mongo::reads;
-use crate::store::redis::seq;
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::Target;
 
@@ -57,30 +56,31 @@ pub async fn run(ctx: &OpCtx, target: Option<Target>) -> AppResult<Done> {
     })
 }
 
-/// Every conversation of the user with unread messages. Conversations whose counter shows
-/// nothing new since the read position are not counted at all.
+/// How many conversations are counted at once for the summary.
+const COUNT_CONCURRENCY: usize = 8;
+
+/// Every conversation of the user with unread messages.
 pub async fn unread_counts(state: &AppState, user: UserId) -> AppResult<Vec<UnreadCount>> {
+    use futures_util::{StreamExt, TryStreamExt};
     let positions = reads::list(&state.mongo, user).await?;
-    let names: Vec<String> = positions.iter().map(|p| p.conversation.clone()).collect();
-    let lasts = seq::current_many(&state.redis, &state.keys, &names).await?;
-    let candidates = positions
-        .into_iter()
-        .zip(lasts)
-        .filter(|(p, last)| last.is_none_or(|last| last > p.read_seq));
-    let counted = futures_util::future::try_join_all(candidates.map(|(p, last)| async move {
-        let unread =
-            messages::count_unread(&state.mongo, user, &p.conversation, p.read_seq).await?;
-        let last_seq = match last {
-            Some(last) => last,
-            None => messages::max_seq(&state.mongo, &p.conversation).await?,
-        };
-        AppResult::Ok(UnreadCount {
-            conversation: p.conversation,
-            unread,
-            last_seq,
+    let counted: Vec<UnreadCount> = futures_util::stream::iter(positions)
+        .map(|p| async move {
+            let unread =
+                messages::count_unread(&state.mongo, user, &p.conversation, p.read_seq).await?;
+            let last_seq = if unread > 0 {
+                messages::max_seq(&state.mongo, &p.conversation).await?
+            } else {
+                0
+            };
+            AppResult::Ok(UnreadCount {
+                conversation: p.conversation,
+                unread,
+                last_seq,
+            })
         })
-    }))
-    .await?;
+        .buffer_unordered(COUNT_CONCURRENCY)
+        .try_collect()
+        .await?;
     let mut with_unread: Vec<UnreadCount> = counted.into_iter().filter(|c| c.unread > 0).collect();
     with_unread.sort_by(|a, b| a.conversation.cmp(&b.conversation));
     Ok(with_unread)
