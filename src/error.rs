@@ -24,6 +24,9 @@ pub enum AppError {
     InvalidJson(String),
     #[error("{0}")]
     BadRequest(Cow<'static, str>),
+    /// An email code that is wrong, expired or used up (field `email_code`).
+    #[error("{0}")]
+    InvalidEmailCode(String),
     #[error("authentication required")]
     Unauthorized,
     /// Same answer for an unknown user and a wrong password.
@@ -101,6 +104,7 @@ impl AppError {
             Self::Validation { .. } => "validation_failed",
             Self::InvalidJson(_) => "invalid_json",
             Self::BadRequest(_) => "bad_request",
+            Self::InvalidEmailCode(_) => "invalid_email_code",
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden { code, .. } => code,
@@ -124,6 +128,7 @@ impl AppError {
             Self::Validation { .. }
             | Self::InvalidJson(_)
             | Self::BadRequest(_)
+            | Self::InvalidEmailCode(_)
             | Self::PayloadTooLarge { .. }
             | Self::UnsupportedMediaType(_)
             | Self::MethodNotAllowed(_)
@@ -198,6 +203,7 @@ impl ResponseError for AppError {
             Self::Validation { .. }
             | Self::InvalidJson(_)
             | Self::BadRequest(_)
+            | Self::InvalidEmailCode(_)
             | Self::ContentTooLong { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -228,6 +234,7 @@ impl ResponseError for AppError {
         };
         let field = match self {
             Self::Validation { field, .. } => Some(field.as_ref()),
+            Self::InvalidEmailCode(_) => Some("email_code"),
             Self::Conflict { field, .. } => *field,
             _ => None,
         };

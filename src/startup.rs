@@ -16,6 +16,7 @@ use crate::config::{ConfigError, Settings};
 use crate::http;
 use crate::http::ip_limit::IpLimiter;
 use crate::hub::{Hub, Kick};
+use crate::mail::Mailer;
 use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::session;
@@ -64,6 +65,7 @@ impl Application {
                 .await
                 .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
         let app_hub = hub.clone();
+        let mailer = Mailer::new(&settings.mail)?;
         let metrics = Arc::new(Metrics::default());
         let antispam = Antispam::new(
             settings.antispam.clone(),
@@ -89,6 +91,7 @@ impl Application {
             writer,
             antispam,
             metrics,
+            mailer,
             dummy_password_hash: dummy_password_hash.into(),
         };
 

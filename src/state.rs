@@ -11,6 +11,7 @@ use crate::antispam::Antispam;
 use crate::config::Settings;
 use crate::http::ip_limit::IpLimiter;
 use crate::hub::Hub;
+use crate::mail::Mailer;
 use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::store::redis::Keys;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub writer: MessageWriter,
     pub antispam: Antispam,
     pub metrics: Arc<Metrics>,
+    pub mailer: Mailer,
     pub login_limiter: IpLimiter,
     pub register_limiter: IpLimiter,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user

@@ -103,8 +103,8 @@ impl Antispam {
         let s = &self.inner.settings;
         let k = &self.inner.keys;
         let (kind, recipient, group) = match target {
-            Target::Direct { to } if to == from => ("self", to, GroupId(0)),
-            Target::Direct { to } => ("direct", to, GroupId(0)),
+            Target::Direct { to, .. } if to == from => ("self", to, GroupId(0)),
+            Target::Direct { to, .. } => ("direct", to, GroupId(0)),
             Target::Group { group } => ("group", from, group),
         };
         let mut invocation = script::CHECK.prepare_invoke();
@@ -126,7 +126,14 @@ impl Antispam {
             .key(k.antispam(&format!("unaset:{recipient}")));
         invocation
             .arg(kind)
-            .arg(if kind == "direct" { "1" } else { "0" })
+            // Friends are no first contact.
+            .arg(
+                if kind == "direct" && !matches!(target, Target::Direct { friends: true, .. }) {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .arg(if client_msg_id.is_some() { "1" } else { "0" })
             .arg(s.rate_limit)
             .arg(ms(s.rate_window_secs))
@@ -212,8 +219,14 @@ impl Antispam {
 /// The target of a send.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
-    Direct { to: UserId },
-    Group { group: GroupId },
+    /// `friends`: the two are friends, so rule `unanswered` does not apply.
+    Direct {
+        to: UserId,
+        friends: bool,
+    },
+    Group {
+        group: GroupId,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -1,10 +1,17 @@
 //! The HTTP API: one module per area, each exposing `configure()`, plus what they share
 //! (typed JSON bodies, client IPs, the JSON shape of framework errors).
 
+pub mod blocks;
+pub mod devices;
+pub mod email;
+pub mod friends;
 pub mod groups;
 pub mod health;
 pub mod ip_limit;
 pub mod json;
+pub mod pagination;
+pub mod people;
+pub mod profile;
 pub mod users;
 
 use std::net::IpAddr;
@@ -20,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     users::configure(cfg);
     groups::configure(cfg);
+    people::configure(cfg);
+    friends::configure(cfg);
+    blocks::configure(cfg);
+    devices::configure(cfg);
+    email::configure(cfg);
     crate::ws::configure(cfg);
 }
 

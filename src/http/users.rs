@@ -15,7 +15,11 @@ use crate::store::redis::logins;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/user/register").route(web::post().to(register)))
         .service(web::resource("/user/login").route(web::post().to(login)))
-        .service(web::resource("/user/me").route(web::get().to(me)))
+        .service(
+            web::resource("/user/me")
+                .route(web::get().to(me))
+                .route(web::patch().to(crate::http::profile::update_me)),
+        )
         .service(web::resource("/user/me/limits").route(web::get().to(limits)))
         .service(web::resource("/user/set_password").route(web::post().to(set_password)))
         .service(web::resource("/user/logout").route(web::post().to(logout)));
@@ -28,6 +32,8 @@ struct RegisterBody {
     nick_name: String,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    email_code: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -45,6 +51,33 @@ async fn register(
         None | Some("") => None,
         Some(raw) => Some(Email::parse(raw, "email")?),
     };
+    // A code, when given, is always checked; with verification required it must be given.
+    let code = body
+        .email_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    match (&email, code) {
+        (Some(email), Some(code)) => {
+            crate::http::email::check_code(
+                &state,
+                crate::http::email::PURPOSE_REGISTER,
+                email,
+                code,
+            )
+            .await?;
+        }
+        (None, Some(_)) => {
+            return Err(AppError::validation("email", "is required with email_code"));
+        }
+        (_, None) if state.settings.mail.require_email_verification => {
+            if email.is_none() {
+                return Err(AppError::validation("email", "is required"));
+            }
+            return Err(AppError::InvalidEmailCode("email_code is required".into()));
+        }
+        _ => {}
+    }
     let password_hash = password::hash(
         password.expose().to_owned(),
         state.settings.auth.bcrypt_cost,
@@ -161,7 +194,7 @@ async fn logout(session: CurrentSession, state: web::Data<AppState>) -> AppResul
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "logged_out" })))
 }
 
-fn limit(
+pub fn limit(
     req: &HttpRequest,
     state: &AppState,
     limiter: &crate::http::ip_limit::IpLimiter,

@@ -173,6 +173,21 @@ impl Hub {
         Ok(live > 0)
     }
 
+    /// For each user, whether they have a live connection (one round trip).
+    pub async fn online_many(&self, users: &[UserId]) -> AppResult<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        for user in users {
+            pipe.zcount(self.inner.keys.presence(user.0), now, "+inf");
+        }
+        let mut conn = self.inner.redis.get().await?;
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(counts.into_iter().map(|c| c > 0).collect())
+    }
+
     /// Closes the sockets of these logins on every process.
     pub async fn revoke_logins(&self, login_ids: &[String]) -> AppResult<()> {
         if login_ids.is_empty() {
@@ -218,8 +233,9 @@ async fn touch(inner: &Inner, conns: &[(UserId, ConnId)]) -> AppResult<()> {
     Ok(())
 }
 
-/// Every heartbeat: extend the presence of every local socket and close the sockets whose
-/// login is gone (revoked while this process missed the broadcast, or expired).
+/// Every heartbeat: extend the presence of every local socket, mark their logins as seen, and
+/// close the sockets whose login is gone (revoked while this process missed the broadcast, or
+/// expired).
 async fn refresh_presence(inner: std::sync::Weak<Inner>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -244,6 +260,8 @@ async fn refresh_presence(inner: std::sync::Weak<Inner>, every: Duration) {
     }
 }
 
+/// Marks the logins of local sockets as seen (device `last_seen`) and returns those that are
+/// gone.
 async fn missing_logins(
     inner: &Inner,
     snapshot: &[(UserId, ConnId, Arc<str>)],
@@ -251,16 +269,11 @@ async fn missing_logins(
     let mut logins: Vec<String> = snapshot.iter().map(|(_, _, l)| l.to_string()).collect();
     logins.sort_unstable();
     logins.dedup();
-    let mut pipe = redis::pipe();
-    for login in &logins {
-        pipe.exists(inner.keys.login(login));
-    }
-    let mut conn = inner.redis.get().await?;
-    let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let alive = crate::store::redis::logins::touch(&inner.redis, &inner.keys, &logins).await?;
     Ok(logins
         .into_iter()
-        .zip(exists)
-        .filter(|(_, e)| !e)
+        .zip(alive)
+        .filter(|(_, alive)| !alive)
         .map(|(l, _)| l)
         .collect())
 }

@@ -17,6 +17,14 @@ mod errors;
 mod health;
 mod sessions;
 
+mod people_support;
+
+mod people_blocks;
+mod people_devices;
+mod people_email;
+mod people_friends;
+mod people_profiles;
+
 mod ws_client;
 
 mod ws_cluster;

@@ -2,6 +2,7 @@
 //! violations into conflicts.
 
 pub mod groups;
+pub mod people;
 pub mod users;
 
 use std::str::FromStr;

@@ -149,3 +149,144 @@ pub async fn exists(pool: &MySqlPool, id: UserId) -> AppResult<bool> {
         .await?;
     Ok(found.is_some())
 }
+
+/// The profile fields a user may change; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ProfileChange<'a> {
+    pub nick_name: Option<&'a NickName>,
+    pub avatar: Option<&'a str>,
+    pub sex: Option<u8>,
+    /// `Some(None)` removes the email.
+    pub email: Option<Option<&'a Email>>,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn update_profile(
+    pool: &MySqlPool,
+    id: UserId,
+    change: ProfileChange<'_>,
+) -> AppResult<User> {
+    let mut sets: Vec<&str> = Vec::new();
+    if change.nick_name.is_some() {
+        sets.push("nick_name = ?");
+    }
+    if change.avatar.is_some() {
+        sets.push("avatar = ?");
+    }
+    if change.sex.is_some() {
+        sets.push("sex = ?");
+    }
+    if change.email.is_some() {
+        sets.push("email = ?");
+    }
+    if !sets.is_empty() {
+        let sql = format!(
+            "UPDATE users SET {}, updated_at = ? WHERE id = ?",
+            sets.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(nick) = change.nick_name {
+            query = query.bind(nick.as_str());
+        }
+        if let Some(avatar) = change.avatar {
+            query = query.bind(avatar);
+        }
+        if let Some(sex) = change.sex {
+            query = query.bind(sex);
+        }
+        if let Some(email) = change.email {
+            query = query.bind(email.map(Email::as_str));
+        }
+        let result = query
+            .bind(Utc::now().naive_utc())
+            .bind(id.0)
+            .execute(pool)
+            .await;
+        if let Err(err) = result {
+            return Err(match violated_unique_key(&err).as_deref() {
+                Some("uq_users_email") => AppError::Conflict {
+                    field: Some("email"),
+                    message: "email is already registered".into(),
+                },
+                _ => err.into(),
+            });
+        }
+    }
+    find_by_id(pool, id).await?.ok_or(AppError::Unauthorized)
+}
+
+/// Users whose user_name starts with, or nick_name contains, the text (case-insensitive by the
+/// columns' collation); LIKE wildcards in the text match literally.
+pub async fn search(
+    pool: &MySqlPool,
+    text: &str,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<User>, i64)> {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let prefix = format!("{escaped}%");
+    let contains = format!("%{escaped}%");
+    let filter = "user_name LIKE ? OR nick_name LIKE ?";
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE {filter}"))
+        .bind(&prefix)
+        .bind(&contains)
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY user_name LIMIT ? OFFSET ?"
+    ))
+    .bind(&prefix)
+    .bind(&contains)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((rows.into_iter().map(User::from).collect(), total))
+}
+
+/// Exact lookup by one column (`user_name` or `email`).
+pub async fn find_exact(
+    pool: &MySqlPool,
+    column: ExactColumn,
+    value: &str,
+) -> AppResult<Option<User>> {
+    let column = match column {
+        ExactColumn::UserName => "user_name",
+        ExactColumn::Email => "email",
+    };
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE {column} = ?"
+    ))
+    .bind(value)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(User::from))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ExactColumn {
+    UserName,
+    Email,
+}
+
+/// Several users by id, in no particular order.
+pub async fn find_many(pool: &MySqlPool, ids: &[UserId]) -> AppResult<Vec<User>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({placeholders})");
+    let mut query = sqlx::query_as::<_, UserRow>(&sql);
+    for id in ids {
+        query = query.bind(id.0);
+    }
+    Ok(query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(User::from)
+        .collect())
+}

@@ -30,6 +30,7 @@ pub async fn create(pool: &Pool, keys: &Keys, login: NewLogin<'_>) -> AppResult<
             &[
                 ("user_id", login.user_id.0.to_string()),
                 ("created_at", now.to_string()),
+                ("last_seen", now.to_string()),
                 ("user_agent", login.user_agent.to_owned()),
                 ("ip", login.ip.to_owned()),
             ],
@@ -94,4 +95,107 @@ pub async fn revoke_all_except(
 
 fn ttl_i64(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// A login as `GET /user/devices` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Device {
+    pub id: String,
+    pub user_agent: String,
+    pub ip: String,
+    pub created_at: String,
+    pub last_seen: String,
+    pub current: bool,
+}
+
+/// The user's live logins, newest first.
+pub async fn devices(
+    pool: &Pool,
+    keys: &Keys,
+    user_id: UserId,
+    current: &str,
+) -> AppResult<Vec<Device>> {
+    let mut conn = pool.get().await?;
+    let ids: Vec<String> = conn.smembers(keys.user_logins(user_id.0)).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.hgetall(keys.login(id));
+    }
+    let records: Vec<std::collections::HashMap<String, String>> =
+        pipe.query_async(&mut conn).await?;
+    let mut devices: Vec<(i64, Device)> = ids
+        .into_iter()
+        .zip(records)
+        // An expired login leaves its id in the set until the set is next cleaned.
+        .filter(|(_, record)| record.get("user_id") == Some(&user_id.0.to_string()))
+        .map(|(id, record)| {
+            let millis = |field: &str| {
+                record
+                    .get(field)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            let created = millis("created_at");
+            let device = Device {
+                current: id == current,
+                id,
+                user_agent: record.get("user_agent").cloned().unwrap_or_default(),
+                ip: record.get("ip").cloned().unwrap_or_default(),
+                created_at: rfc3339(created),
+                last_seen: rfc3339(millis("last_seen").max(created)),
+            };
+            (created, device)
+        })
+        .collect();
+    devices.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
+    Ok(devices.into_iter().map(|(_, d)| d).collect())
+}
+
+fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Deletes one of the user's logins; false when it is not theirs (or gone).
+pub async fn revoke(pool: &Pool, keys: &Keys, user_id: UserId, login_id: &str) -> AppResult<bool> {
+    if owner(pool, keys, login_id).await? != Some(user_id) {
+        return Ok(false);
+    }
+    delete(pool, keys, user_id, login_id).await?;
+    Ok(true)
+}
+
+/// Marks these logins as seen now, without recreating revoked ones; returns which still exist.
+pub async fn touch(pool: &Pool, keys: &Keys, login_ids: &[String]) -> AppResult<Vec<bool>> {
+    static TOUCH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            r"
+            local out = {}
+            for i, key in ipairs(KEYS) do
+                if redis.call('EXISTS', key) == 1 then
+                    redis.call('HSET', key, 'last_seen', ARGV[1])
+                    out[i] = 1
+                else
+                    out[i] = 0
+                end
+            end
+            return out
+            ",
+        )
+    });
+    if login_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut invocation = TOUCH.prepare_invoke();
+    for id in login_ids {
+        invocation.key(keys.login(id));
+    }
+    invocation.arg(chrono::Utc::now().timestamp_millis());
+    let mut conn = pool.get().await?;
+    let alive: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+    Ok(alive.into_iter().map(|a| a == 1).collect())
 }

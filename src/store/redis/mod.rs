@@ -1,6 +1,7 @@
 //! Redis: the shared connection pool (also used by the session store) and the key layout.
 //! Every key starts with `redis.key_prefix`, so deployments (and tests) can share one server.
 
+pub mod email_codes;
 pub mod logins;
 pub mod seq;
 
@@ -91,6 +92,16 @@ impl Keys {
     /// An anti-spam counter or marker (see antispam::script for the layout).
     pub fn antispam(&self, name: &str) -> String {
         format!("{}as:{name}", self.prefix)
+    }
+
+    /// A pending email code (hash: code, attempts) for `<purpose>:<email>`.
+    pub fn email_code(&self, name: &str) -> String {
+        format!("{}email_code:{name}", self.prefix)
+    }
+
+    /// Set while a new code for this email may not be sent yet.
+    pub fn email_code_sent(&self, email: &str) -> String {
+        format!("{}email_code_sent:{email}", self.prefix)
     }
 
     /// The set of a user's login ids, for revoking them.

@@ -6,7 +6,7 @@ use crate::domain::{ConversationId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
 use crate::messaging::writer::{Draft, Outcome};
-use crate::store::mysql::users;
+use crate::store::mysql::people;
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::{CODE_DELIVERED, CODE_STORED_OFFLINE, Outgoing};
 
@@ -17,14 +17,31 @@ pub async fn run(
     client_msg_id: Option<String>,
 ) -> AppResult<Done> {
     let state = &ctx.state;
-    if to != ctx.user && !users::exists(&state.mysql, to).await? {
-        return Err(AppError::NotFound("no such user".into()));
+    let mut friends = false;
+    if to != ctx.user {
+        let relation = people::send_relation(&state.mysql, ctx.user, to).await?;
+        if !relation.recipient_exists {
+            return Err(AppError::NotFound("no such user".into()));
+        }
+        if relation.blocked_by_recipient {
+            return Err(AppError::forbidden(
+                "forbidden",
+                "this user does not accept your messages",
+            ));
+        }
+        if state.settings.messaging.require_friendship && !relation.friends {
+            return Err(AppError::forbidden(
+                "forbidden",
+                "you can only message your friends",
+            ));
+        }
+        friends = relation.friends;
     }
     state
         .antispam
         .check_send(
             ctx.user,
-            antispam::Target::Direct { to },
+            antispam::Target::Direct { to, friends },
             &message.content,
             client_msg_id.as_deref(),
         )

@@ -1,0 +1,124 @@
+//! `PATCH /user/me`: the user edits their own profile.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::{Email, NickName};
+use crate::error::{AppError, AppResult};
+use crate::http::json::JsonBody;
+use crate::session::CurrentSession;
+use crate::state::AppState;
+use crate::store::mysql::users::{self, ProfileChange};
+
+pub const AVATAR_MAX_CHARS: usize = 512;
+
+/// Every field optional; `email` distinguishes "absent" from `null` (remove it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    #[serde(default)]
+    nick_name: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
+    #[serde(default)]
+    sex: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Value>,
+}
+
+/// Keeps an explicit `null` as `Some(Value::Null)`, so it differs from a missing field.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Ok(Some(Value::deserialize(d)?))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+pub async fn update_me(
+    session: CurrentSession,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<ProfileBody>,
+) -> AppResult<HttpResponse> {
+    let nick_name = body
+        .nick_name
+        .as_deref()
+        .map(|n| NickName::parse(n, "nick_name"))
+        .transpose()?;
+    let avatar = body.avatar.as_deref().map(parse_avatar).transpose()?;
+    let sex = match body.sex {
+        None => None,
+        Some(s @ 0..=2) => u8::try_from(s).ok(),
+        Some(_) => {
+            return Err(AppError::validation(
+                "sex",
+                "must be 0 (unknown), 1 (male) or 2 (female)",
+            ));
+        }
+    };
+    let email = match &body.email {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Some(None),
+        Some(Value::String(s)) => Some(Some(Email::parse(s, "email")?)),
+        Some(_) => return Err(AppError::validation("email", "must be a string or null")),
+    };
+    let user = users::update_profile(
+        &state.mysql,
+        session.user_id,
+        ProfileChange {
+            nick_name: nick_name.as_ref(),
+            avatar,
+            sex,
+            email: email.as_ref().map(Option::as_ref),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
+}
+
+/// An http(s) URL, or "" to clear the avatar.
+fn parse_avatar(raw: &str) -> AppResult<&str> {
+    let url = raw.trim();
+    if url.is_empty() {
+        return Ok(url);
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host_ok = rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !host.contains('@')
+    });
+    if !host_ok
+        || url.chars().count() > AVATAR_MAX_CHARS
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(AppError::validation(
+            "avatar",
+            format!("must be an http:// or https:// URL of at most {AVATAR_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avatars_are_http_urls() {
+        assert_eq!(
+            parse_avatar("https://img.example/a.png").unwrap(),
+            "https://img.example/a.png"
+        );
+        assert_eq!(parse_avatar("").unwrap(), "");
+        for bad in [
+            "javascript:alert(1)",
+            "ftp://x/y",
+            "https://",
+            "http://user@host/",
+            "https://a b",
+        ] {
+            assert!(parse_avatar(bad).is_err(), "{bad}");
+        }
+    }
+}
