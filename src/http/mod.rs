@@ -2,6 +2,7 @@
 //! (typed JSON bodies, client IPs, the JSON shape of framework errors).
 
 pub mod blocks;
+pub mod conversations;
 pub mod devices;
 pub mod email;
 pub mod friends;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     blocks::configure(cfg);
     devices::configure(cfg);
     email::configure(cfg);
+    conversations::configure(cfg);
     crate::ws::configure(cfg);
 }
 

@@ -76,7 +76,7 @@ pub async fn update_me(
 }
 
 /// An http(s) URL, or "" to clear the avatar.
-fn parse_avatar(raw: &str) -> AppResult<&str> {
+pub fn parse_avatar(raw: &str) -> AppResult<&str> {
     let url = raw.trim();
     if url.is_empty() {
         return Ok(url);

@@ -11,7 +11,7 @@ use crate::domain::{ConversationId, GroupId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
 use crate::state::AppState;
-use crate::store::mongo::reads;
+use crate::store::mongo::{messages, reads};
 use crate::store::mysql::groups;
 use crate::store::redis::seq;
 
@@ -101,6 +101,96 @@ pub async fn audience(state: &AppState, conversation: ConversationId) -> AppResu
             users: groups::member_ids(&state.mysql, group).await?,
             primary: 0,
         }),
+    }
+}
+
+/// Who may send to a group right now: a member of a group that is not dissolved, not muted
+/// (the whole group, unless a manager; or personally). Returns the sender's group nickname.
+pub async fn check_sender(
+    state: &AppState,
+    user: UserId,
+    group: GroupId,
+) -> AppResult<Option<String>> {
+    if group.is_lobby() {
+        return Ok(None);
+    }
+    let found = groups::find(&state.mysql, group).await?;
+    let Some(found) = found.filter(|g| !g.dissolved) else {
+        return Err(AppError::NotFound("no such group".into()));
+    };
+    let membership = groups::membership(&state.mysql, group, user)
+        .await?
+        .ok_or_else(not_participant)?;
+    if found.muted && !membership.is_manager() {
+        return Err(AppError::forbidden("forbidden", "the group is muted"));
+    }
+    if let Some(until) = membership.muted_until() {
+        return Err(AppError::forbidden(
+            "forbidden",
+            format!(
+                "you are muted in this group until {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    Ok(membership.nickname)
+}
+
+/// Who gets a group's messages live: the members, less those in do-not-disturb.
+pub async fn message_audience(state: &AppState, group: GroupId) -> AppResult<Audience> {
+    if group.is_lobby() {
+        return Ok(Audience::Everyone);
+    }
+    Ok(Audience::Users {
+        users: groups::push_member_ids(&state.mysql, group).await?,
+        primary: 0,
+    })
+}
+
+/// Stores a system message (type 10) in the group and pushes it, plus `event: group` with the
+/// same description, to the members.
+pub async fn announce(
+    state: &AppState,
+    group: GroupId,
+    actor: UserId,
+    description: serde_json::Value,
+) -> AppResult<()> {
+    let audience = message_audience(state, group).await?;
+    let draft = writer::Draft {
+        conversation: ConversationId::Group(group),
+        from: actor,
+        to: group.to_string(),
+        kind: crate::domain::MessageType(messages::SYSTEM_TYPE),
+        content: description.to_string(),
+        client_msg_id: None,
+        audience,
+        skip: None,
+        nickname: None,
+    };
+    state.writer.submit(draft).await?;
+    group_event(state, group, description).await;
+    Ok(())
+}
+
+/// Pushes `event: group` to the group's live members (do-not-disturb or not).
+pub async fn group_event(state: &AppState, group: GroupId, mut data: serde_json::Value) {
+    if let Some(object) = data.as_object_mut() {
+        object.insert("group_id".into(), group.to_string().into());
+    }
+    let users = match groups::member_ids(&state.mysql, group).await {
+        Ok(users) => users,
+        Err(err) => {
+            tracing::warn!(error = %err, "group event not pushed");
+            return;
+        }
+    };
+    let delivery = crate::hub::Delivery {
+        event: event_json("group", &data),
+        audience: Audience::Users { users, primary: 0 },
+        skip: None,
+    };
+    if let Err(err) = state.hub.deliver(&[delivery]).await {
+        tracing::warn!(error = %err, "group event not pushed");
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Draft {
     pub client_msg_id: Option<String>,
     pub audience: Audience,
     pub skip: Option<ConnId>,
+    /// The sender's group nickname, stored with the message.
+    pub nickname: Option<String>,
 }
 
 pub enum Outcome {
@@ -222,6 +224,7 @@ impl Backend {
                     created_at: now,
                     hidden_for: Vec::new(),
                     recalled_at: None,
+                    nickname: draft.nickname.clone(),
                 }
             })
             .collect();

@@ -30,6 +30,9 @@ pub const FORBIDDEN: i64 = 40003;
 pub const NOT_FOUND: i64 = 40004;
 pub const TOO_LONG: i64 = 40013;
 
+/// The `type` of the system notices the server writes into groups (joins, kicks, ...).
+pub const SYSTEM_TYPE: i64 = 10;
+
 /// Close codes.
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -158,8 +161,17 @@ impl Reply {
         parse_message(&self.data)
     }
 
-    /// `data.messages` of a history, unread or resume reply.
+    /// `data.messages` of a history, unread or resume reply, without the group system notices
+    /// (type 10): the chat content.
     pub fn messages(&self) -> Vec<ChatMessage> {
+        self.all_messages()
+            .into_iter()
+            .filter(|m| m.kind != SYSTEM_TYPE)
+            .collect()
+    }
+
+    /// `data.messages` including system notices.
+    pub fn all_messages(&self) -> Vec<ChatMessage> {
         parse_messages(&self.data["messages"])
     }
 
@@ -197,6 +209,9 @@ type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct WsClient {
     ws: Stream,
     events: VecDeque<Value>,
+    /// Whether group notices (`event: group`, and `event: message` of type 10) are kept; by
+    /// default they are dropped on arrival, so chat-content tests only see chat content.
+    system_notices: bool,
 }
 
 impl WsClient {
@@ -204,7 +219,13 @@ impl WsClient {
         Self {
             ws,
             events: VecDeque::new(),
+            system_notices: false,
         }
+    }
+
+    /// Keeps the system notices (type 10 `event: message`s) from now on.
+    pub fn keep_system_notices(&mut self) {
+        self.system_notices = true;
     }
 
     /// Sends one JSON frame without waiting for anything.
@@ -414,6 +435,11 @@ impl WsClient {
                     let value: Value = serde_json::from_str(text.as_str())
                         .unwrap_or_else(|e| panic!("a text frame that is not JSON ({e}): {text}"));
                     assert!(value.is_object(), "every frame is a JSON object: {value}");
+                    let notice = value["event"] == "group"
+                        || (value["event"] == "message" && value["data"]["type"] == SYSTEM_TYPE);
+                    if notice && !self.system_notices {
+                        continue;
+                    }
                     return Some(Incoming::Json(value));
                 }
                 Frame::Binary(bytes) => panic!("the server sent a binary frame: {bytes:?}"),

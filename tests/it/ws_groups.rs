@@ -88,10 +88,10 @@ async fn groups_any_member_may_add_and_adding_twice_is_a_no_op() {
         .post(&alice.http, &path, &json!({"user_id": bob.id}))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        json_of(resp).await,
-        json!({"group_id": group, "user_id": bob.id})
-    );
+    let body = json_of(resp).await;
+    assert_eq!(body["group_id"], group, "{body}");
+    assert_eq!(body["user_id"], bob.id, "{body}");
+    assert_eq!(body["status"], "joined", "{body}");
     let resp = app
         .post(&alice.http, &path, &json!({"user_id": bob.id}))
         .await;
@@ -224,7 +224,8 @@ async fn ws_a_group_message_reaches_every_live_connection_of_every_member() {
     assert_eq!(sent.conversation, group_conv(&group));
     assert_eq!(sent.to, group);
     assert_eq!(sent.from, alice.id);
-    assert_eq!(sent.seq, 1);
+    // The members' joins were announced in the group first (system notices take seqs too).
+    assert!(sent.seq >= 1);
 
     assert_eq!(bob_ws.next_message().await, sent);
     assert_eq!(carol_ws.next_message().await, sent);
@@ -238,7 +239,7 @@ async fn ws_a_group_message_reaches_every_live_connection_of_every_member() {
 
     // The group counts its own seq.
     let next = carol_ws.send_group(&group, "hi").await.expect(OK).message();
-    assert_eq!(next.seq, 2);
+    assert_eq!(next.seq, sent.seq + 1);
     assert_eq!(alice_laptop.next_message().await, next);
     assert_eq!(
         ids(&bob_ws.history_of(&group_conv(&group)).await),
@@ -320,7 +321,7 @@ async fn ws_group_unread_read_receipts_and_recall_reach_the_members() {
     );
 
     bob_ws.mark_read(&first.id).await.expect(OK);
-    let receipt = json!({"conversation": conversation, "user_id": bob.id, "seq": 1});
+    let receipt = json!({"conversation": conversation, "user_id": bob.id, "seq": first.seq});
     assert_eq!(alice_ws.next_event("read").await, receipt);
     assert_eq!(carol_ws.next_event("read").await, receipt);
 
@@ -341,4 +342,35 @@ async fn ws_group_unread_read_receipts_and_recall_reach_the_members() {
         .request(json!({"op_type": 2, "conversation": dm(&alice.id, &bob.id)}))
         .await
         .expect(FORBIDDEN);
+}
+
+#[tokio::test]
+async fn ws_a_new_member_is_announced_in_the_group_and_not_counted_unread() {
+    let app = spawn_app().await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    alice_ws.keep_system_notices();
+    let bob = app.chatter("bob").await;
+    let group = app.create_group(&alice, "team").await;
+    app.add_to_group(&alice, &group, &bob).await;
+
+    let notice = alice_ws.next_message().await;
+    assert_eq!(notice.kind, crate::ws_client::SYSTEM_TYPE);
+    assert_eq!(notice.conversation, group_conv(&group));
+    let content: Value = serde_json::from_str(&notice.content).unwrap();
+    assert_eq!(
+        content,
+        json!({"action": "join", "user_id": bob.id, "by": alice.id})
+    );
+    let event = alice_ws.next_event("group").await;
+    assert_eq!(event["action"], "join");
+    assert_eq!(event["group_id"], group);
+
+    // History shows it; nobody has it as unread.
+    let history = alice_ws
+        .request(json!({"op_type": 2, "conversation": group_conv(&group)}))
+        .await;
+    assert_eq!(ids(&history.all_messages()), vec![notice.id.clone()]);
+    let mut bob_ws = app.connect_ws(&bob).await;
+    let unread = bob_ws.unread_in(&group_conv(&group)).await;
+    assert_eq!(unread.data["unread"], 0, "{}", unread.raw);
 }

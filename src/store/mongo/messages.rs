@@ -15,6 +15,9 @@ use crate::error::AppResult;
 
 pub const COLLECTION: &str = "messages";
 
+/// The `type` of system notices in groups; they are history, never unread.
+pub const SYSTEM_TYPE: i32 = 10;
+
 /// Duplicate key: the MongoDB error code for a unique index violation.
 pub const DUPLICATE_KEY: i32 = 11000;
 
@@ -36,6 +39,9 @@ pub struct MessageDoc {
     pub hidden_for: Vec<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recalled_at: Option<bson::DateTime>,
+    /// The sender's nickname in the group when they sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
 }
 
 /// A message as clients see it.
@@ -52,6 +58,9 @@ pub struct Message {
     pub client_msg_id: Option<String>,
     #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
+    /// Group messages: the sender's group nickname, when they have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
 }
 
 impl From<&MessageDoc> for Message {
@@ -67,6 +76,7 @@ impl From<&MessageDoc> for Message {
             client_msg_id: doc.client_msg_id.clone(),
             created_at: DateTime::<Utc>::from_timestamp_millis(doc.created_at.timestamp_millis())
                 .unwrap_or_default(),
+            nickname: doc.nickname.clone(),
         }
     }
 }
@@ -187,6 +197,7 @@ pub async fn after(
     );
     if from_others_only {
         filter.insert("from", doc! { "$nin": [user_key(viewer)] });
+        filter.insert("type", doc! { "$nin": [SYSTEM_TYPE] });
     }
     let options = FindOptions::builder()
         .sort(doc! { "seq": 1 })
@@ -203,7 +214,7 @@ pub async fn after(
     Ok((page, has_more))
 }
 
-/// How many messages from others the viewer has not read.
+/// How many messages from others the viewer has not read (system notices never count).
 pub async fn count_unread(
     db: &Database,
     viewer: UserId,
@@ -215,6 +226,7 @@ pub async fn count_unread(
             "conversation": conversation,
             "seq": { "$gt": read_seq },
             "from": { "$nin": [user_key(viewer)] },
+            "type": { "$nin": [SYSTEM_TYPE] },
         },
         visible_to(viewer),
     );

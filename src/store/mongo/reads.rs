@@ -19,6 +19,14 @@ pub struct ReadPosition {
     pub user_id: i64,
     pub conversation: String,
     pub read_seq: i64,
+    /// When the user pinned the conversation (absent: not pinned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_at: Option<mongodb::bson::DateTime>,
+    /// Hidden while the conversation's last seq is at most this (absent: not hidden).
+    /// A timestamp and a seq rather than booleans: the local MongoDB stand-in stores a `$set`
+    /// boolean as an integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_seq: Option<i64>,
 }
 
 fn collection(db: &Database) -> Collection<ReadPosition> {
@@ -103,4 +111,56 @@ pub async fn remove(db: &Database, user: UserId, conversation: &str) -> AppResul
         .delete_one(doc! { "user_id": user_key(user), "conversation": conversation })
         .await?;
     Ok(())
+}
+
+/// Pins or unpins the conversation for the user.
+pub async fn set_pinned(
+    db: &Database,
+    user: UserId,
+    conversation: &str,
+    pinned: bool,
+) -> AppResult<()> {
+    let update = if pinned {
+        doc! { "$set": { "pinned_at": mongodb::bson::DateTime::now() } }
+    } else {
+        doc! { "$unset": { "pinned_at": "" } }
+    };
+    collection(db)
+        .update_one(
+            doc! { "user_id": user_key(user), "conversation": conversation },
+            update,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Hides the conversation until a message after `last_seq` arrives, or shows it again.
+pub async fn set_hidden(
+    db: &Database,
+    user: UserId,
+    conversation: &str,
+    hidden_until_after: Option<i64>,
+) -> AppResult<()> {
+    let update = match hidden_until_after {
+        Some(seq) => doc! { "$set": { "hidden_seq": seq } },
+        None => doc! { "$unset": { "hidden_seq": "" } },
+    };
+    collection(db)
+        .update_one(
+            doc! { "user_id": user_key(user), "conversation": conversation },
+            update,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The user's position in one conversation, with its settings.
+pub async fn find(
+    db: &Database,
+    user: UserId,
+    conversation: &str,
+) -> AppResult<Option<ReadPosition>> {
+    Ok(collection(db)
+        .find_one(doc! { "user_id": user_key(user), "conversation": conversation })
+        .await?)
 }

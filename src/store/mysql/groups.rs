@@ -1,4 +1,4 @@
-//! The `chat_groups` and `group_members` tables.
+//! The `chat_groups`, `group_members` and `group_join_requests` tables.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -6,18 +6,34 @@ use sqlx::MySqlPool;
 
 use crate::domain::{GroupId, UserId};
 use crate::error::{AppError, AppResult};
+use crate::store::mysql::violated_unique_key;
+
+pub const ROLE_OWNER: &str = "owner";
+pub const ROLE_ADMIN: &str = "admin";
+pub const ROLE_MEMBER: &str = "member";
+
+pub const JOIN_OPEN: &str = "open";
+pub const JOIN_APPROVAL: &str = "approval";
+pub const JOIN_INVITE_ONLY: &str = "invite_only";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
     #[serde(serialize_with = "serialize_group_id")]
     pub id: GroupId,
     pub name: String,
+    pub notice: String,
+    pub avatar: String,
     pub owner_id: UserId,
+    pub join_mode: String,
+    pub muted: bool,
+    pub member_count: i64,
     #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub dissolved: bool,
 }
 
-fn serialize_group_id<S: serde::Serializer>(id: &GroupId, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_group_id<S: serde::Serializer>(id: &GroupId, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
 }
 
@@ -25,8 +41,14 @@ fn serialize_group_id<S: serde::Serializer>(id: &GroupId, s: S) -> Result<S::Ok,
 struct GroupRow {
     id: u64,
     name: String,
+    notice: String,
+    avatar: String,
     owner_id: u64,
+    join_mode: String,
+    muted: i8,
+    member_count: i64,
     created_at: NaiveDateTime,
+    dissolved_at: Option<NaiveDateTime>,
 }
 
 impl From<GroupRow> for Group {
@@ -34,32 +56,52 @@ impl From<GroupRow> for Group {
         Self {
             id: GroupId(row.id),
             name: row.name,
+            notice: row.notice,
+            avatar: row.avatar,
             owner_id: UserId(row.owner_id),
+            join_mode: row.join_mode,
+            muted: row.muted != 0,
+            member_count: row.member_count,
             created_at: row.created_at.and_utc(),
+            dissolved: row.dissolved_at.is_some(),
         }
     }
 }
 
-pub const ROLE_OWNER: &str = "owner";
-pub const ROLE_MEMBER: &str = "member";
+const GROUP_COLUMNS: &str = "g.id, g.name, g.notice, g.avatar, g.owner_id, g.join_mode, g.muted, \
+     (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.id) AS member_count, \
+     g.created_at, g.dissolved_at";
 
-/// Creates the group with `owner` as its owner and first member, atomically.
-#[tracing::instrument(skip(pool, name))]
-pub async fn create(pool: &MySqlPool, name: &str, owner: UserId) -> AppResult<Group> {
+pub struct NewGroup<'a> {
+    pub name: &'a str,
+    pub notice: &'a str,
+    pub avatar: &'a str,
+    pub join_mode: &'a str,
+    pub owner: UserId,
+}
+
+/// Creates the group with its owner as first member, atomically.
+#[tracing::instrument(skip_all, fields(owner = %new.owner))]
+pub async fn create(pool: &MySqlPool, new: NewGroup<'_>) -> AppResult<Group> {
     let now = Utc::now().naive_utc();
     let mut tx = pool.begin().await?;
-    let id = sqlx::query("INSERT INTO chat_groups (name, owner_id, created_at) VALUES (?, ?, ?)")
-        .bind(name)
-        .bind(owner.0)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_id();
+    let id = sqlx::query(
+        "INSERT INTO chat_groups (name, notice, avatar, join_mode, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.name)
+    .bind(new.notice)
+    .bind(new.avatar)
+    .bind(new.join_mode)
+    .bind(new.owner.0)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .last_insert_id();
     sqlx::query(
         "INSERT INTO group_members (group_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)",
     )
     .bind(id)
-    .bind(owner.0)
+    .bind(new.owner.0)
     .bind(ROLE_OWNER)
     .bind(now)
     .execute(&mut *tx)
@@ -70,23 +112,142 @@ pub async fn create(pool: &MySqlPool, name: &str, owner: UserId) -> AppResult<Gr
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("created group vanished")))
 }
 
+/// A group, dissolved or not.
 pub async fn find(pool: &MySqlPool, id: GroupId) -> AppResult<Option<Group>> {
-    let row: Option<GroupRow> =
-        sqlx::query_as("SELECT id, name, owner_id, created_at FROM chat_groups WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLUMNS} FROM chat_groups g WHERE g.id = ?"
+    ))
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(Group::from))
 }
 
+pub async fn find_many(pool: &MySqlPool, ids: &[GroupId]) -> AppResult<Vec<Group>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let sql = format!("SELECT {GROUP_COLUMNS} FROM chat_groups g WHERE g.id IN ({placeholders})");
+    let mut query = sqlx::query_as::<_, GroupRow>(&sql);
+    for id in ids {
+        query = query.bind(id.0);
+    }
+    Ok(query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(Group::from)
+        .collect())
+}
+
+/// The changes `PATCH /groups/{id}` may make; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct GroupChange<'a> {
+    pub name: Option<&'a str>,
+    pub notice: Option<&'a str>,
+    pub avatar: Option<&'a str>,
+    pub join_mode: Option<&'a str>,
+    pub muted: Option<bool>,
+}
+
+pub async fn update(pool: &MySqlPool, id: GroupId, change: GroupChange<'_>) -> AppResult<()> {
+    let mut sets = Vec::new();
+    for (name, present) in [
+        ("name", change.name.is_some()),
+        ("notice", change.notice.is_some()),
+        ("avatar", change.avatar.is_some()),
+        ("join_mode", change.join_mode.is_some()),
+        ("muted", change.muted.is_some()),
+    ] {
+        if present {
+            sets.push(format!("{name} = ?"));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("UPDATE chat_groups SET {} WHERE id = ?", sets.join(", "));
+    let mut query = sqlx::query(&sql);
+    for value in [change.name, change.notice, change.avatar, change.join_mode]
+        .into_iter()
+        .flatten()
+    {
+        query = query.bind(value);
+    }
+    if let Some(muted) = change.muted {
+        query = query.bind(i8::from(muted));
+    }
+    query.bind(id.0).execute(pool).await?;
+    Ok(())
+}
+
+pub async fn dissolve(pool: &MySqlPool, id: GroupId) -> AppResult<()> {
+    sqlx::query("UPDATE chat_groups SET dissolved_at = ? WHERE id = ? AND dissolved_at IS NULL")
+        .bind(Utc::now().naive_utc())
+        .bind(id.0)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// One member's row: role, mute and settings.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Membership {
+    pub user_id: u64,
+    pub role: String,
+    pub nickname: Option<String>,
+    pub remark: Option<String>,
+    pub dnd: i8,
+    pub folded: i8,
+    pub show_in_contacts: i8,
+    pub muted_until: Option<NaiveDateTime>,
+    pub joined_at: NaiveDateTime,
+}
+
+impl Membership {
+    pub fn is_manager(&self) -> bool {
+        self.role == ROLE_OWNER || self.role == ROLE_ADMIN
+    }
+
+    /// The end of a member mute still in force.
+    pub fn muted_until(&self) -> Option<DateTime<Utc>> {
+        self.muted_until
+            .map(|t| t.and_utc())
+            .filter(|until| *until > Utc::now())
+    }
+}
+
+const MEMBER_COLUMNS: &str =
+    "user_id, role, nickname, remark, dnd, folded, show_in_contacts, muted_until, joined_at";
+
+pub async fn membership(
+    pool: &MySqlPool,
+    group: GroupId,
+    user: UserId,
+) -> AppResult<Option<Membership>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM group_members WHERE group_id = ? AND user_id = ?"
+    ))
+    .bind(group.0)
+    .bind(user.0)
+    .fetch_optional(pool)
+    .await?)
+}
+
 pub async fn is_member(pool: &MySqlPool, group: GroupId, user: UserId) -> AppResult<bool> {
-    let found: Option<u64> =
-        sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = ? AND user_id = ?")
-            .bind(group.0)
-            .bind(user.0)
-            .fetch_optional(pool)
-            .await?;
-    Ok(found.is_some())
+    Ok(membership(pool, group, user).await?.is_some())
+}
+
+/// Every member, owner first, then admins, then members by joining time.
+pub async fn members(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<Membership>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM group_members WHERE group_id = ? \
+         ORDER BY FIELD(role, 'owner', 'admin', 'member'), joined_at, user_id"
+    ))
+    .bind(group.0)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn member_ids(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<UserId>> {
@@ -94,6 +255,16 @@ pub async fn member_ids(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<UserI
         .bind(group.0)
         .fetch_all(pool)
         .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+/// Members who want live message pushes (do-not-disturb ones do not).
+pub async fn push_member_ids(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<UserId>> {
+    let ids: Vec<u64> =
+        sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = ? AND dnd = 0")
+            .bind(group.0)
+            .fetch_all(pool)
+            .await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
 
@@ -120,15 +291,161 @@ pub async fn remove_member(pool: &MySqlPool, group: GroupId, user: UserId) -> Ap
     Ok(done.rows_affected() == 1)
 }
 
+pub async fn set_role(pool: &MySqlPool, group: GroupId, user: UserId, role: &str) -> AppResult<()> {
+    sqlx::query("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?")
+        .bind(role)
+        .bind(group.0)
+        .bind(user.0)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Makes `to` the owner and the old owner an admin, atomically.
+pub async fn transfer(pool: &MySqlPool, group: GroupId, from: UserId, to: UserId) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?")
+        .bind(ROLE_ADMIN)
+        .bind(group.0)
+        .bind(from.0)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?")
+        .bind(ROLE_OWNER)
+        .bind(group.0)
+        .bind(to.0)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE chat_groups SET owner_id = ? WHERE id = ?")
+        .bind(to.0)
+        .bind(group.0)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn set_muted_until(
+    pool: &MySqlPool,
+    group: GroupId,
+    user: UserId,
+    until: Option<DateTime<Utc>>,
+) -> AppResult<()> {
+    sqlx::query("UPDATE group_members SET muted_until = ? WHERE group_id = ? AND user_id = ?")
+        .bind(until.map(|t| t.naive_utc()))
+        .bind(group.0)
+        .bind(user.0)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The member's own settings; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct SettingsChange {
+    pub nickname: Option<Option<String>>,
+    pub remark: Option<Option<String>>,
+    pub dnd: Option<bool>,
+    pub folded: Option<bool>,
+    pub show_in_contacts: Option<bool>,
+}
+
+pub async fn update_settings(
+    pool: &MySqlPool,
+    group: GroupId,
+    user: UserId,
+    change: SettingsChange,
+) -> AppResult<()> {
+    let mut sets = Vec::new();
+    if change.nickname.is_some() {
+        sets.push("nickname = ?");
+    }
+    if change.remark.is_some() {
+        sets.push("remark = ?");
+    }
+    if change.dnd.is_some() {
+        sets.push("dnd = ?");
+    }
+    if change.folded.is_some() {
+        sets.push("folded = ?");
+    }
+    if change.show_in_contacts.is_some() {
+        sets.push("show_in_contacts = ?");
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE group_members SET {} WHERE group_id = ? AND user_id = ?",
+        sets.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for text in [change.nickname, change.remark].into_iter().flatten() {
+        query = query.bind(text);
+    }
+    for flag in [change.dnd, change.folded, change.show_in_contacts]
+        .into_iter()
+        .flatten()
+    {
+        query = query.bind(i8::from(flag));
+    }
+    query.bind(group.0).bind(user.0).execute(pool).await?;
+    Ok(())
+}
+
+/// The user's groups that are not dissolved.
 pub async fn groups_of(pool: &MySqlPool, user: UserId) -> AppResult<Vec<Group>> {
-    let rows: Vec<GroupRow> = sqlx::query_as(
-        "SELECT g.id, g.name, g.owner_id, g.created_at FROM chat_groups g \
-         JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.id",
-    )
+    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLUMNS} FROM chat_groups g JOIN group_members m ON m.group_id = g.id \
+         WHERE m.user_id = ? AND g.dissolved_at IS NULL ORDER BY g.id"
+    ))
     .bind(user.0)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Group::from).collect())
+}
+
+/// The user's groups shown among their contacts.
+pub async fn contact_groups_of(pool: &MySqlPool, user: UserId) -> AppResult<Vec<Group>> {
+    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLUMNS} FROM chat_groups g JOIN group_members m ON m.group_id = g.id \
+         WHERE m.user_id = ? AND m.show_in_contacts = 1 AND g.dissolved_at IS NULL ORDER BY g.name"
+    ))
+    .bind(user.0)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Group::from).collect())
+}
+
+/// The caller's memberships among these groups.
+pub async fn memberships_of(
+    pool: &MySqlPool,
+    user: UserId,
+    groups: &[GroupId],
+) -> AppResult<Vec<(GroupId, Membership)>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; groups.len()].join(", ");
+    let sql = format!(
+        "SELECT group_id, {MEMBER_COLUMNS} FROM group_members WHERE user_id = ? AND group_id IN ({placeholders})"
+    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        group_id: u64,
+        #[sqlx(flatten)]
+        membership: Membership,
+    }
+    let mut query = sqlx::query_as::<_, Row>(&sql).bind(user.0);
+    for group in groups {
+        query = query.bind(group.0);
+    }
+    Ok(query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| (GroupId(r.group_id), r.membership))
+        .collect())
 }
 
 /// Of these groups, the ones `user` is a member of (one query, however many).
@@ -137,21 +454,161 @@ pub async fn member_of_which(
     user: UserId,
     candidates: &[GroupId],
 ) -> AppResult<Vec<GroupId>> {
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; candidates.len()].join(", ");
-    let sql = format!(
-        "SELECT group_id FROM group_members WHERE user_id = ? AND group_id IN ({placeholders})"
-    );
-    let mut query = sqlx::query_scalar::<_, u64>(&sql).bind(user.0);
-    for group in candidates {
-        query = query.bind(group.0);
-    }
-    Ok(query
-        .fetch_all(pool)
+    Ok(memberships_of(pool, user, candidates)
         .await?
         .into_iter()
-        .map(GroupId)
+        .map(|(g, _)| g)
         .collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinRequest {
+    #[serde(serialize_with = "crate::http::json::as_string")]
+    pub id: u64,
+    #[serde(serialize_with = "serialize_group_id")]
+    pub group_id: GroupId,
+    pub user_id: UserId,
+    pub inviter_id: Option<UserId>,
+    pub message: Option<String>,
+    pub status: String,
+    #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JoinRow {
+    id: u64,
+    group_id: u64,
+    user_id: u64,
+    inviter_id: Option<u64>,
+    message: Option<String>,
+    status: String,
+    created_at: NaiveDateTime,
+}
+
+impl From<JoinRow> for JoinRequest {
+    fn from(r: JoinRow) -> Self {
+        Self {
+            id: r.id,
+            group_id: GroupId(r.group_id),
+            user_id: UserId(r.user_id),
+            inviter_id: r.inviter_id.map(UserId),
+            message: r.message,
+            status: r.status,
+            created_at: r.created_at.and_utc(),
+        }
+    }
+}
+
+const JOIN_COLUMNS: &str = "id, group_id, user_id, inviter_id, message, status, created_at";
+
+pub async fn find_join_request(pool: &MySqlPool, id: u64) -> AppResult<Option<JoinRequest>> {
+    let row: Option<JoinRow> = sqlx::query_as(&format!(
+        "SELECT {JOIN_COLUMNS} FROM group_join_requests WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(JoinRequest::from))
+}
+
+/// A pending request for the user to join; the existing one when there is one.
+pub async fn request_join(
+    pool: &MySqlPool,
+    group: GroupId,
+    user: UserId,
+    inviter: Option<UserId>,
+    message: Option<&str>,
+) -> AppResult<JoinRequest> {
+    let inserted = sqlx::query(
+        "INSERT INTO group_join_requests (group_id, user_id, inviter_id, message, status, created_at) \
+         VALUES (?, ?, ?, ?, 'pending', ?)",
+    )
+    .bind(group.0)
+    .bind(user.0)
+    .bind(inviter.map(|i| i.0))
+    .bind(message)
+    .bind(Utc::now().naive_utc())
+    .execute(pool)
+    .await;
+    let id = match inserted {
+        Ok(done) => done.last_insert_id(),
+        Err(err) if violated_unique_key(&err).is_some() => sqlx::query_scalar(
+            "SELECT id FROM group_join_requests WHERE group_id = ? AND user_id = ? AND status = 'pending'",
+        )
+        .bind(group.0)
+        .bind(user.0)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| AppError::Conflict {
+            field: None,
+            message: "the request changed concurrently, retry".into(),
+        })?,
+        Err(err) => return Err(err.into()),
+    };
+    find_join_request(pool, id)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("join request vanished")))
+}
+
+pub async fn list_join_requests(
+    pool: &MySqlPool,
+    group: GroupId,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<JoinRequest>, i64)> {
+    let total: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM group_join_requests WHERE group_id = ?")
+            .bind(group.0)
+            .fetch_one(pool)
+            .await?;
+    let rows: Vec<JoinRow> = sqlx::query_as(&format!(
+        "SELECT {JOIN_COLUMNS} FROM group_join_requests WHERE group_id = ? \
+         ORDER BY status = 'pending' DESC, id DESC LIMIT ? OFFSET ?"
+    ))
+    .bind(group.0)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((rows.into_iter().map(JoinRequest::from).collect(), total))
+}
+
+/// Decides a pending request; accepting adds the member in the same transaction.
+/// None when it was no longer pending.
+pub async fn decide_join_request(
+    pool: &MySqlPool,
+    id: u64,
+    accept: bool,
+) -> AppResult<Option<JoinRequest>> {
+    let now = Utc::now().naive_utc();
+    let mut tx = pool.begin().await?;
+    let row: Option<JoinRow> = sqlx::query_as(&format!(
+        "SELECT {JOIN_COLUMNS} FROM group_join_requests WHERE id = ? FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row.filter(|r| r.status == "pending") else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE group_join_requests SET status = ?, decided_at = ? WHERE id = ?")
+        .bind(if accept { "accepted" } else { "rejected" })
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if accept {
+        sqlx::query(
+            "INSERT IGNORE INTO group_members (group_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(row.group_id)
+        .bind(row.user_id)
+        .bind(ROLE_MEMBER)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    find_join_request(pool, id).await
 }

@@ -1,11 +1,11 @@
-//! op 6: send to a group (or the lobby). Members only; checked by anti-spam, stored once,
-//! pushed to every member.
+//! op 6: send to a group (or the lobby). Members who are not muted, in a group that is not
+//! dissolved; checked by anti-spam, stored once, pushed to every member not in do-not-disturb.
 
 use crate::antispam;
 use crate::domain::{ConversationId, GroupId};
 use crate::error::AppResult;
 use crate::messaging::writer::{Draft, Outcome};
-use crate::messaging::{audience, check_member};
+use crate::messaging::{check_sender, message_audience};
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::Outgoing;
 
@@ -16,7 +16,7 @@ pub async fn run(
     client_msg_id: Option<String>,
 ) -> AppResult<Done> {
     let state = &ctx.state;
-    check_member(state, ctx.user, group).await?;
+    let nickname = check_sender(state, ctx.user, group).await?;
     state
         .antispam
         .check_send(
@@ -34,8 +34,9 @@ pub async fn run(
         kind: message.kind,
         content: message.content,
         client_msg_id,
-        audience: audience(state, conversation).await?,
+        audience: message_audience(state, group).await?,
         skip: Some(ctx.conn_id.clone()),
+        nickname,
     };
     let message = match state.writer.submit(draft).await? {
         Outcome::Stored { message, .. } => {

@@ -6,6 +6,7 @@ use crate::domain::{ConversationId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, Delivery};
 use crate::messaging::{audience, check_participant, event_json};
+use crate::state::AppState;
 use crate::store::mongo::{messages, reads};
 use crate::store::redis::seq;
 use crate::ws::ops::{Done, OpCtx};
@@ -56,10 +57,32 @@ pub async fn run(ctx: &OpCtx, target: ReadTarget) -> AppResult<Done> {
             (conversation, seq.min(last))
         }
     };
+    let position = advance_and_tell(
+        state,
+        ctx.user,
+        conversation,
+        seq,
+        Some(ctx.conn_id.clone()),
+    )
+    .await?;
+    Done::ok(ReadPosition {
+        conversation: &conversation.to_string(),
+        seq: position,
+    })
+}
+
+/// Moves the reader's position up to `seq` and sends the receipt; returns the position now in
+/// force. Receipts go to everyone in the conversation (and the reader's other devices, but
+/// `skip`), except in the lobby, where they would be a broadcast per reader.
+pub async fn advance_and_tell(
+    state: &AppState,
+    reader: UserId,
+    conversation: ConversationId,
+    seq: i64,
+    skip: Option<crate::hub::ConnId>,
+) -> AppResult<i64> {
     let name = conversation.to_string();
-    let position = reads::advance(&state.mongo, ctx.user, &name, seq).await?;
-    // Receipts go to everyone in the conversation (and the reader's other devices), except
-    // in the lobby, where they would be a broadcast per reader.
+    let position = reads::advance(&state.mongo, reader, &name, seq).await?;
     let audience = audience(state, conversation).await?;
     if matches!(audience, Audience::Users { .. }) {
         let delivery = Delivery {
@@ -67,19 +90,16 @@ pub async fn run(ctx: &OpCtx, target: ReadTarget) -> AppResult<Done> {
                 "read",
                 &ReadEvent {
                     conversation: &name,
-                    user_id: ctx.user,
+                    user_id: reader,
                     seq: position,
                 },
             ),
             audience,
-            skip: Some(ctx.conn_id.clone()),
+            skip,
         };
         if let Err(err) = state.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, "read receipt not pushed");
         }
     }
-    Done::ok(ReadPosition {
-        conversation: &name,
-        seq: position,
-    })
+    Ok(position)
 }

@@ -4,7 +4,7 @@
 mod delete;
 mod group_send;
 mod history;
-mod mark_read;
+pub mod mark_read;
 mod resume;
 mod send;
 mod typing;

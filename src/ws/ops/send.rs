@@ -61,6 +61,7 @@ pub async fn run(
         client_msg_id,
         audience: Audience::Users { users, primary: 1 },
         skip: Some(ctx.conn_id.clone()),
+        nickname: None,
     };
     let (message, online) = match state.writer.submit(draft).await? {
         Outcome::Stored { message, online } => {
