@@ -78,9 +78,9 @@ struct Blocked {
 async fn list(
     session: CurrentSession,
     state: web::Data<AppState>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
-    let page = Params(query.into_inner()).page()?;
+    let page = params.page()?;
     let (rows, total) =
         people::list_blocks(&state.mysql, session.user_id, page.limit, page.offset).await?;
     let blocks: Vec<Blocked> = rows

@@ -70,10 +70,10 @@ async fn entry(state: &AppState, user: UserId, position: ReadPosition) -> AppRes
 async fn list(
     session: CurrentSession,
     state: web::Data<AppState>,
-    query: web::Query<HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
     let me = session.user_id;
-    let page = Params(query.into_inner()).page()?;
+    let page = params.page()?;
     let positions = reads::list(&state.mongo, me).await?;
     let state_ref: &AppState = &state;
     let entries: Vec<Option<Entry>> = futures_util::stream::iter(positions)
@@ -225,8 +225,7 @@ async fn contacts(session: CurrentSession, state: web::Data<AppState>) -> AppRes
     let me = session.user_id;
     let (rows, _) = people::list_friends(&state.mysql, me, CONTACTS_MAX, 0).await?;
     let ids: Vec<UserId> = rows.iter().map(|r| UserId(r.friend_id)).collect();
-    let mut found = users::find_many(&state.mysql, &ids).await?;
-    found.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
+    let found = users::find_many(&state.mysql, &ids).await?;
     let friends = profiles(&state, me, found).await?;
     let groups = groups::contact_groups_of(&state.mysql, me).await?;
     Ok(HttpResponse::Ok().json(json!({ "friends": friends, "groups": groups })))

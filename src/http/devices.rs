@@ -16,9 +16,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn list(
     session: CurrentSession,
     state: web::Data<AppState>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
-    let page = Params(query.into_inner()).page()?;
+    let page = params.page()?;
     let all = logins::devices(
         &state.redis,
         &state.keys,

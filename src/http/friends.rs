@@ -160,9 +160,8 @@ async fn send_request(
 async fn list_requests(
     session: CurrentSession,
     state: web::Data<AppState>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
-    let params = Params(query.into_inner());
     let page = params.page()?;
     let incoming = match params.get("direction").unwrap_or("incoming") {
         "incoming" => true,
@@ -252,15 +251,13 @@ struct Friend {
 async fn list_friends(
     session: CurrentSession,
     state: web::Data<AppState>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
-    let page = Params(query.into_inner()).page()?;
+    let page = params.page()?;
     let (rows, total) =
         people::list_friends(&state.mysql, session.user_id, page.limit, page.offset).await?;
     let ids: Vec<UserId> = rows.iter().map(|r| UserId(r.friend_id)).collect();
-    let mut found = users::find_many(&state.mysql, &ids).await?;
-    // Keep the list's order (by name).
-    found.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
+    let found = users::find_many(&state.mysql, &ids).await?;
     let since: std::collections::HashMap<UserId, chrono::DateTime<chrono::Utc>> = rows
         .iter()
         .map(|r| (UserId(r.friend_id), r.created_at.and_utc()))

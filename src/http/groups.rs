@@ -399,11 +399,11 @@ async fn requests(
     session: CurrentSession,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
     let group = load(&state, &path).await?;
     require_manager(&state, group.id, session.user_id).await?;
-    let page = Params(query.into_inner()).page()?;
+    let page = params.page()?;
     let (requests, total) =
         groups::list_join_requests(&state.mysql, group.id, page.limit, page.offset).await?;
     Ok(HttpResponse::Ok().json(page.body("requests", requests, total)?))
@@ -452,11 +452,11 @@ async fn members(
     session: CurrentSession,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
     let group = load(&state, &path).await?;
     require_member(&state, group.id, session.user_id).await?;
-    let page = Params(query.into_inner()).page()?;
+    let page = params.page()?;
     let (rows, total) = page.slice(groups::members(&state.mysql, group.id).await?);
     let ids: Vec<UserId> = rows.iter().map(|m| UserId(m.user_id)).collect();
     let (people, online) = tokio::try_join!(

@@ -14,6 +14,19 @@ pub const MAX_LIMIT: i64 = 100;
 /// The query string of a request, with typed access.
 pub struct Params(pub HashMap<String, String>);
 
+impl actix_web::FromRequest for Params {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            actix_web::web::Query::<HashMap<String, String>>::from_query(req.query_string())
+                .map(|q| Self(q.into_inner()))
+                .map_err(|e| AppError::BadRequest(format!("query string: {e}").into())),
+        )
+    }
+}
+
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)

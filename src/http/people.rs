@@ -88,9 +88,8 @@ async fn profile(
 async fn search(
     session: CurrentSession,
     state: web::Data<AppState>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    params: Params,
 ) -> AppResult<HttpResponse> {
-    let params = Params(query.into_inner());
     let page = params.page()?;
     let exact = |column, value: &str| {
         let state = state.clone();

@@ -127,7 +127,7 @@ pub async fn find_many(pool: &MySqlPool, ids: &[GroupId]) -> AppResult<Vec<Group
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = vec!["?"; ids.len()].join(", ");
+    let placeholders = crate::store::mysql::placeholders(ids.len());
     let sql = format!("SELECT {GROUP_COLUMNS} FROM chat_groups g WHERE g.id IN ({placeholders})");
     let mut query = sqlx::query_as::<_, GroupRow>(&sql);
     for id in ids {
@@ -426,7 +426,7 @@ pub async fn memberships_of(
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = vec!["?"; groups.len()].join(", ");
+    let placeholders = crate::store::mysql::placeholders(groups.len());
     let sql = format!(
         "SELECT group_id, {MEMBER_COLUMNS} FROM group_members WHERE user_id = ? AND group_id IN ({placeholders})"
     );

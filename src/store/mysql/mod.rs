@@ -37,6 +37,11 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
         .context("applying MySQL migrations failed")
 }
 
+/// `?, ?, ?` for an `IN (...)` of `n` values (n > 0).
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// The name of the unique key a statement violated, if that is why it failed.
 pub fn violated_unique_key(err: &sqlx::Error) -> Option<String> {
     let db_err = err.as_database_error()?;

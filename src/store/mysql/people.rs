@@ -219,7 +219,7 @@ pub async fn relations(
     if others.is_empty() {
         return Ok(Default::default());
     }
-    let placeholders = vec!["?"; others.len()].join(", ");
+    let placeholders = crate::store::mysql::placeholders(others.len());
     let sql = format!(
         "SELECT friend_id, remark FROM friendships WHERE user_id = ? AND friend_id IN ({placeholders})"
     );

@@ -272,21 +272,23 @@ pub enum ExactColumn {
     Email,
 }
 
-/// Several users by id, in no particular order.
+/// Several users by id, in the order of `ids` (unknown ids are left out).
 pub async fn find_many(pool: &MySqlPool, ids: &[UserId]) -> AppResult<Vec<User>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = vec!["?"; ids.len()].join(", ");
+    let placeholders = crate::store::mysql::placeholders(ids.len());
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({placeholders})");
     let mut query = sqlx::query_as::<_, UserRow>(&sql);
     for id in ids {
         query = query.bind(id.0);
     }
-    Ok(query
+    let mut found: Vec<User> = query
         .fetch_all(pool)
         .await?
         .into_iter()
         .map(User::from)
-        .collect())
+        .collect();
+    found.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
+    Ok(found)
 }
