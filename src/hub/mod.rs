@@ -116,19 +116,8 @@ impl Hub {
     pub fn detach(&self, user: UserId, conn_id: &ConnId) {
         self.inner.registry.remove(user, conn_id);
         let inner = self.inner.clone();
-        let member = presence_member(conn_id, &inner.node_id);
-        tokio::spawn(async move {
-            let result: AppResult<()> = async {
-                let mut conn = inner.redis.get().await?;
-                let _: () = conn.zrem(inner.keys.presence(user.0), member).await?;
-                Ok(())
-            }
-            .await;
-            if let Err(err) = result {
-                // The record lapses by itself after presence_ttl_secs.
-                tracing::warn!(error = %err, "could not remove a presence record");
-            }
-        });
+        let conn_id = conn_id.clone();
+        tokio::spawn(async move { remove_presence(&inner, user, &conn_id).await });
     }
 
     /// Publishes events (one Redis round trip for all of them); returns, per delivery, how many
@@ -242,6 +231,9 @@ async fn refresh_presence(inner: std::sync::Weak<Inner>, every: Duration) {
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
+        for (user, conn_id) in inner.registry.prune_closed() {
+            remove_presence(&inner, user, &conn_id).await;
+        }
         let snapshot = inner.registry.snapshot();
         if snapshot.is_empty() {
             continue;
@@ -251,6 +243,17 @@ async fn refresh_presence(inner: std::sync::Weak<Inner>, every: Duration) {
         if let Err(err) = touch(&inner, &conns).await {
             tracing::warn!(error = %err, "presence refresh failed");
             continue;
+        }
+        // A socket that went away while the refresh ran was just written back: take it out
+        // again, or its user would look online until the record lapses.
+        let still: std::collections::HashSet<ConnId> = inner
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(_, c, _)| c)
+            .collect();
+        for (user, conn_id) in conns.iter().filter(|(_, c)| !still.contains(c)) {
+            remove_presence(&inner, *user, conn_id).await;
         }
         match missing_logins(&inner, &snapshot).await {
             Ok(gone) if !gone.is_empty() => inner.registry.kick_logins(&gone, Kick::Revoked),
@@ -276,6 +279,21 @@ async fn missing_logins(
         .filter(|(_, alive)| !alive)
         .map(|(l, _)| l)
         .collect())
+}
+
+async fn remove_presence(inner: &Inner, user: UserId, conn_id: &str) {
+    let result: AppResult<()> = async {
+        let mut conn = inner.redis.get().await?;
+        let _: () = conn
+            .zrem(inner.keys.presence(user.0), presence_member(conn_id, &inner.node_id))
+            .await?;
+        Ok(())
+    }
+    .await;
+    if let Err(err) = result {
+        // The record lapses by itself after presence_ttl_secs.
+        tracing::warn!(error = %err, "could not remove a presence record");
+    }
 }
 
 fn presence_member(conn_id: &str, node_id: &str) -> String {

@@ -97,6 +97,23 @@ impl Registry {
         }
     }
 
+    /// Forgets connections whose task is gone without detaching (it panicked); returns them.
+    pub fn prune_closed(&self) -> Vec<(UserId, ConnId)> {
+        let mut gone = Vec::new();
+        let mut conns = self.lock();
+        for (user, list) in conns.iter_mut() {
+            list.retain(|c| {
+                let closed = c.tx.is_closed();
+                if closed {
+                    gone.push((*user, c.conn_id.clone()));
+                }
+                !closed
+            });
+        }
+        conns.retain(|_, list| !list.is_empty());
+        gone
+    }
+
     /// (user, connection, login) for every connection here.
     pub fn snapshot(&self) -> Vec<(UserId, ConnId, Arc<str>)> {
         self.lock()
