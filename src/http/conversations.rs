@@ -108,7 +108,7 @@ async fn list(
         None => true,
     });
     entries.sort_by(|a, b| {
-        let pinned = |e: &Entry| e.position.pinned_at.map(|t| t.timestamp_millis());
+        let pinned = |e: &Entry| e.position.pinned_at;
         let recency = |e: &Entry| e.last.as_ref().map(|m| (m.created_at, m.seq));
         pinned(b)
             .is_some()

@@ -285,7 +285,10 @@ async fn remove_presence(inner: &Inner, user: UserId, conn_id: &str) {
     let result: AppResult<()> = async {
         let mut conn = inner.redis.get().await?;
         let _: () = conn
-            .zrem(inner.keys.presence(user.0), presence_member(conn_id, &inner.node_id))
+            .zrem(
+                inner.keys.presence(user.0),
+                presence_member(conn_id, &inner.node_id),
+            )
             .await?;
         Ok(())
     }

@@ -27,6 +27,14 @@ mod people_profiles;
 
 mod ws_client;
 
+mod groups_support;
+
+mod groups_conversations;
+mod groups_join;
+mod groups_moderation;
+mod groups_roles;
+mod groups_settings;
+
 mod ws_cluster;
 mod ws_connect;
 mod ws_groups;

@@ -324,3 +324,23 @@ async fn ws_deleting_an_unknown_or_foreign_message_is_40004() {
         vec![sent.id]
     );
 }
+
+#[tokio::test]
+async fn ws_a_recalled_message_can_still_be_looked_up_by_id() {
+    let app = spawn_app().await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let sent = alice_ws.send_to(&bob.id, "oops").await.message();
+    bob_ws.next_message().await;
+    alice_ws.recall(&sent.id).await.expect(OK);
+    // Reading and deleting it again go through the stored, recalled document.
+    bob_ws.mark_read(&sent.id).await.expect(OK);
+    alice_ws.recall(&sent.id).await.expect(OK);
+    alice_ws.delete_for_me(&sent.id).await.expect(OK);
+    assert!(
+        alice_ws
+            .history_of(&dm(&alice.id, &bob.id))
+            .await
+            .is_empty()
+    );
+}

@@ -38,7 +38,9 @@ pub struct MessageDoc {
     #[serde(default)]
     pub hidden_for: Vec<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recalled_at: Option<bson::DateTime>,
+    /// Unix milliseconds of the recall. A number, not a date: the local MongoDB stand-in turns
+    /// a `$set` date into a string.
+    pub recalled_at: Option<i64>,
     /// The sender's nickname in the group when they sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nickname: Option<String>,
@@ -250,7 +252,7 @@ pub async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
     collection(db)
         .update_one(
             doc! { "_id": id },
-            doc! { "$set": { "recalled_at": bson::DateTime::now(), "content": "" } },
+            doc! { "$set": { "recalled_at": Utc::now().timestamp_millis(), "content": "" } },
         )
         .await?;
     Ok(())

@@ -19,9 +19,10 @@ pub struct ReadPosition {
     pub user_id: i64,
     pub conversation: String,
     pub read_seq: i64,
-    /// When the user pinned the conversation (absent: not pinned).
+    /// When the user pinned the conversation, in Unix milliseconds (absent: not pinned). A
+    /// number, not a date: the local MongoDB stand-in turns a `$set` date into a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pinned_at: Option<mongodb::bson::DateTime>,
+    pub pinned_at: Option<i64>,
     /// Hidden while the conversation's last seq is at most this (absent: not hidden).
     /// A timestamp and a seq rather than booleans: the local MongoDB stand-in stores a `$set`
     /// boolean as an integer.
@@ -121,7 +122,7 @@ pub async fn set_pinned(
     pinned: bool,
 ) -> AppResult<()> {
     let update = if pinned {
-        doc! { "$set": { "pinned_at": mongodb::bson::DateTime::now() } }
+        doc! { "$set": { "pinned_at": chrono::Utc::now().timestamp_millis() } }
     } else {
         doc! { "$unset": { "pinned_at": "" } }
     };
