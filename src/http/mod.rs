@@ -10,6 +10,7 @@ pub mod groups;
 pub mod health;
 pub mod ip_limit;
 pub mod json;
+pub mod page;
 pub mod pagination;
 pub mod people;
 pub mod profile;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     devices::configure(cfg);
     email::configure(cfg);
     conversations::configure(cfg);
+    page::configure(cfg);
     crate::ws::configure(cfg);
 }
 

@@ -15,6 +15,7 @@ mod antispam;
 mod config;
 mod errors;
 mod health;
+mod page;
 mod sessions;
 
 mod people_support;
