@@ -40,7 +40,26 @@ const state = {
   lastTypingSent: 0,
   noticeTimer: null,
   loadingOlder: false,
+  names: new Map(), // user id -> display name, filled on demand
 };
+
+// The display name of a user: known at once, or fetched once and shown on the next render.
+function nameOf(userId) {
+  const id = String(userId);
+  if (state.me && id === String(state.me.id)) return state.me.nick_name;
+  const known = state.names.get(id);
+  if (typeof known === 'string') return known;
+  if (known === undefined) {
+    state.names.set(id, null);
+    api('GET', `/users/${encodeURIComponent(id)}`).then((result) => {
+      if (!result.ok) return;
+      state.names.set(id, result.data.nick_name);
+      if (state.current) renderMessages(false);
+      loadRequests();
+    });
+  }
+  return `#${id}`;
+}
 
 // ---- HTTP ---------------------------------------------------------------------------------
 
@@ -234,7 +253,7 @@ async function loadRequests() {
   $('friend-requests').replaceChildren(...result.data.requests.map((request) => el('li', {
     'data-testid': 'friend-request', 'data-request-id': request.id,
   },
-  el('span', { class: 'title', text: `#${request.from}${request.message ? ': ' + request.message : ''}` }),
+  el('span', { class: 'title', text: `${nameOf(request.from)}${request.message ? ': ' + request.message : ''}` }),
   el('button', { type: 'button', 'data-testid': 'accept-request', text: 'Accept', onclick: () => decide(request.id, 'accept') }),
   el('button', { type: 'button', 'data-testid': 'reject-request', text: 'Reject', onclick: () => decide(request.id, 'reject') }))));
 }
@@ -447,7 +466,7 @@ function removeMessage(conversation, id) {
 function showTyping(data) {
   if (data.conversation !== state.current || data.user_id === String(state.me.id)) return;
   const item = state.conversations.get(data.conversation);
-  const who = item && item.kind === 'user' ? item.title : `#${data.user_id}`;
+  const who = item && item.kind === 'user' ? item.title : nameOf(data.user_id);
   $('typing').textContent = `${who} is typing…`;
   $('typing').hidden = false;
   clearTimeout(state.typingTimer);
@@ -540,7 +559,7 @@ function renderMessages(stickToBottom) {
       el('button', { type: 'button', 'data-testid': 'message-delete', text: 'Delete', onclick: () => deleteMessage(message, false) }),
       mine ? el('button', { type: 'button', 'data-testid': 'message-recall', text: 'Recall', onclick: () => deleteMessage(message, true) }) : null);
     const sender = !mine && message.conversation.startsWith('g:')
-      ? el('span', { class: 'meta', text: message.nickname || `#${message.from}` }) : null;
+      ? el('span', { class: 'meta', text: message.nickname || nameOf(message.from) }) : null;
     return el('li', {
       class: mine ? 'mine' : '', 'data-testid': 'message', 'data-message-id': message.id,
       'data-seq': String(message.seq), 'data-mine': String(mine),
@@ -557,7 +576,7 @@ function displayContent(message) {
 function describeNotice(content) {
   try {
     const notice = JSON.parse(content);
-    return `group: ${notice.action}${notice.user_id ? ' #' + notice.user_id : ''}`;
+    return `group: ${notice.action}${notice.user_id ? ' ' + nameOf(notice.user_id) : ''}`;
   } catch {
     return content;
   }
