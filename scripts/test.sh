@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against the test-profile services of
-# scripts/services.sh (isolated from the run profile, fresh data on each
-# start). The tests read the service addresses from conf/test.toml, so no URLs
-# are exported here. The services are left running afterwards because reusing
-# them makes the next run faster; `scripts/services.sh --test down` stops them.
+# Runs the whole test suite against the test-profile services of scripts/services.sh
+# (isolated from the run profile, fresh data on each start): `cargo test` (unit and
+# integration tests), then the clients against a fresh server (scripts/clients/run.sh: the
+# Postman collection under newman, the WebSocket scenarios, and the browser end-to-end test
+# in Chromium). The tests read the service addresses from conf/test.toml, so no URLs are
+# exported here. The services are left running afterwards because reusing them makes the next
+# run faster; `scripts/services.sh --test down` stops them.
 #
-#   scripts/test.sh [extra cargo test arguments, e.g. a test name filter]
+#   scripts/test.sh                  everything
+#   scripts/test.sh <cargo args>     only `cargo test <cargo args>`, e.g. a test name filter
 #
-# Exits with cargo's status: non-zero when anything fails to build or pass.
+# Exits non-zero when anything fails to build or pass.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,4 +22,9 @@ cargo_flags=(--all-targets)
 if [[ -f Cargo.lock ]]; then
     cargo_flags=(--locked "${cargo_flags[@]}")
 fi
-exec cargo test "${cargo_flags[@]}" "$@"
+if (($# > 0)); then
+    exec cargo test "${cargo_flags[@]}" "$@"
+fi
+
+cargo test "${cargo_flags[@]}"
+"$ROOT/scripts/clients/run.sh"

@@ -210,9 +210,14 @@ async fn create(
     Ok(HttpResponse::Created().json(json!({ "group": group })))
 }
 
-async fn mine(session: CurrentSession, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let groups = groups::groups_of(&state.mysql, session.user_id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "groups": groups })))
+async fn mine(
+    session: CurrentSession,
+    state: web::Data<AppState>,
+    params: Params,
+) -> AppResult<HttpResponse> {
+    let page = params.page()?;
+    let (groups, total) = page.slice(groups::groups_of(&state.mysql, session.user_id).await?);
+    Ok(HttpResponse::Ok().json(page.body("groups", groups, total)?))
 }
 
 async fn describe(

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Interactive chat-server client for the terminal.
+
+    .tools/venv/bin/python scripts/ws/chat.py --url http://127.0.0.1:8081 --user alice --password ...
+
+Logs in over HTTP (keeping the session cookie), opens the WebSocket with that cookie, prints every
+pushed event and reads commands, one per line:
+
+    /to <user_id> <text>               send to a user (op 1)
+    /group <group_id|lobby> <text>     send to a group; `lobby` (or "" / 0) is the lobby (op 6)
+    /history <conversation|user_id> [<skip>-<limit>]
+                                       history, newest page (op 2); e.g. /history u:1:2 0-50
+    /unread [<conversation|user_id>]   unread overview, or one conversation's unread (op 3)
+    /read <message_id>                 mark read up to a message (op 4)
+    /delete <message_id> [all]         delete for me, or recall for everyone with `all` (op 5)
+    /typing <user_id|conversation>     typing notification (op 8)
+    /resume                            everything missed since the last seen seqs (op 7)
+    /raw <json>                        send any frame as is
+    /help, /quit
+
+Without --password the password comes from CHAT_PASSWORD or a prompt. --register creates the
+account first (with --nick). After a drop (server restart 1012, slow reader 1013, timeout 1001,
+network) it reconnects and resumes with op 7 on its own; a revoked session (1008) ends it.
+Commands can be piped in (`printf '/to 2 hi\\n/quit\\n' | ... chat.py ...`): each command waits for
+its reply before the next line is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from chatclient import Conn, Http, HttpError  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+
+RECONNECT_CODES = {1001, 1006, 1011, 1012, 1013}
+MESSAGE_TYPES = {1: "text", 2: "image", 3: "voice", 4: "video", 5: "location", 10: "system"}
+
+
+def now() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+class Client:
+    def __init__(self, args):
+        self.args = args
+        self.http = Http(args.url, user_agent="chat.py")
+        self.conn: Conn | None = None
+        self.me: dict = {}
+        self.names: dict[str, str] = {}
+        self.since: dict[str, int] = {}  # conversation -> last seq seen, for op 7
+        self.quitting = False
+        self.n = 0
+
+    # -- output --------------------------------------------------------------------------------
+
+    def out(self, text: str) -> None:
+        print(text, flush=True)
+
+    def name(self, user_id: str | None) -> str:
+        if user_id is None:
+            return "?"
+        user_id = str(user_id)
+        if user_id not in self.names:
+            resp = self.http.request("GET", f"/users/{user_id}")
+            if resp.status == 200 and isinstance(resp.body, dict):
+                self.names[user_id] = resp.body.get("user_name") or user_id
+            else:
+                self.names[user_id] = user_id
+        return f"{self.names[user_id]}({user_id})"
+
+    def seen(self, m: dict) -> None:
+        conv, seq = m.get("conversation"), m.get("seq")
+        if isinstance(conv, str) and isinstance(seq, int):
+            self.since[conv] = max(seq, self.since.get(conv, 0))
+
+    def fmt_message(self, m: dict) -> str:
+        kind = MESSAGE_TYPES.get(m.get("type"), str(m.get("type")))
+        nick = f" \"{m['nickname']}\"" if m.get("nickname") else ""
+        body = m.get("content", "")
+        if kind != "text":
+            body = f"<{kind}> {body}"
+        return (f"{m.get('conversation')} #{m.get('seq')} {self.name(m.get('from'))}{nick}: {body}"
+                f"   [id {m.get('id')}]")
+
+    def on_event(self, ev: dict) -> None:
+        kind, d = ev.get("event"), ev.get("data") or {}
+        if kind == "message":
+            self.seen(d)
+            self.out(f"[{now()}] {self.fmt_message(d)}")
+        elif kind == "read":
+            self.out(f"[{now()}] read: {self.name(d.get('user_id'))} read {d.get('conversation')} up to #{d.get('seq')}")
+        elif kind == "deleted":
+            what = "recalled" if d.get("scope") == "all" else "deleted (for me)"
+            self.out(f"[{now()}] {what}: {d.get('id')} in {d.get('conversation')}")
+        elif kind == "typing":
+            if not self.args.no_typing:
+                self.out(f"[{now()}] {self.name(d.get('user_id'))} is typing in {d.get('conversation')}...")
+        else:
+            self.out(f"[{now()}] event {kind}: {json.dumps(d, ensure_ascii=False)}")
+
+    def show_reply(self, rep: dict) -> None:
+        op, code, msg, data = rep.get("op_type"), rep.get("code"), rep.get("msg"), rep.get("data")
+        ok = code in (200, 50004, 50005)
+        head = f"  -> op {op}: {code} {msg}"
+        if not ok:
+            extra = f" {json.dumps(data, ensure_ascii=False)}" if data else ""
+            self.out(head + extra)
+            return
+        data = data or {}
+        if op in (1, 6):
+            self.seen(data)
+            self.out(f"{head}  {data.get('conversation')} #{data.get('seq')} id {data.get('id')}")
+        elif op in (2, 7):
+            msgs = data.get("messages") or []
+            for m in msgs:
+                self.seen(m)
+                self.out("     " + self.fmt_message(m))
+            more = "  (more: /history with a bigger skip)" if op == 2 and data.get("has_more") else ""
+            if op == 7 and data.get("has_more"):
+                more = "  (more: /resume again)"
+            self.out(f"{head}  {len(msgs)} message(s){more}")
+        elif op == 3 and "conversations" in data:
+            convs = data["conversations"]
+            for c in convs:
+                self.out(f"     {c.get('conversation')}: {c.get('unread')} unread (last #{c.get('last_seq')})")
+            self.out(f"{head}  {len(convs)} conversation(s) with unread messages")
+        elif op == 3:
+            for m in data.get("messages") or []:
+                self.out("     " + self.fmt_message(m))
+            self.out(f"{head}  {data.get('unread')} unread in {data.get('conversation')}")
+        else:
+            self.out(f"{head}  {json.dumps(data, ensure_ascii=False)}")
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                self.conn = await Conn.open(self.args.url, self.http.cookie, "chat")
+                self.conn.on_event = self.on_event
+                self.out(f"[{now()}] connected to {self.args.url}/ws")
+                return
+            except InvalidStatus as err:
+                status = err.response.status_code
+                if status in (401, 403):
+                    raise SystemExit(f"the server refused the WebSocket: HTTP {status} {err.response.body!r}")
+                self.out(f"[{now()}] upgrade refused (HTTP {status}), retrying in {delay:.0f}s")
+            except OSError as err:
+                self.out(f"[{now()}] cannot connect ({err}), retrying in {delay:.0f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+    async def watch(self) -> None:
+        """Reconnects (and resumes) when the socket drops for a reason worth retrying."""
+        while not self.quitting:
+            conn = self.conn
+            await conn.closed.wait()
+            if self.quitting:
+                return
+            code = conn.close_code
+            reason = f" {conn.close_reason}" if conn.close_reason else ""
+            if code not in RECONNECT_CODES:
+                self.out(f"[{now()}] connection closed by the server: {code}{reason}")
+                if code == 1008:
+                    self.out("the session was revoked (logout, password change or device removed)")
+                self.quitting = True
+                return
+            self.out(f"[{now()}] connection lost ({code}{reason}), reconnecting...")
+            await asyncio.sleep(0.5)
+            await self.connect()
+            await self.request({"op_type": 7, "since": dict(self.since)})
+
+    async def request(self, frame: dict) -> None:
+        self.n += 1
+        frame.setdefault("client_msg_id", f"cli-{os.getpid()}-{int(time.time())}-{self.n}")
+        try:
+            rep = await self.conn.request(frame, timeout=15)
+        except (asyncio.TimeoutError, TimeoutError):
+            self.out("  -> no reply within 15 s")
+            return
+        except ConnectionClosed:
+            self.out("  -> the connection closed before the reply")
+            return
+        self.show_reply(rep)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    @staticmethod
+    def target(value: str) -> dict:
+        """A user id or a conversation id, as the frame field it belongs in."""
+        return {"conversation": value} if value.startswith(("u:", "g:")) else {"to": value}
+
+    async def command(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        if not line.startswith("/"):
+            self.out("  commands start with /, see /help")
+            return
+        cmd, _, rest = line.partition(" ")
+        rest = rest.strip()
+        try:
+            if cmd in ("/quit", "/exit", "/q"):
+                self.quitting = True
+            elif cmd in ("/help", "/?"):
+                self.out(__doc__.split("\n\n")[3])
+            elif cmd == "/to":
+                to, _, text = rest.partition(" ")
+                if not to or not text:
+                    raise ValueError("usage: /to <user_id> <text>")
+                await self.request({"op_type": 1, "to": to, "type": 1, "content": text})
+            elif cmd == "/group":
+                gid, _, text = rest.partition(" ")
+                if not gid or not text:
+                    raise ValueError("usage: /group <group_id|lobby> <text>")
+                gid = "" if gid in ("lobby", '""', "0") else gid
+                await self.request({"op_type": 6, "to": gid, "type": 1, "content": text})
+            elif cmd == "/history":
+                parts = shlex.split(rest)
+                if not parts:
+                    raise ValueError("usage: /history <conversation|user_id> [<skip>-<limit>]")
+                frame = {"op_type": 2, **self.target(parts[0])}
+                if len(parts) > 1:
+                    frame["content"] = parts[1]
+                await self.request(frame)
+            elif cmd == "/unread":
+                frame = {"op_type": 3}
+                if rest:
+                    frame.update(self.target(rest))
+                await self.request(frame)
+            elif cmd == "/read":
+                if not rest:
+                    raise ValueError("usage: /read <message_id>")
+                await self.request({"op_type": 4, "content": rest})
+            elif cmd == "/delete":
+                parts = rest.split()
+                if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "all"):
+                    raise ValueError("usage: /delete <message_id> [all]")
+                frame = {"op_type": 5, "content": parts[0]}
+                if len(parts) == 2:
+                    frame["scope"] = "all"
+                await self.request(frame)
+            elif cmd == "/typing":
+                if not rest:
+                    raise ValueError("usage: /typing <user_id|conversation>")
+                await self.request({"op_type": 8, **self.target(rest)})
+            elif cmd == "/resume":
+                await self.request({"op_type": 7, "since": dict(self.since)})
+            elif cmd == "/raw":
+                frame = json.loads(rest)
+                if not isinstance(frame, dict):
+                    raise ValueError("/raw needs a JSON object")
+                await self.request(frame)
+            else:
+                self.out(f"  unknown command {cmd}, see /help")
+        except (ValueError, json.JSONDecodeError) as err:
+            self.out(f"  {err}")
+
+    async def run(self) -> int:
+        a = self.args
+        password = a.password or os.environ.get("CHAT_PASSWORD") or getpass.getpass(f"password for {a.user}: ")
+        try:
+            if a.register:
+                self.http.register(a.user, password, a.nick or a.user, a.email, wait=0)
+                self.out(f"registered {a.user}")
+            self.me = self.http.login(a.user, password, wait=0)
+        except HttpError as err:
+            body = err.body if isinstance(err.body, dict) else {}
+            self.out(f"login failed: HTTP {err.status} {body.get('code', '')} {body.get('message', err.body)}")
+            return 1
+        except OSError as err:
+            self.out(f"cannot reach {a.url}: {err}")
+            return 1
+        self.names[self.me["id"]] = self.me["user_name"]
+        self.out(f"logged in as {self.me['user_name']} (id {self.me['id']}); /help lists the commands")
+        await self.connect()
+        watcher = asyncio.create_task(self.watch())
+        lines = stdin_lines()
+        while not self.quitting:
+            reader = asyncio.ensure_future(lines.get())
+            done, _ = await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if reader not in done:  # the watcher ended: the session is gone
+                reader.cancel()
+                break
+            line = reader.result()
+            if line == "":  # end of input
+                await asyncio.sleep(a.linger)
+                break
+            await self.command(line)
+        self.quitting = True
+        watcher.cancel()
+        if self.conn:
+            await self.conn.close()
+        return 0
+
+
+def stdin_lines() -> asyncio.Queue:
+    """Lines of stdin ("" at the end), read by a daemon thread so a pending read never keeps the
+    process alive once the client decides to stop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    # os.read on the descriptor, not sys.stdin: a thread blocked inside sys.stdin.readline()
+    # holds the stream's lock and would stall the interpreter's shutdown until the next line.
+    def read() -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(sys.stdin.fileno(), 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if pending:
+                    loop.call_soon_threadsafe(queue.put_nowait, pending.decode("utf-8", "replace"))
+                loop.call_soon_threadsafe(queue.put_nowait, "")
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                loop.call_soon_threadsafe(queue.put_nowait, line.decode("utf-8", "replace") + "\n")
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return queue
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description="Interactive chat-server client.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    ap.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8081")
+    ap.add_argument("--user", required=True, help="user name")
+    ap.add_argument("--password", help="password (default: $CHAT_PASSWORD, else a prompt)")
+    ap.add_argument("--register", action="store_true", help="register the user first")
+    ap.add_argument("--nick", help="nick name for --register (default: the user name)")
+    ap.add_argument("--email", help="email for --register (optional)")
+    ap.add_argument("--no-typing", action="store_true", help="do not print typing events")
+    ap.add_argument("--linger", type=float, default=1.0,
+                    help="seconds to keep printing events after the input ends (default 1)")
+    args = ap.parse_args()
+    try:
+        return asyncio.run(Client(args).run())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
