@@ -71,6 +71,22 @@ flock -n 8 || die "another scripts/clients/run.sh is running"
 
 # ---------------------------------------------------------------------------------------------
 header "tools"
+# Debian's packages for what the clients need: Node.js for newman and Playwright, Chromium
+# (Playwright drives the system browser; it cannot download its own here).
+apt_missing=()
+command -v node >/dev/null 2>&1 || apt_missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_missing+=(npm)
+[[ -x /usr/bin/chromium ]] || apt_missing+=(chromium fonts-dejavu-core)
+if ((${#apt_missing[@]} > 0)); then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing ${apt_missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get update -qq && apt-get install -y -qq "${apt_missing[@]}"; } >"$LOGS/apt.log" 2>&1 ||
+            die "apt-get install ${apt_missing[*]} failed (see $LOGS/apt.log)"
+    else
+        die "missing: ${apt_missing[*]} (install them: sudo apt-get install -y ${apt_missing[*]})"
+    fi
+fi
 command -v node >/dev/null 2>&1 || die "node is not installed (Node.js 18 or newer is needed)"
 command -v npm >/dev/null 2>&1 || die "npm is not installed"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
