@@ -181,6 +181,7 @@ pub struct MailSettings {
     pub code_ttl_secs: u64,
     pub code_max_attempts: u32,
     pub code_resend_secs: u64,
+    pub code_max_failures_per_day: u32,
 }
 
 impl Settings {
@@ -420,6 +421,12 @@ impl Settings {
         }
         if m.code_max_attempts == 0 {
             return Err(invalid("mail.code_max_attempts", "must be positive"));
+        }
+        if m.code_max_failures_per_day == 0 {
+            return Err(invalid(
+                "mail.code_max_failures_per_day",
+                "must be positive",
+            ));
         }
         if m.code_resend_secs == 0 {
             return Err(invalid("mail.code_resend_secs", "must be positive"));

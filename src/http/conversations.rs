@@ -101,10 +101,12 @@ async fn list(
             .await?
             .into_iter()
             .collect();
-    // Dissolved groups leave the list.
+    // Dissolved groups, and groups the caller is no longer in, leave the list.
     entries.retain(|e| match e.conversation.group() {
         Some(g) if g.is_lobby() => true,
-        Some(g) => found_groups.iter().any(|f| f.id == g && !f.dissolved),
+        Some(g) => {
+            settings.contains_key(&g) && found_groups.iter().any(|f| f.id == g && !f.dissolved)
+        }
         None => true,
     });
     entries.sort_by(|a, b| {

@@ -27,6 +27,7 @@ fn limits(state: &AppState) -> email_codes::Limits {
         ttl_secs: mail.code_ttl_secs,
         resend_secs: mail.code_resend_secs,
         max_attempts: mail.code_max_attempts,
+        max_failures_per_day: mail.code_max_failures_per_day,
     }
 }
 

@@ -148,6 +148,10 @@ async fn send_request(
         push_friendship(&state, me, to).await?;
         return Ok(HttpResponse::Ok().json(serde_json::json!({ "request": accepted })));
     }
+    // An ignored request stays "pending" to its sender: asking again changes nothing.
+    if let Some(ignored) = people::ignored_between(&state.mysql, me, to).await? {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "request": ignored })));
+    }
     let (request, created) = people::create_request(&state.mysql, me, to, message).await?;
     if created {
         push_request(&state, to, &request).await;

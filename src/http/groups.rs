@@ -369,6 +369,14 @@ async fn invite(
     if !users::exists(&state.mysql, body.user_id).await? {
         return Err(AppError::NotFound("no such user".into()));
     }
+    if crate::store::mysql::people::blocked_either_way(&state.mysql, session.user_id, body.user_id)
+        .await?
+    {
+        return Err(AppError::forbidden(
+            "blocked",
+            "one of you has blocked the other",
+        ));
+    }
     if membership(&state, group.id, body.user_id).await?.is_some() {
         start_reading(&state, body.user_id, group.id).await?;
         return Ok(HttpResponse::Ok().json(json!({
@@ -558,7 +566,12 @@ async fn transfer(
     membership(&state, group.id, body.user_id)
         .await?
         .ok_or_else(|| AppError::NotFound("not a member of this group".into()))?;
-    groups::transfer(&state.mysql, group.id, session.user_id, body.user_id).await?;
+    if !groups::transfer(&state.mysql, group.id, session.user_id, body.user_id).await? {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "the group changed meanwhile; reload and retry".into(),
+        });
+    }
     announce(
         &state,
         group.id,

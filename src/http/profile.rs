@@ -25,6 +25,9 @@ pub struct ProfileBody {
     sex: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     email: Option<Value>,
+    /// With `mail.require_email_verification`, a new email needs a code sent to it.
+    #[serde(default)]
+    email_code: Option<String>,
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)`, so it differs from a missing field.
@@ -61,6 +64,30 @@ pub async fn update_me(
         Some(Value::String(s)) => Some(Some(Email::parse(s, "email")?)),
         Some(_) => return Err(AppError::validation("email", "must be a string or null")),
     };
+    if let Some(Some(new_email)) = &email {
+        let code = body
+            .email_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        match code {
+            Some(code) => {
+                crate::http::email::check_code(
+                    &state,
+                    crate::http::email::PURPOSE_REGISTER,
+                    new_email,
+                    code,
+                )
+                .await?;
+            }
+            None if state.settings.mail.require_email_verification => {
+                return Err(AppError::InvalidEmailCode(
+                    "email_code is required for a new email".into(),
+                ));
+            }
+            None => {}
+        }
+    }
     let user = users::update_profile(
         &state.mysql,
         session.user_id,

@@ -14,6 +14,7 @@ mod accounts;
 mod antispam;
 mod config;
 mod errors;
+mod hardening;
 mod health;
 mod page;
 mod sessions;

@@ -282,47 +282,81 @@ pub async fn add_member(pool: &MySqlPool, group: GroupId, user: UserId) -> AppRe
     Ok(done.rows_affected() == 1)
 }
 
+/// Removes a member; the owner is never removed (ownership moves only by transfer).
 pub async fn remove_member(pool: &MySqlPool, group: GroupId, user: UserId) -> AppResult<bool> {
-    let done = sqlx::query("DELETE FROM group_members WHERE group_id = ? AND user_id = ?")
-        .bind(group.0)
-        .bind(user.0)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query(
+        "DELETE FROM group_members WHERE group_id = ? AND user_id = ? AND role <> 'owner'",
+    )
+    .bind(group.0)
+    .bind(user.0)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
+/// Sets an admin's or member's role; the owner's role changes only by transfer.
 pub async fn set_role(pool: &MySqlPool, group: GroupId, user: UserId, role: &str) -> AppResult<()> {
-    sqlx::query("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?")
-        .bind(role)
-        .bind(group.0)
-        .bind(user.0)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ? AND role <> 'owner'",
+    )
+    .bind(role)
+    .bind(group.0)
+    .bind(user.0)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-/// Makes `to` the owner and the old owner an admin, atomically.
-pub async fn transfer(pool: &MySqlPool, group: GroupId, from: UserId, to: UserId) -> AppResult<()> {
+/// Makes `to` the owner and the old owner an admin, atomically: the group row is locked and
+/// both changes must hit exactly the rows expected, so concurrent transfers, leaves or kicks
+/// can never leave a group with two owners or none. False (nothing changed) when they would.
+pub async fn transfer(
+    pool: &MySqlPool,
+    group: GroupId,
+    from: UserId,
+    to: UserId,
+) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?")
-        .bind(ROLE_ADMIN)
-        .bind(group.0)
-        .bind(from.0)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?")
-        .bind(ROLE_OWNER)
-        .bind(group.0)
-        .bind(to.0)
-        .execute(&mut *tx)
-        .await?;
+    let owner: Option<u64> = sqlx::query_scalar(
+        "SELECT owner_id FROM chat_groups WHERE id = ? AND dissolved_at IS NULL FOR UPDATE",
+    )
+    .bind(group.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if owner != Some(from.0) {
+        return Ok(false);
+    }
+    let promoted = sqlx::query(
+        "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ? AND role <> ?",
+    )
+    .bind(ROLE_OWNER)
+    .bind(group.0)
+    .bind(to.0)
+    .bind(ROLE_OWNER)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let demoted = sqlx::query(
+        "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ? AND role = ?",
+    )
+    .bind(ROLE_ADMIN)
+    .bind(group.0)
+    .bind(from.0)
+    .bind(ROLE_OWNER)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if promoted != 1 || demoted != 1 {
+        // Dropping the transaction rolls it back.
+        return Ok(false);
+    }
     sqlx::query("UPDATE chat_groups SET owner_id = ? WHERE id = ?")
         .bind(to.0)
         .bind(group.0)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 pub async fn set_muted_until(

@@ -76,6 +76,27 @@ pub async fn pending_between(
     Ok(row.map(FriendRequest::from))
 }
 
+/// The newest request `from` sent `to` that `to` ignored, shown to its sender as pending.
+pub async fn ignored_between(
+    pool: &MySqlPool,
+    from: UserId,
+    to: UserId,
+) -> AppResult<Option<FriendRequest>> {
+    let row: Option<RequestRow> = sqlx::query_as(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE from_id = ? AND to_id = ? AND status = 'ignored' \
+         ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(from.0)
+    .bind(to.0)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        let mut request = FriendRequest::from(r);
+        request.status = PENDING.to_owned();
+        request
+    }))
+}
+
 /// Creates a pending request, or returns the pending one that already exists (the unique
 /// index on pending pairs decides, so two racing requests make one).
 pub async fn create_request(

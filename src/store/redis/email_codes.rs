@@ -11,7 +11,10 @@ pub struct Limits {
     pub ttl_secs: u64,
     pub resend_secs: u64,
     pub max_attempts: u32,
+    pub max_failures_per_day: u32,
 }
+
+const DAY_SECS: u64 = 24 * 3600;
 
 fn name(purpose: &str, email: &str) -> String {
     format!("{purpose}:{}", email.to_lowercase())
@@ -27,7 +30,8 @@ pub async fn issue(
     limits: &Limits,
 ) -> AppResult<Result<(), u64>> {
     let mut conn = pool.get().await?;
-    let marker = keys.email_code_sent(&email.to_lowercase());
+    // Per purpose, so asking for a register code cannot hold back somebody's reset code.
+    let marker = keys.email_code_sent(&name(purpose, email));
     let fresh: bool = redis::cmd("SET")
         .arg(&marker)
         .arg(1)
@@ -70,9 +74,16 @@ pub async fn verify(
             r"
             local code = redis.call('HGET', KEYS[1], 'code')
             if not code then return 0 end
+            if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then
+                redis.call('DEL', KEYS[1])
+                return 0
+            end
             if code == ARGV[1] then
                 redis.call('DEL', KEYS[1])
                 return 1
+            end
+            if redis.call('INCR', KEYS[2]) == 1 then
+                redis.call('EXPIRE', KEYS[2], ARGV[4])
             end
             local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
             if attempts >= tonumber(ARGV[2]) then
@@ -85,8 +96,11 @@ pub async fn verify(
     let mut conn = pool.get().await?;
     let ok: i64 = VERIFY
         .key(keys.email_code(&name(purpose, email)))
+        .key(keys.email_code_failures(&name(purpose, email)))
         .arg(candidate)
         .arg(limits.max_attempts)
+        .arg(limits.max_failures_per_day)
+        .arg(DAY_SECS)
         .invoke_async(&mut conn)
         .await?;
     Ok(ok == 1)

@@ -99,7 +99,12 @@ impl Keys {
         format!("{}email_code:{name}", self.prefix)
     }
 
-    /// Set while a new code for this email may not be sent yet.
+    /// Wrong codes for `<purpose>:<email>` in the last day.
+    pub fn email_code_failures(&self, name: &str) -> String {
+        format!("{}email_code_failures:{name}", self.prefix)
+    }
+
+    /// Set while a new code for `<purpose>:<email>` may not be sent yet.
     pub fn email_code_sent(&self, email: &str) -> String {
         format!("{}email_code_sent:{email}", self.prefix)
     }
