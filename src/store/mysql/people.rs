@@ -61,19 +61,31 @@ pub async fn find_request(pool: &MySqlPool, id: u64) -> AppResult<Option<FriendR
     Ok(row.map(FriendRequest::from))
 }
 
+/// The newest request `from` sent `to` with this status.
+async fn latest_between(
+    pool: &MySqlPool,
+    from: UserId,
+    to: UserId,
+    status: &str,
+) -> AppResult<Option<FriendRequest>> {
+    let row: Option<RequestRow> = sqlx::query_as(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE from_id = ? AND to_id = ? AND status = ? \
+         ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(from.0)
+    .bind(to.0)
+    .bind(status)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(FriendRequest::from))
+}
+
 pub async fn pending_between(
     pool: &MySqlPool,
     from: UserId,
     to: UserId,
 ) -> AppResult<Option<FriendRequest>> {
-    let row: Option<RequestRow> = sqlx::query_as(&format!(
-        "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE from_id = ? AND to_id = ? AND status = 'pending'"
-    ))
-    .bind(from.0)
-    .bind(to.0)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(FriendRequest::from))
+    latest_between(pool, from, to, PENDING).await
 }
 
 /// The newest request `from` sent `to` that `to` ignored, shown to its sender as pending.
@@ -82,19 +94,12 @@ pub async fn ignored_between(
     from: UserId,
     to: UserId,
 ) -> AppResult<Option<FriendRequest>> {
-    let row: Option<RequestRow> = sqlx::query_as(&format!(
-        "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE from_id = ? AND to_id = ? AND status = 'ignored' \
-         ORDER BY id DESC LIMIT 1"
-    ))
-    .bind(from.0)
-    .bind(to.0)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| {
-        let mut request = FriendRequest::from(r);
-        request.status = PENDING.to_owned();
-        request
-    }))
+    Ok(latest_between(pool, from, to, IGNORED)
+        .await?
+        .map(|mut request| {
+            request.status = PENDING.to_owned();
+            request
+        }))
 }
 
 /// Creates a pending request, or returns the pending one that already exists (the unique
