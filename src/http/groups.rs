@@ -83,6 +83,13 @@ async fn membership(
     groups::membership(&state.mysql, group, user).await
 }
 
+/// The membership of the user an action is about (404 when they are not in the group).
+async fn require_target(state: &AppState, group: GroupId, user: UserId) -> AppResult<Membership> {
+    membership(state, group, user)
+        .await?
+        .ok_or_else(|| AppError::NotFound("not a member of this group".into()))
+}
+
 async fn require_member(state: &AppState, group: GroupId, user: UserId) -> AppResult<Membership> {
     membership(state, group, user)
         .await?
@@ -521,9 +528,7 @@ async fn remove(
     } else {
         let target = path_user(&raw_user)?;
         let mine = require_member(&state, group.id, me).await?;
-        let theirs = membership(&state, group.id, target)
-            .await?
-            .ok_or_else(|| AppError::NotFound("not a member of this group".into()))?;
+        let theirs = require_target(&state, group.id, target).await?;
         let allowed = target != me
             && (mine.role == ROLE_OWNER || (mine.role == ROLE_ADMIN && theirs.role == ROLE_MEMBER));
         if !allowed {
@@ -563,9 +568,7 @@ async fn transfer(
     if body.user_id == session.user_id {
         return Err(AppError::validation("user_id", "you are the owner already"));
     }
-    membership(&state, group.id, body.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("not a member of this group".into()))?;
+    require_target(&state, group.id, body.user_id).await?;
     if !groups::transfer(&state.mysql, group.id, session.user_id, body.user_id).await? {
         return Err(AppError::Conflict {
             field: None,
@@ -592,9 +595,7 @@ async fn change_role(
 ) -> AppResult<HttpResponse> {
     let group = load(state, raw_group).await?;
     require_owner(state, group.id, session.user_id).await?;
-    let theirs = membership(state, group.id, target)
-        .await?
-        .ok_or_else(|| AppError::NotFound("not a member of this group".into()))?;
+    let theirs = require_target(state, group.id, target).await?;
     if theirs.role == ROLE_OWNER {
         return Err(AppError::validation(
             "user_id",
@@ -662,9 +663,7 @@ async fn mute(
         ));
     }
     let mine = require_manager(&state, group.id, session.user_id).await?;
-    let theirs = membership(&state, group.id, body.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("not a member of this group".into()))?;
+    let theirs = require_target(&state, group.id, body.user_id).await?;
     if !may_moderate(&mine, &theirs, session.user_id) {
         return Err(AppError::forbidden(
             "forbidden",
@@ -695,9 +694,7 @@ async fn unmute(
     let group = load(&state, &raw_group).await?;
     let target = path_user(&raw_user)?;
     let mine = require_manager(&state, group.id, session.user_id).await?;
-    let theirs = membership(&state, group.id, target)
-        .await?
-        .ok_or_else(|| AppError::NotFound("not a member of this group".into()))?;
+    let theirs = require_target(&state, group.id, target).await?;
     if !may_moderate(&mine, &theirs, session.user_id) {
         return Err(AppError::forbidden(
             "forbidden",

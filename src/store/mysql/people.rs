@@ -337,16 +337,25 @@ pub async fn set_remark(
 
 /// Ends a friendship on both sides; false when there was none.
 pub async fn unfriend(pool: &MySqlPool, a: UserId, b: UserId) -> AppResult<bool> {
-    let done = sqlx::query(
+    Ok(delete_friendship(pool, a, b).await? > 0)
+}
+
+/// Deletes both rows of a friendship (alone, or inside a caller's transaction).
+async fn delete_friendship<'e>(
+    executor: impl sqlx::MySqlExecutor<'e>,
+    a: UserId,
+    b: UserId,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
         "DELETE FROM friendships WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
     )
     .bind(a.0)
     .bind(b.0)
     .bind(b.0)
     .bind(a.0)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    .execute(executor)
+    .await?
+    .rows_affected())
 }
 
 /// Whether either user blocks the other.
@@ -377,17 +386,7 @@ pub async fn block(pool: &MySqlPool, user: UserId, blocked: UserId) -> AppResult
             .await?
             .rows_affected()
             == 1;
-    let unfriended = sqlx::query(
-        "DELETE FROM friendships WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
-    )
-    .bind(user.0)
-    .bind(blocked.0)
-    .bind(blocked.0)
-    .bind(user.0)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        > 0;
+    let unfriended = delete_friendship(&mut *tx, user, blocked).await? > 0;
     sqlx::query(
         "UPDATE friend_requests SET status = 'rejected', decided_at = ? WHERE status = 'pending' \
          AND ((from_id = ? AND to_id = ?) OR (from_id = ? AND to_id = ?))",
