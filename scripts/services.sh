@@ -3,7 +3,10 @@
 # Redis, MariaDB, a MongoDB wire-compatible server (nx-27017) and an SMTP
 # server (aiosmtpd) that receives the app's outgoing mail.
 #
-#   scripts/services.sh [--test] up|down|status
+#   scripts/services.sh [--test | --profile NAME] up|down|status|reset [SERVICE...]
+#
+# SERVICE is one of redis, mariadb, mongo, smtp (default: all of them). `reset`
+# stops the profile's services, deletes their data and starts them again.
 #
 # They run as plain background processes owned by the current user, with all
 # data, logs, sockets and pid files under the repository's var/ directory, so
@@ -24,6 +27,13 @@
 #                  database `chat_test`, user chat/chat granted on *.* because
 #                  the test suite creates one database per test
 #                  logs var/test/log, pid files var/test/pids
+#   bench          Redis 16382, MariaDB 13309, nx-27017 17020 (on disk), SMTP
+#                  2528, under var/bench (scripts/bench.sh)
+#   chaos          Redis 16381, MariaDB 13308, nx-27017 17019 (on disk), SMTP
+#                  2527, under var/chaos (scripts/chaos.sh, which stops and
+#                  restarts single services of this profile)
+#                  bench and chaos: Redis with AOF persistence, database `chat`,
+#                  user chat/chat granted on *.*; data kept until `reset`.
 #
 # The SMTP server accepts plain SMTP (no TLS, no auth) and stores every message
 # it receives as one file in the Maildir's new/ folder, so tests can read the
@@ -74,7 +84,7 @@ die() {
 }
 
 usage() {
-    log "usage: scripts/services.sh [--test] up|down|status"
+    log "usage: scripts/services.sh [--test | --profile run|test|bench|chaos] up|down|status|reset [redis|mariadb|mongo|smtp ...]"
     exit 2
 }
 
@@ -83,16 +93,27 @@ usage() {
 # ---------------------------------------------------------------------------
 PROFILE="run"
 ACTION=""
-for arg in "$@"; do
-    case "$arg" in
+ONLY=()
+while (($# > 0)); do
+    case "$1" in
         --test) PROFILE="test" ;;
-        up | down | status)
+        --profile)
+            (($# > 1)) || usage
+            PROFILE="$2"
+            shift
+            ;;
+        up | down | status | reset)
             [[ -z "$ACTION" ]] || usage
-            ACTION="$arg"
+            ACTION="$1"
+            ;;
+        redis | mariadb | mongo | smtp)
+            [[ -n "$ACTION" ]] || usage
+            ONLY+=("$1")
             ;;
         -h | --help) usage ;;
         *) usage ;;
     esac
+    shift
 done
 [[ -n "$ACTION" ]] || usage
 
@@ -106,7 +127,23 @@ if [[ "$PROFILE" == "test" ]]; then
     DB_NAME="chat_test"
     # The integration tests create and drop a database per test.
     GRANT_ON="*.*"
-else
+elif [[ "$PROFILE" == "bench" || "$PROFILE" == "chaos" ]]; then
+    BASE="$ROOT/var/$PROFILE"
+    if [[ "$PROFILE" == "bench" ]]; then
+        REDIS_PORT=16382
+        MYSQL_PORT=13309
+        MONGO_PORT=17020
+        SMTP_PORT=2528
+    else
+        REDIS_PORT=16381
+        MYSQL_PORT=13308
+        MONGO_PORT=17019
+        SMTP_PORT=2527
+    fi
+    MONGO_DATA="$BASE/mongo"
+    DB_NAME="chat"
+    GRANT_ON="*.*"
+elif [[ "$PROFILE" == "run" ]]; then
     BASE="$ROOT/var"
     REDIS_PORT=16379
     MYSQL_PORT=13306
@@ -115,6 +152,8 @@ else
     SMTP_PORT=2525
     DB_NAME="chat"
     GRANT_ON="\`chat\`.*"
+else
+    usage
 fi
 REDIS_DIR="$BASE/redis"
 MYSQL_DIR="$BASE/mysql"
@@ -131,6 +170,9 @@ if ((${#MYSQL_SOCK} > 100)); then
 fi
 
 SERVICES=(redis mariadb mongo smtp)
+if ((${#ONLY[@]} > 0)); then
+    SERVICES=("${ONLY[@]}")
+fi
 
 service_port() {
     case "$1" in
@@ -656,6 +698,9 @@ up_mariadb() {
         # Throwaway data: trade durability for speed, and allow the many
         # connection pools a parallel test run opens.
         extra=(--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --max-connections=1000)
+    elif [[ "$PROFILE" != "run" ]]; then
+        # Several server processes, each with its own pool.
+        extra=(--max-connections=1000)
     fi
     log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
     # --no-defaults keeps the system /etc/mysql config (datadir, socket,
@@ -769,7 +814,7 @@ REDIS_CLI="$(find_bin redis-cli || echo redis-cli)"
 MARIADB="$(find_bin mariadb mysql || echo mariadb)"
 
 case "$ACTION" in
-    up | down)
+    up | down | reset)
         mkdir -p "$BASE"
         # One up/down at a time per profile. Every daemon is started with fd 9
         # closed so none of them keeps this lock.
@@ -780,32 +825,54 @@ esac
 
 cd "$ROOT"
 start_time=$SECONDS
+up_services() {
+    log "services ($PROFILE profile): up"
+    for svc in "${SERVICES[@]}"; do
+        if is_skipped "$svc"; then
+            log "$svc: skipped, $(service_env "$svc") is set (using your own instance)"
+            continue
+        fi
+        case "$svc" in
+            redis) ensure_redis_installed; up_redis ;;
+            mariadb) ensure_mariadb_installed; up_mariadb ;;
+            mongo) ensure_nx_installed; up_mongo ;;
+            smtp) ensure_aiosmtpd_installed; up_smtp ;;
+        esac
+    done
+    log "services ($PROFILE profile): ready in $((SECONDS - start_time))s"
+}
+
+down_services() {
+    log "services ($PROFILE profile): down"
+    for svc in "${SERVICES[@]}"; do
+        if is_skipped "$svc"; then
+            log "$svc: skipped, $(service_env "$svc") is set (using your own instance)"
+            continue
+        fi
+        down_service "$svc"
+    done
+}
+
+# Data directory of SERVICE, deleted by `reset`.
+service_data() {
+    case "$1" in
+        redis) echo "$REDIS_DIR" ;;
+        mariadb) echo "$MYSQL_DIR" ;;
+        mongo) [[ "$MONGO_DATA" == "memory" ]] || echo "$MONGO_DATA" ;;
+        smtp) echo "$MAIL_DIR" ;;
+    esac
+}
+
 case "$ACTION" in
-    up)
-        log "services ($PROFILE profile): up"
+    up) up_services ;;
+    down) down_services ;;
+    reset)
+        [[ "$PROFILE" != "run" ]] || die "reset deletes data; it is only for the test, bench and chaos profiles"
+        down_services
         for svc in "${SERVICES[@]}"; do
-            if is_skipped "$svc"; then
-                log "$svc: skipped, $(service_env "$svc") is set (using your own instance)"
-                continue
-            fi
-            case "$svc" in
-                redis) ensure_redis_installed; up_redis ;;
-                mariadb) ensure_mariadb_installed; up_mariadb ;;
-                mongo) ensure_nx_installed; up_mongo ;;
-                smtp) ensure_aiosmtpd_installed; up_smtp ;;
-            esac
+            is_skipped "$svc" || rm -rf "$(service_data "$svc")"
         done
-        log "services ($PROFILE profile): ready in $((SECONDS - start_time))s"
-        ;;
-    down)
-        log "services ($PROFILE profile): down"
-        for svc in "${SERVICES[@]}"; do
-            if is_skipped "$svc"; then
-                log "$svc: skipped, $(service_env "$svc") is set (using your own instance)"
-                continue
-            fi
-            down_service "$svc"
-        done
+        up_services
         ;;
     status)
         all_up=0
