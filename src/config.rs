@@ -134,6 +134,8 @@ pub struct WsSettings {
     pub client_timeout_secs: u64,
     pub outbound_queue: usize,
     pub presence_ttl_secs: u64,
+    pub max_connections_per_ip: usize,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -325,6 +327,15 @@ impl Settings {
             return Err(invalid(
                 "ws.client_timeout_secs",
                 "must be longer than ws.heartbeat_secs",
+            ));
+        }
+        if ws.max_connections_per_ip == 0 {
+            return Err(invalid("ws.max_connections_per_ip", "must be positive"));
+        }
+        if ws.max_connections < ws.max_connections_per_ip {
+            return Err(invalid(
+                "ws.max_connections",
+                "must be at least ws.max_connections_per_ip",
             ));
         }
         if ws.outbound_queue == 0 {

@@ -59,6 +59,12 @@ pub enum AppError {
     AntispamUnavailable,
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// More open WebSockets from one client IP than `ws.max_connections_per_ip`.
+    #[error("too many open connections from this address (at most {max}); close one first")]
+    TooManyConnections { max: usize },
+    /// The process holds `ws.max_connections` sockets already.
+    #[error("the server is at its connection limit; retry shortly")]
+    ServerBusy,
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -113,6 +119,8 @@ impl AppError {
             Self::Conflict { .. } => "conflict",
             Self::ContentTooLong { .. } => "content_too_long",
             Self::RateLimited { .. } => "rate_limited",
+            Self::TooManyConnections { .. } => "too_many_connections",
+            Self::ServerBusy => "server_busy",
             Self::Throttled { .. } => "throttled",
             Self::AntispamUnavailable => "unavailable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -136,8 +144,13 @@ impl AppError {
             Self::Unauthorized | Self::InvalidCredentials | Self::Forbidden { .. } => 40003,
             Self::NotFound(_) => 40004,
             Self::ContentTooLong { .. } => 40013,
-            Self::RateLimited { .. } | Self::Throttled { .. } => 50006,
-            Self::Unavailable(_) | Self::Internal(_) | Self::AntispamUnavailable => 50000,
+            Self::RateLimited { .. } | Self::Throttled { .. } | Self::TooManyConnections { .. } => {
+                50006
+            }
+            Self::Unavailable(_)
+            | Self::Internal(_)
+            | Self::AntispamUnavailable
+            | Self::ServerBusy => 50000,
         }
     }
 
@@ -210,8 +223,10 @@ impl ResponseError for AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::RateLimited { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::AntispamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. }
+            | Self::Throttled { .. }
+            | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AntispamUnavailable | Self::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -21,6 +21,7 @@ use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::session;
 use crate::state::AppState;
+use crate::ws::slots::Slots;
 use crate::store;
 use crate::store::redis::Keys;
 
@@ -82,6 +83,10 @@ impl Application {
                 settings.auth.register_per_ip_per_minute,
                 "auth.register_per_ip_per_minute",
             )?),
+            ws_slots: Slots::new(
+                settings.ws.max_connections_per_ip,
+                settings.ws.max_connections,
+            ),
             settings: Arc::new(settings),
             mysql,
             redis,

@@ -15,6 +15,7 @@ use crate::mail::Mailer;
 use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::store::redis::Keys;
+use crate::ws::slots::Slots;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +31,8 @@ pub struct AppState {
     pub mailer: Mailer,
     pub login_limiter: IpLimiter,
     pub register_limiter: IpLimiter,
+    /// The WebSocket connection caps.
+    pub ws_slots: Arc<Slots>,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
     /// verifies against it, so it takes as long as a wrong password for a real one.
     pub dummy_password_hash: Arc<str>,

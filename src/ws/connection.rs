@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::hub::{Attached, Kick};
 use crate::ws::ops::{self, OpCtx};
 use crate::ws::protocol::{self, Limits, Reply};
+use crate::ws::slots::Slot;
 
 /// How long a close frame may take to go out before the socket is dropped anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -24,6 +25,8 @@ pub async fn run(
     mut socket: Session,
     stream: actix_ws::MessageStream,
     attached: Attached,
+    // Held for as long as the socket lives: its place under the connection caps.
+    _slot: Slot,
 ) {
     let settings = ctx.state.settings.clone();
     let max_frame = settings.ws.max_frame_bytes;

@@ -1,9 +1,10 @@
 //! The WebSocket: the upgrade (session and Origin checks), the frames as types, one task per
-//! connection, and one module per op.
+//! connection, the connection caps, and one module per op.
 
 pub mod connection;
 pub mod ops;
 pub mod protocol;
+pub mod slots;
 pub mod upgrade;
 
 pub use upgrade::configure;

@@ -1,11 +1,13 @@
 //! `GET /ws`: a logged-in user (401 otherwise) from an allowed Origin (403 otherwise, against
-//! cross-site WebSocket hijacking) gets a socket and a connection task.
+//! cross-site WebSocket hijacking), within the connection caps (429/503 otherwise), gets a
+//! socket and a connection task.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::domain::GroupId;
 use crate::error::{AppError, AppResult};
+use crate::http::client_ip;
 use crate::messaging::start_reading;
 use crate::session::CurrentSession;
 use crate::state::AppState;
@@ -24,6 +26,10 @@ async fn upgrade(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     check_origin(&req, &state.settings.server.allowed_origins)?;
+    let slot = state.ws_slots.acquire(client_ip(
+        &req,
+        state.settings.server.trust_forwarded_for,
+    ))?;
     let (response, socket, stream) = actix_ws::handle(&req, body)
         .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}").into()))?;
     // Every user reads the lobby; joining it "now" keeps its past out of their unread.
@@ -41,7 +47,7 @@ async fn upgrade(
         user: session.user_id,
         conn_id: attached.conn_id.clone(),
     };
-    actix_web::rt::spawn(connection::run(ctx, socket, stream, attached));
+    actix_web::rt::spawn(connection::run(ctx, socket, stream, attached, slot));
     Ok(response)
 }
 
