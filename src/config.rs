@@ -52,6 +52,7 @@ pub struct Settings {
     pub messages: MessageSettings,
     pub antispam: AntispamSettings,
     pub messaging: MessagingSettings,
+    pub cache: CacheSettings,
     pub mail: MailSettings,
 }
 
@@ -173,6 +174,13 @@ pub struct AntispamSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessagingSettings {
     pub require_friendship: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    pub ttl_secs: u64,
+    pub serve_stale_secs: u64,
+    pub max_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +320,9 @@ impl Settings {
         self.validate_messages()?;
         self.validate_antispam()?;
         self.validate_mail()?;
+        if self.cache.max_entries == 0 {
+            return Err(invalid("cache.max_entries", "must be positive"));
+        }
         Ok(self)
     }
 

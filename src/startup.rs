@@ -21,9 +21,9 @@ use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::session;
 use crate::state::AppState;
-use crate::ws::slots::Slots;
 use crate::store;
 use crate::store::redis::Keys;
+use crate::ws::slots::Slots;
 
 pub struct Application {
     port: u16,

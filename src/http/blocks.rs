@@ -11,6 +11,7 @@ use crate::http::pagination::Params;
 use crate::http::people::path_user;
 use crate::session::CurrentSession;
 use crate::state::AppState;
+use crate::store::directory::Change;
 use crate::store::mysql::{people, users};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -41,6 +42,7 @@ async fn block(
         return Err(AppError::NotFound("no such user".into()));
     }
     let (created, unfriended) = people::block(&state.mysql, me, body.user_id).await?;
+    state.hub.changed(Change::pair(me, body.user_id)).await;
     if unfriended {
         push_unfriended(&state, me, body.user_id).await;
     }
@@ -63,6 +65,10 @@ async fn unblock(
     if !people::unblock(&state.mysql, session.user_id, other).await? {
         return Err(AppError::NotFound("this user is not blocked".into()));
     }
+    state
+        .hub
+        .changed(Change::pair(session.user_id, other))
+        .await;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user_id": other, "blocked": false })))
 }
 

@@ -13,6 +13,7 @@ use crate::hub::{Audience, Delivery};
 use crate::messaging::event_json;
 use crate::session::CurrentSession;
 use crate::state::AppState;
+use crate::store::directory::Change;
 use crate::store::mysql::people::{self, ACCEPTED, FriendRequest, IGNORED, PENDING, REJECTED};
 use crate::store::mysql::users;
 
@@ -144,6 +145,7 @@ async fn send_request(
     if let Some(theirs) = people::pending_between(&state.mysql, to, me).await?
         && let Some(accepted) = people::decide(&state.mysql, theirs.id, ACCEPTED).await?
     {
+        state.hub.changed(Change::pair(me, to)).await;
         push_request(&state, to, &accepted).await;
         push_friendship(&state, me, to).await?;
         return Ok(HttpResponse::Ok().json(serde_json::json!({ "request": accepted })));
@@ -234,6 +236,10 @@ async fn decide(
         })?;
     match status {
         ACCEPTED => {
+            state
+                .hub
+                .changed(Change::pair(decided.from, decided.to))
+                .await;
             push_request(&state, decided.from, &decided).await;
             push_friendship(&state, decided.from, decided.to).await?;
         }
@@ -342,6 +348,10 @@ async fn unfriend(
     if !people::unfriend(&state.mysql, session.user_id, friend).await? {
         return Err(AppError::NotFound("not your friend".into()));
     }
+    state
+        .hub
+        .changed(Change::pair(session.user_id, friend))
+        .await;
     push_unfriended(&state, session.user_id, friend).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user_id": friend, "is_friend": false })))
 }

@@ -15,6 +15,7 @@ use crate::http::profile::parse_avatar;
 use crate::messaging::{announce, group_event, start_reading};
 use crate::session::CurrentSession;
 use crate::state::AppState;
+use crate::store::directory::Change;
 use crate::store::mongo::reads;
 use crate::store::mysql::groups::{
     self, GroupChange, JOIN_APPROVAL, JOIN_INVITE_ONLY, JOIN_OPEN, Membership, NewGroup,
@@ -152,6 +153,9 @@ fn join_mode(raw: &str) -> AppResult<&'static str> {
 /// Adds the user (idempotently) and announces it; false when they already were a member.
 async fn admit(state: &AppState, group: GroupId, user: UserId, by: UserId) -> AppResult<bool> {
     let added = groups::add_member(&state.mysql, group, user).await?;
+    if added {
+        state.hub.changed(Change::group(group)).await;
+    }
     // Idempotent: also repairs a read position a failed earlier attempt did not create.
     start_reading(state, user, group).await?;
     if added {
@@ -282,6 +286,7 @@ async fn update(
         muted: body.muted,
     };
     groups::update(&state.mysql, group.id, change).await?;
+    state.hub.changed(Change::group(group.id)).await;
     let updated = groups::find(&state.mysql, group.id)
         .await?
         .ok_or_else(no_such_group)?;
@@ -310,6 +315,7 @@ async fn dissolve(
     )
     .await?;
     groups::dissolve(&state.mysql, group.id).await?;
+    state.hub.changed(Change::group(group.id)).await;
     Ok(HttpResponse::Ok().json(json!({ "group_id": group.id.to_string(), "dissolved": true })))
 }
 
@@ -456,6 +462,7 @@ async fn decide(
             message: "this request was already decided".into(),
         })?;
     if accept {
+        state.hub.changed(Change::group(group.id)).await;
         start_reading(&state, decided.user_id, group.id).await?;
         announce(
             &state,
@@ -540,6 +547,7 @@ async fn remove(
         (target, "kick")
     };
     groups::remove_member(&state.mysql, group.id, target).await?;
+    state.hub.changed(Change::group(group.id)).await;
     reads::remove(
         &state.mongo,
         target,
@@ -575,6 +583,7 @@ async fn transfer(
             message: "the group changed meanwhile; reload and retry".into(),
         });
     }
+    state.hub.changed(Change::group(group.id)).await;
     announce(
         &state,
         group.id,
@@ -605,6 +614,7 @@ async fn change_role(
     let role = if admin { ROLE_ADMIN } else { ROLE_MEMBER };
     if theirs.role != role {
         groups::set_role(&state.mysql, group.id, target, role).await?;
+        state.hub.changed(Change::group(group.id)).await;
         let action = if admin { "admin" } else { "unadmin" };
         announce(
             state,
@@ -673,6 +683,7 @@ async fn mute(
     let secs = i64::try_from(body.duration_secs).unwrap_or(i64::MAX);
     let until = chrono::Utc::now() + chrono::Duration::seconds(secs);
     groups::set_muted_until(&state.mysql, group.id, body.user_id, Some(until)).await?;
+    state.hub.changed(Change::group(group.id)).await;
     let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     announce(
         &state,
@@ -702,6 +713,7 @@ async fn unmute(
         ));
     }
     groups::set_muted_until(&state.mysql, group.id, target, None).await?;
+    state.hub.changed(Change::group(group.id)).await;
     announce(
         &state,
         group.id,
@@ -754,6 +766,7 @@ async fn my_settings(
         show_in_contacts: body.show_in_contacts,
     };
     groups::update_settings(&state.mysql, group.id, session.user_id, change).await?;
+    state.hub.changed(Change::group(group.id)).await;
     let now = require_member(&state, group.id, session.user_id).await?;
     Ok(HttpResponse::Ok().json(json!({ "settings": {
         "group_id": group.id.to_string(),

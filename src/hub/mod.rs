@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Settings;
 use crate::domain::UserId;
 use crate::error::AppResult;
+use crate::store::directory::{Change, Directory};
 use crate::store::redis::Keys;
 pub use registry::{ConnId, Kick, LocalConn, Registry};
 pub use relay::{Audience, Delivery};
@@ -31,6 +32,7 @@ struct Inner {
     keys: Keys,
     redis: Pool,
     registry: Arc<Registry>,
+    directory: Arc<Directory>,
     presence_ttl_ms: i64,
 }
 
@@ -48,12 +50,14 @@ impl Hub {
     pub async fn start(settings: &Settings, redis: Pool, keys: Keys) -> anyhow::Result<Self> {
         let node_id = uuid::Uuid::new_v4().simple().to_string();
         let registry = Arc::new(Registry::default());
+        let directory = Directory::new(&settings.cache);
         let hub = Self {
             inner: Arc::new(Inner {
                 node_id: node_id.clone(),
                 keys: keys.clone(),
                 redis,
                 registry: registry.clone(),
+                directory: directory.clone(),
                 presence_ttl_ms: i64::try_from(settings.ws.presence_ttl_secs * 1000)
                     .unwrap_or(i64::MAX),
             }),
@@ -65,6 +69,7 @@ impl Hub {
             client,
             vec![keys.node_channel(&node_id), keys.broadcast_channel()],
             Arc::downgrade(&registry),
+            directory,
             ready_tx,
         ));
         let wait = Duration::from_millis(settings.redis.timeout_ms);
@@ -191,6 +196,31 @@ impl Hub {
             )
             .await?;
         Ok(())
+    }
+
+    /// The cache of groups and relations the send path reads.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.inner.directory
+    }
+
+    /// Makes every process forget the cached groups and relations `change` touches. Called
+    /// after the change is in MySQL. Should the broadcast fail, other processes notice within
+    /// `cache.ttl_secs`.
+    pub async fn changed(&self, change: Change) {
+        self.inner.directory.forget(&change);
+        let published = async {
+            let mut conn = self.inner.redis.get().await?;
+            let _: () = conn
+                .publish(
+                    self.inner.keys.broadcast_channel(),
+                    relay::invalidate_message(&change),
+                )
+                .await?;
+            Ok::<_, crate::error::AppError>(())
+        };
+        if let Err(err) = published.await {
+            tracing::warn!(error = %err, "cache invalidation not broadcast");
+        }
     }
 
     /// Asks every local socket to close (graceful shutdown).

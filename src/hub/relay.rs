@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::UserId;
 use crate::hub::registry::{ConnId, Kick, Registry};
+use crate::store::directory::{Change, Directory};
 
 /// Who an event is for.
 #[derive(Debug, Clone)]
@@ -116,6 +117,8 @@ struct Envelope<'a> {
     event: Option<&'a RawValue>,
     #[serde(default)]
     revoke: Option<Vec<String>>,
+    #[serde(default)]
+    invalidate: Option<Change>,
 }
 
 /// The broadcast message that closes the sockets of revoked logins on every process.
@@ -123,8 +126,13 @@ pub fn revoke_message(login_ids: &[String]) -> String {
     serde_json::json!({ "revoke": login_ids }).to_string()
 }
 
-/// Hands one pub/sub payload to the local connections.
-pub fn dispatch(registry: &Registry, payload: &str) {
+/// The broadcast message that makes every process forget cached groups and relations.
+pub fn invalidate_message(change: &Change) -> String {
+    serde_json::json!({ "invalidate": change }).to_string()
+}
+
+/// Hands one pub/sub payload to the local connections (and the cache).
+pub fn dispatch(registry: &Registry, directory: &Directory, payload: &str) {
     let envelope: Envelope<'_> = match serde_json::from_str(payload) {
         Ok(e) => e,
         Err(err) => {
@@ -132,6 +140,9 @@ pub fn dispatch(registry: &Registry, payload: &str) {
             return;
         }
     };
+    if let Some(change) = envelope.invalidate {
+        directory.forget(&change);
+    }
     if let Some(logins) = envelope.revoke {
         registry.kick_logins(&logins, Kick::Revoked);
     }
@@ -151,6 +162,7 @@ pub async fn listen(
     client: redis::Client,
     channels: Vec<String>,
     registry: std::sync::Weak<Registry>,
+    directory: Arc<Directory>,
     ready: oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -169,7 +181,9 @@ pub async fn listen(
                     }
                     None => {
                         // Events published while unsubscribed are gone: every socket here
-                        // reconnects and resumes (op 7) rather than silently missing them.
+                        // reconnects and resumes (op 7) rather than silently missing them,
+                        // and cache invalidations missed meanwhile mean the cache is suspect.
+                        directory.clear();
                         if let Some(registry) = registry.upgrade() {
                             registry.kick_all(Kick::Restart);
                         }
@@ -181,7 +195,7 @@ pub async fn listen(
                         return;
                     };
                     match message.get_payload::<String>() {
-                        Ok(payload) => dispatch(&registry, &payload),
+                        Ok(payload) => dispatch(&registry, &directory, &payload),
                         Err(err) => tracing::warn!(error = %err, "unreadable relay message"),
                     }
                 }

@@ -11,8 +11,8 @@ use crate::domain::{ConversationId, GroupId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
 use crate::state::AppState;
+use crate::store::directory::GroupView;
 use crate::store::mongo::{messages, reads};
-use crate::store::mysql::groups;
 use crate::store::redis::seq;
 
 /// A server push: `{"event": <kind>, "data": <data>}`, serialised once for every recipient.
@@ -47,35 +47,31 @@ pub async fn check_participant(
 }
 
 pub async fn check_member(state: &AppState, user: UserId, group: GroupId) -> AppResult<()> {
-    if group.is_lobby() || groups::is_member(&state.mysql, group, user).await? {
+    if group.is_lobby() {
         return Ok(());
     }
-    if groups::find(&state.mysql, group).await?.is_none() {
-        return Err(AppError::NotFound("no such group".into()));
+    match group_view(state, group).await? {
+        None => Err(AppError::NotFound("no such group".into())),
+        Some(view) if view.members.contains_key(&user) => Ok(()),
+        Some(_) => Err(not_participant()),
     }
-    Err(not_participant())
 }
 
-/// Checks many conversations at once (one MySQL query for all their groups).
+/// A group with its members, from the cache in front of MySQL.
+async fn group_view(state: &AppState, group: GroupId) -> AppResult<Option<Arc<GroupView>>> {
+    state.hub.directory().group(&state.mysql, group).await
+}
+
+/// Checks many conversations at once.
 pub async fn check_participant_all(
     state: &AppState,
     user: UserId,
     conversations: &[ConversationId],
 ) -> AppResult<()> {
-    let mut wanted: Vec<GroupId> = Vec::new();
     for conversation in conversations {
-        match conversation {
-            ConversationId::Group(g) if !g.is_lobby() => wanted.push(*g),
-            ConversationId::Group(_) => {}
-            ConversationId::Direct { .. } => check_participant(state, user, *conversation).await?,
-        }
+        check_participant(state, user, *conversation).await?;
     }
-    let member_of = groups::member_of_which(&state.mysql, user, &wanted).await?;
-    match wanted.into_iter().find(|g| !member_of.contains(g)) {
-        // Not a member: the single check says whether the group exists (40004) or not (40003).
-        Some(outside) => check_member(state, user, outside).await,
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 fn not_participant() -> AppError {
@@ -98,7 +94,10 @@ pub async fn audience(state: &AppState, conversation: ConversationId) -> AppResu
         }
         ConversationId::Group(group) if group.is_lobby() => Ok(Audience::Everyone),
         ConversationId::Group(group) => Ok(Audience::Users {
-            users: groups::member_ids(&state.mysql, group).await?,
+            users: group_view(state, group)
+                .await?
+                .map(|view| view.member_ids())
+                .unwrap_or_default(),
             primary: 0,
         }),
     }
@@ -114,14 +113,12 @@ pub async fn check_sender(
     if group.is_lobby() {
         return Ok(None);
     }
-    let found = groups::find(&state.mysql, group).await?;
-    let Some(found) = found.filter(|g| !g.dissolved) else {
+    let view = group_view(state, group).await?;
+    let Some(view) = view.filter(|v| !v.group.dissolved) else {
         return Err(AppError::NotFound("no such group".into()));
     };
-    let membership = groups::membership(&state.mysql, group, user)
-        .await?
-        .ok_or_else(not_participant)?;
-    if found.muted && !membership.is_manager() {
+    let membership = view.members.get(&user).ok_or_else(not_participant)?;
+    if view.group.muted && !membership.is_manager() {
         return Err(AppError::forbidden("forbidden", "the group is muted"));
     }
     if let Some(until) = membership.muted_until() {
@@ -133,7 +130,7 @@ pub async fn check_sender(
             ),
         ));
     }
-    Ok(membership.nickname)
+    Ok(membership.nickname.clone())
 }
 
 /// Who gets a group's messages live: the members, less those in do-not-disturb.
@@ -142,7 +139,10 @@ pub async fn message_audience(state: &AppState, group: GroupId) -> AppResult<Aud
         return Ok(Audience::Everyone);
     }
     Ok(Audience::Users {
-        users: groups::push_member_ids(&state.mysql, group).await?,
+        users: group_view(state, group)
+            .await?
+            .map(|view| view.push_member_ids())
+            .unwrap_or_default(),
         primary: 0,
     })
 }
@@ -177,8 +177,8 @@ pub async fn group_event(state: &AppState, group: GroupId, mut data: serde_json:
     if let Some(object) = data.as_object_mut() {
         object.insert("group_id".into(), group.to_string().into());
     }
-    let users = match groups::member_ids(&state.mysql, group).await {
-        Ok(users) => users,
+    let users = match group_view(state, group).await {
+        Ok(view) => view.map(|v| v.member_ids()).unwrap_or_default(),
         Err(err) => {
             tracing::warn!(error = %err, "group event not pushed");
             return;

@@ -26,10 +26,9 @@ async fn upgrade(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     check_origin(&req, &state.settings.server.allowed_origins)?;
-    let slot = state.ws_slots.acquire(client_ip(
-        &req,
-        state.settings.server.trust_forwarded_for,
-    ))?;
+    let slot = state
+        .ws_slots
+        .acquire(client_ip(&req, state.settings.server.trust_forwarded_for))?;
     let (response, socket, stream) = actix_ws::handle(&req, body)
         .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}").into()))?;
     // Every user reads the lobby; joining it "now" keeps its past out of their unread.

@@ -6,7 +6,6 @@ use crate::domain::{ConversationId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
 use crate::messaging::writer::{Draft, Outcome};
-use crate::store::mysql::people;
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::{CODE_DELIVERED, CODE_STORED_OFFLINE, Outgoing};
 
@@ -19,7 +18,11 @@ pub async fn run(
     let state = &ctx.state;
     let mut friends = false;
     if to != ctx.user {
-        let relation = people::send_relation(&state.mysql, ctx.user, to).await?;
+        let relation = state
+            .hub
+            .directory()
+            .send_relation(&state.mysql, ctx.user, to)
+            .await?;
         if !relation.recipient_exists {
             return Err(AppError::NotFound("no such user".into()));
         }
