@@ -187,3 +187,49 @@ async fn ws_cluster_logout_on_one_process_closes_the_socket_on_another() {
         "closed with 1008 (or at least closed): {ended:?}"
     );
 }
+
+/// Each process caches groups and relations for its send path; a change made through another
+/// process must reach that cache before the change's HTTP answer is used.
+#[tokio::test]
+async fn ws_cluster_changes_on_one_process_reach_the_send_path_of_the_other_at_once() {
+    use crate::groups_support::{group_in_mode, kick, mute, unmute};
+    use crate::ws_client::FORBIDDEN;
+
+    let node_a = spawn_app().await;
+    let node_b = spawn_app_sharing(&node_a).await;
+    let owner = node_a.chatter("owner").await;
+    let member = node_a.chatter("member").await;
+    let group = group_in_mode(&node_a, &owner, "open").await;
+    node_a.add_to_group(&owner, &group, &member).await;
+
+    // The member chats through B, so B has the group cached.
+    let mut member_on_b = node_b.connect_ws(&member).await;
+    member_on_b.send_group(&group, "warm").await.expect(OK);
+    member_on_b.send_to(&owner.id, "hi").await.expect(STORED_OFFLINE);
+
+    let muted = mute(&node_a, &owner, &group, &member.id, 600).await;
+    assert_eq!(muted.status(), StatusCode::OK, "mute through A");
+    member_on_b
+        .send_group(&group, "muted on A")
+        .await
+        .expect(FORBIDDEN);
+    let unmuted = unmute(&node_a, &owner, &group, &member.id).await;
+    assert_eq!(unmuted.status(), StatusCode::OK, "unmute through A");
+    member_on_b.send_group(&group, "unmuted").await.expect(OK);
+
+    let kicked = kick(&node_a, &owner, &group, &member.id).await;
+    assert_eq!(kicked.status(), StatusCode::OK, "kick through A");
+    member_on_b
+        .send_group(&group, "kicked on A")
+        .await
+        .expect(FORBIDDEN);
+
+    let blocked = node_a
+        .post(&owner.http, "/blocks", &json!({ "user_id": member.id }))
+        .await;
+    assert_eq!(blocked.status(), StatusCode::CREATED, "block through A");
+    member_on_b
+        .send_to(&owner.id, "blocked on A")
+        .await
+        .expect(FORBIDDEN);
+}
