@@ -151,7 +151,21 @@ fn join_mode(raw: &str) -> AppResult<&'static str> {
 }
 
 /// Adds the user (idempotently) and announces it; false when they already were a member.
+/// 404 when the group was dissolved meanwhile.
 async fn admit(state: &AppState, group: GroupId, user: UserId, by: UserId) -> AppResult<bool> {
+    let lock = lock_group(state, group).await?;
+    let added = admit_locked(state, group, user, by).await;
+    lock.release().await;
+    added
+}
+
+async fn admit_locked(
+    state: &AppState,
+    group: GroupId,
+    user: UserId,
+    by: UserId,
+) -> AppResult<bool> {
+    require_live(state, group).await?;
     let added = groups::add_member(&state.mysql, group, user).await?;
     if added {
         state.hub.changed(Change::group(group)).await;
@@ -168,6 +182,25 @@ async fn admit(state: &AppState, group: GroupId, user: UserId, by: UserId) -> Ap
         .await?;
     }
     Ok(added)
+}
+
+/// The group's lock against concurrent joins and dissolve (see [`groups::GroupLock`]).
+async fn lock_group(state: &AppState, group: GroupId) -> AppResult<groups::GroupLock> {
+    groups::lock(
+        &state.mysql,
+        group,
+        state.settings.mysql.acquire_timeout_secs,
+    )
+    .await
+}
+
+/// 404 unless the group exists and is not dissolved (checked again under the group's lock).
+async fn require_live(state: &AppState, group: GroupId) -> AppResult<()> {
+    groups::find(&state.mysql, group)
+        .await?
+        .filter(|g| !g.dissolved)
+        .map(|_| ())
+        .ok_or_else(no_such_group)
 }
 
 #[derive(Deserialize)]
@@ -307,15 +340,23 @@ async fn dissolve(
 ) -> AppResult<HttpResponse> {
     let group = load(&state, &path).await?;
     require_owner(&state, group.id, session.user_id).await?;
-    announce(
-        &state,
-        group.id,
-        session.user_id,
-        json!({ "action": "dissolve", "by": session.user_id }),
-    )
-    .await?;
-    groups::dissolve(&state.mysql, group.id).await?;
-    state.hub.changed(Change::group(group.id)).await;
+    let lock = lock_group(&state, group.id).await?;
+    let dissolved = async {
+        require_live(&state, group.id).await?;
+        announce(
+            &state,
+            group.id,
+            session.user_id,
+            json!({ "action": "dissolve", "by": session.user_id }),
+        )
+        .await?;
+        groups::dissolve(&state.mysql, group.id).await?;
+        state.hub.changed(Change::group(group.id)).await;
+        Ok::<_, AppError>(())
+    }
+    .await;
+    lock.release().await;
+    dissolved?;
     Ok(HttpResponse::Ok().json(json!({ "group_id": group.id.to_string(), "dissolved": true })))
 }
 
@@ -455,24 +496,38 @@ async fn decide(
         .await?
         .filter(|r| r.group_id == group.id)
         .ok_or_else(not_found)?;
-    let decided = groups::decide_join_request(&state.mysql, request.id, accept)
+    let lock = lock_group(&state, group.id).await?;
+    let decided = decide_locked(&state, group.id, request.id, accept, session.user_id).await;
+    lock.release().await;
+    Ok(HttpResponse::Ok().json(json!({ "request": decided? })))
+}
+
+async fn decide_locked(
+    state: &AppState,
+    group: GroupId,
+    request: u64,
+    accept: bool,
+    by: UserId,
+) -> AppResult<groups::JoinRequest> {
+    require_live(state, group).await?;
+    let decided = groups::decide_join_request(&state.mysql, request, accept)
         .await?
         .ok_or_else(|| AppError::Conflict {
             field: None,
             message: "this request was already decided".into(),
         })?;
     if accept {
-        state.hub.changed(Change::group(group.id)).await;
-        start_reading(&state, decided.user_id, group.id).await?;
+        state.hub.changed(Change::group(group)).await;
+        start_reading(state, decided.user_id, group).await?;
         announce(
-            &state,
-            group.id,
-            session.user_id,
-            json!({ "action": "join", "user_id": decided.user_id, "by": session.user_id }),
+            state,
+            group,
+            by,
+            json!({ "action": "join", "user_id": decided.user_id, "by": by }),
         )
         .await?;
     }
-    Ok(HttpResponse::Ok().json(json!({ "request": decided })))
+    Ok(decided)
 }
 
 async fn members(

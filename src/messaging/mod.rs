@@ -12,6 +12,7 @@ use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
 use crate::state::AppState;
 use crate::store::directory::GroupView;
+use crate::store::mysql::people::SendRelation;
 use crate::store::mongo::{messages, reads};
 use crate::store::redis::seq;
 
@@ -72,6 +73,33 @@ pub async fn check_participant_all(
         check_participant(state, user, *conversation).await?;
     }
     Ok(())
+}
+
+/// Checks that `from` may reach `to` directly (a message or a typing notice): the recipient
+/// exists (40004), has not blocked the sender and, when `messaging.require_friendship` is on, is
+/// a friend (40003).
+pub async fn check_recipient(state: &AppState, from: UserId, to: UserId) -> AppResult<SendRelation> {
+    let relation = state
+        .hub
+        .directory()
+        .send_relation(&state.mysql, from, to)
+        .await?;
+    if !relation.recipient_exists {
+        return Err(AppError::NotFound("no such user".into()));
+    }
+    if relation.blocked_by_recipient {
+        return Err(AppError::forbidden(
+            "forbidden",
+            "this user does not accept your messages",
+        ));
+    }
+    if state.settings.messaging.require_friendship && !relation.friends {
+        return Err(AppError::forbidden(
+            "forbidden",
+            "you can only message your friends",
+        ));
+    }
+    Ok(relation)
 }
 
 fn not_participant() -> AppError {

@@ -1,8 +1,9 @@
-//! The `chat_groups`, `group_members` and `group_join_requests` tables.
+//! The `chat_groups`, `group_members`, `group_mutes` and `group_join_requests` tables.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
-use sqlx::MySqlPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, MySqlPool};
 
 use crate::domain::{GroupId, UserId};
 use crate::error::{AppError, AppResult};
@@ -191,6 +192,42 @@ pub async fn dissolve(pool: &MySqlPool, id: GroupId) -> AppResult<()> {
     Ok(())
 }
 
+/// A cluster-wide lock on one group's joins and dissolve: a MySQL named lock (per database),
+/// held by one pooled connection until [`GroupLock::release`]. Under it nobody joins a group
+/// being dissolved, and the group's join and dissolve notices come in the order of the changes.
+pub struct GroupLock {
+    conn: PoolConnection<MySql>,
+}
+
+/// Takes the group's lock, waiting up to `wait_secs` for whoever holds it.
+pub async fn lock(pool: &MySqlPool, id: GroupId, wait_secs: u64) -> AppResult<GroupLock> {
+    let mut conn = pool.acquire().await?;
+    // Should the lock be dropped without a release (an error, a cancelled request), closing its
+    // connection is what releases it; back in the pool it would stay held.
+    conn.close_on_drop();
+    let got: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT(DATABASE(), ':group:', ?), ?)")
+            .bind(id.0)
+            .bind(wait_secs)
+            .fetch_one(&mut *conn)
+            .await?;
+    if got != Some(1) {
+        return Err(AppError::Unavailable(anyhow::anyhow!(
+            "group {id} stayed locked for {wait_secs} s"
+        )));
+    }
+    Ok(GroupLock { conn })
+}
+
+impl GroupLock {
+    pub async fn release(mut self) {
+        // Closing the connection (on drop) releases the lock too, so a failure here is harmless.
+        let _ = sqlx::query("SELECT RELEASE_ALL_LOCKS()")
+            .execute(&mut *self.conn)
+            .await;
+    }
+}
+
 /// One member's row: role, mute and settings.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Membership {
@@ -218,8 +255,11 @@ impl Membership {
     }
 }
 
-const MEMBER_COLUMNS: &str =
-    "user_id, role, nickname, remark, dnd, folded, show_in_contacts, muted_until, joined_at";
+/// Membership rows with their member's mute (kept in its own table: it outlives the row).
+const MEMBER_COLUMNS: &str = "m.user_id, m.role, m.nickname, m.remark, m.dnd, m.folded, \
+     m.show_in_contacts, mu.muted_until, m.joined_at";
+const MEMBERS_FROM: &str = "group_members m LEFT JOIN group_mutes mu \
+     ON mu.group_id = m.group_id AND mu.user_id = m.user_id";
 
 pub async fn membership(
     pool: &MySqlPool,
@@ -227,7 +267,7 @@ pub async fn membership(
     user: UserId,
 ) -> AppResult<Option<Membership>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {MEMBER_COLUMNS} FROM group_members WHERE group_id = ? AND user_id = ?"
+        "SELECT {MEMBER_COLUMNS} FROM {MEMBERS_FROM} WHERE m.group_id = ? AND m.user_id = ?"
     ))
     .bind(group.0)
     .bind(user.0)
@@ -235,37 +275,15 @@ pub async fn membership(
     .await?)
 }
 
-pub async fn is_member(pool: &MySqlPool, group: GroupId, user: UserId) -> AppResult<bool> {
-    Ok(membership(pool, group, user).await?.is_some())
-}
-
 /// Every member, owner first, then admins, then members by joining time.
 pub async fn members(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<Membership>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {MEMBER_COLUMNS} FROM group_members WHERE group_id = ? \
-         ORDER BY FIELD(role, 'owner', 'admin', 'member'), joined_at, user_id"
+        "SELECT {MEMBER_COLUMNS} FROM {MEMBERS_FROM} WHERE m.group_id = ? \
+         ORDER BY FIELD(m.role, 'owner', 'admin', 'member'), m.joined_at, m.user_id"
     ))
     .bind(group.0)
     .fetch_all(pool)
     .await?)
-}
-
-pub async fn member_ids(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<UserId>> {
-    let ids: Vec<u64> = sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = ?")
-        .bind(group.0)
-        .fetch_all(pool)
-        .await?;
-    Ok(ids.into_iter().map(UserId).collect())
-}
-
-/// Members who want live message pushes (do-not-disturb ones do not).
-pub async fn push_member_ids(pool: &MySqlPool, group: GroupId) -> AppResult<Vec<UserId>> {
-    let ids: Vec<u64> =
-        sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = ? AND dnd = 0")
-            .bind(group.0)
-            .fetch_all(pool)
-            .await?;
-    Ok(ids.into_iter().map(UserId).collect())
 }
 
 /// Adds a member; false when they already were one.
@@ -365,12 +383,26 @@ pub async fn set_muted_until(
     user: UserId,
     until: Option<DateTime<Utc>>,
 ) -> AppResult<()> {
-    sqlx::query("UPDATE group_members SET muted_until = ? WHERE group_id = ? AND user_id = ?")
-        .bind(until.map(|t| t.naive_utc()))
-        .bind(group.0)
-        .bind(user.0)
-        .execute(pool)
-        .await?;
+    match until {
+        Some(until) => {
+            sqlx::query(
+                "INSERT INTO group_mutes (group_id, user_id, muted_until) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE muted_until = VALUES(muted_until)",
+            )
+            .bind(group.0)
+            .bind(user.0)
+            .bind(until.naive_utc())
+            .execute(pool)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM group_mutes WHERE group_id = ? AND user_id = ?")
+                .bind(group.0)
+                .bind(user.0)
+                .execute(pool)
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -462,7 +494,8 @@ pub async fn memberships_of(
     }
     let placeholders = crate::store::mysql::placeholders(groups.len());
     let sql = format!(
-        "SELECT group_id, {MEMBER_COLUMNS} FROM group_members WHERE user_id = ? AND group_id IN ({placeholders})"
+        "SELECT m.group_id, {MEMBER_COLUMNS} FROM {MEMBERS_FROM} \
+         WHERE m.user_id = ? AND m.group_id IN ({placeholders})"
     );
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -479,19 +512,6 @@ pub async fn memberships_of(
         .await?
         .into_iter()
         .map(|r| (GroupId(r.group_id), r.membership))
-        .collect())
-}
-
-/// Of these groups, the ones `user` is a member of (one query, however many).
-pub async fn member_of_which(
-    pool: &MySqlPool,
-    user: UserId,
-    candidates: &[GroupId],
-) -> AppResult<Vec<GroupId>> {
-    Ok(memberships_of(pool, user, candidates)
-        .await?
-        .into_iter()
-        .map(|(g, _)| g)
         .collect())
 }
 

@@ -3,8 +3,9 @@
 
 use crate::antispam;
 use crate::domain::{ConversationId, UserId};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::hub::Audience;
+use crate::messaging::check_recipient;
 use crate::messaging::writer::{Draft, Outcome};
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::{CODE_DELIVERED, CODE_STORED_OFFLINE, Outgoing};
@@ -16,30 +17,11 @@ pub async fn run(
     client_msg_id: Option<String>,
 ) -> AppResult<Done> {
     let state = &ctx.state;
-    let mut friends = false;
-    if to != ctx.user {
-        let relation = state
-            .hub
-            .directory()
-            .send_relation(&state.mysql, ctx.user, to)
-            .await?;
-        if !relation.recipient_exists {
-            return Err(AppError::NotFound("no such user".into()));
-        }
-        if relation.blocked_by_recipient {
-            return Err(AppError::forbidden(
-                "forbidden",
-                "this user does not accept your messages",
-            ));
-        }
-        if state.settings.messaging.require_friendship && !relation.friends {
-            return Err(AppError::forbidden(
-                "forbidden",
-                "you can only message your friends",
-            ));
-        }
-        friends = relation.friends;
-    }
+    let friends = if to == ctx.user {
+        false
+    } else {
+        check_recipient(state, ctx.user, to).await?.friends
+    };
     state
         .antispam
         .check_send(

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::domain::UserId;
 use crate::error::AppResult;
 use crate::hub::{Audience, Delivery};
-use crate::messaging::{audience, check_participant, event_json};
+use crate::messaging::{audience, check_participant, check_recipient, event_json};
 use crate::ws::ops::{Done, OpCtx};
 use crate::ws::protocol::Target;
 
@@ -19,6 +19,12 @@ pub async fn run(ctx: &OpCtx, target: Target) -> AppResult<Done> {
     let state = &ctx.state;
     let conversation = target.conversation_for(ctx.user);
     check_participant(state, ctx.user, conversation).await?;
+    // A blocked user reaches the blocker with a typing notice no more than with a message.
+    if let Some(peer) = conversation.peer_of(ctx.user)
+        && peer != ctx.user
+    {
+        check_recipient(state, ctx.user, peer).await?;
+    }
     let audience = match audience(state, conversation).await? {
         Audience::Users { mut users, .. } => {
             users.retain(|u| *u != ctx.user);
