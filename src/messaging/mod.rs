@@ -12,8 +12,8 @@ use crate::error::{AppError, AppResult};
 use crate::hub::Audience;
 use crate::state::AppState;
 use crate::store::directory::GroupView;
-use crate::store::mysql::people::SendRelation;
 use crate::store::mongo::{messages, reads};
+use crate::store::mysql::people::SendRelation;
 use crate::store::redis::seq;
 
 /// A server push: `{"event": <kind>, "data": <data>}`, serialised once for every recipient.
@@ -78,7 +78,11 @@ pub async fn check_participant_all(
 /// Checks that `from` may reach `to` directly (a message or a typing notice): the recipient
 /// exists (40004), has not blocked the sender and, when `messaging.require_friendship` is on, is
 /// a friend (40003).
-pub async fn check_recipient(state: &AppState, from: UserId, to: UserId) -> AppResult<SendRelation> {
+pub async fn check_recipient(
+    state: &AppState,
+    from: UserId,
+    to: UserId,
+) -> AppResult<SendRelation> {
     let relation = state
         .hub
         .directory()

@@ -189,10 +189,18 @@ fn protocol_error_reason(err: &ProtocolError) -> CloseReason {
         ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
         _ => false,
     };
+    // actix-ws reports a text frame that is not UTF-8 as invalid data; RFC 6455 closes with 1007.
+    let not_utf8 =
+        matches!(err, ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData);
     if too_big {
         CloseReason {
             code: CloseCode::Size,
             description: Some("frame too large".into()),
+        }
+    } else if not_utf8 {
+        CloseReason {
+            code: CloseCode::Invalid,
+            description: Some("text frames must be UTF-8".into()),
         }
     } else {
         tracing::debug!(error = %err, "protocol error");
