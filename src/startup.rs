@@ -131,8 +131,12 @@ impl Application {
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");
+            // Stop accepting first (the command goes out now; awaiting waits for the end), then
+            // tell the sockets to reconnect elsewhere.
+            let stopped = handle.stop(true);
             hub.close_all(Kick::Restart);
-            handle.stop(true).await;
+            stopped.await;
+            tracing::info!("stopped");
         });
         self.server.await
     }

@@ -6,6 +6,7 @@ pub mod registry;
 pub mod relay;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,6 +35,8 @@ struct Inner {
     registry: Arc<Registry>,
     directory: Arc<Directory>,
     presence_ttl_ms: i64,
+    /// Set once the process is shutting down.
+    closing: AtomicBool,
 }
 
 /// What a new connection gets from the hub: its id and the receiving ends of its queues.
@@ -58,6 +61,7 @@ impl Hub {
                 redis,
                 registry: registry.clone(),
                 directory: directory.clone(),
+                closing: AtomicBool::new(false),
                 presence_ttl_ms: i64::try_from(settings.ws.presence_ttl_secs * 1000)
                     .unwrap_or(i64::MAX),
             }),
@@ -94,6 +98,9 @@ impl Hub {
 
     /// Registers a new socket of `user` here and in the presence records.
     pub async fn attach(&self, user: UserId, login_id: &str, queue: usize) -> AppResult<Attached> {
+        if self.inner.closing.load(Ordering::Acquire) {
+            return Err(crate::error::AppError::ServerBusy);
+        }
         let conn_id: ConnId = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let (tx, events) = mpsc::channel(queue);
         let (kick, kicks) = mpsc::channel(1);
@@ -223,8 +230,10 @@ impl Hub {
         }
     }
 
-    /// Asks every local socket to close (graceful shutdown).
+    /// Asks every local socket to close (graceful shutdown); sockets opened later (on a
+    /// connection accepted before) are refused.
     pub fn close_all(&self, why: Kick) {
+        self.inner.closing.store(true, Ordering::Release);
         self.inner.registry.kick_all(why);
     }
 

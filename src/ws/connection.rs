@@ -1,5 +1,5 @@
-//! One task per socket. It selects over: a kick (slow consumer, revoked session, shutdown), the
-//! reply of the op in flight, events queued by the hub, the next frame (read only while no op is
+//! One task per socket. It selects over: a kick (slow consumer, revoked session, shutdown; the op
+//! in flight is still finished and answered before the close), the reply of the op in flight, events queued by the hub, the next frame (read only while no op is
 //! in flight: ops of one connection run in order, which keeps a user's messages in the order
 //! they were typed), and the heartbeat.
 
@@ -134,6 +134,16 @@ pub async fn run(
         }
     };
     ctx.state.hub.detach(ctx.user, &conn_id);
+    if close.is_some()
+        && let Some(op) = inflight.take()
+    {
+        // The op in flight (a send being stored, say) finishes and is answered before the close,
+        // so the client knows whether it went through instead of having to guess.
+        let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        if let Ok(reply) = tokio::time::timeout(grace, op).await {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.text(reply.to_text())).await;
+        }
+    }
     if let Some(reason) = close {
         tracing::debug!(code = ?reason.code, "closing");
         let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(Some(reason))).await;
