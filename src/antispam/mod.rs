@@ -121,7 +121,7 @@ impl Antispam {
             .key(k.antispam(&format!("answered:{recipient}:{from}")))
             .key(k.antispam(&format!("una:{recipient}:{from}")))
             .key(k.antispam(&format!("unablock:{recipient}:{from}")))
-            .key(k.antispam(&format!("cmid:{from}:{}", client_msg_id.unwrap_or(""))))
+            .key(k.sent(from.0, client_msg_id.unwrap_or("")))
             .key(k.antispam(&format!("unaset:{from}")))
             .key(k.antispam(&format!("unaset:{recipient}")));
         invocation

@@ -44,6 +44,7 @@ pub async fn push(state: &AppState, users: Vec<UserId>, kind: &str, data: &impl 
         event: event_json(kind, data),
         audience: Audience::Users { users, primary: 0 },
         skip: None,
+        mark: None,
     };
     if let Err(err) = state.hub.deliver(&[delivery]).await {
         tracing::warn!(error = %err, kind, "event not pushed");

@@ -21,7 +21,7 @@ use crate::error::AppResult;
 use crate::store::directory::{Change, Directory};
 use crate::store::redis::Keys;
 pub use registry::{ConnId, Kick, LocalConn, Registry};
-pub use relay::{Audience, Delivery};
+pub use relay::{Audience, Delivery, Mark};
 
 #[derive(Clone)]
 pub struct Hub {
@@ -35,6 +35,8 @@ struct Inner {
     registry: Arc<Registry>,
     directory: Arc<Directory>,
     presence_ttl_ms: i64,
+    /// How long a publication marker lives: as long as a send's retry is recognised.
+    mark_ttl_ms: u64,
     /// Set once the process is shutting down.
     closing: AtomicBool,
 }
@@ -62,6 +64,7 @@ impl Hub {
                 registry: registry.clone(),
                 directory: directory.clone(),
                 closing: AtomicBool::new(false),
+                mark_ttl_ms: settings.antispam.retry_memory_secs.saturating_mul(1000),
                 presence_ttl_ms: i64::try_from(settings.ws.presence_ttl_secs * 1000)
                     .unwrap_or(i64::MAX),
             }),
@@ -144,20 +147,30 @@ impl Hub {
             .arg(now_ms())
             .arg(inner.keys.node_channel_prefix())
             .arg(inner.keys.broadcast_channel())
-            .arg(deliveries.len());
+            .arg(deliveries.len())
+            .arg(inner.mark_ttl_ms);
         for delivery in deliveries {
             invocation
                 .arg(&*delivery.event)
                 .arg(delivery.skip.as_deref().unwrap_or(""));
-            match &delivery.audience {
-                Audience::Everyone => {
-                    invocation.arg(-1).arg(0);
+            let (n, primary) = match &delivery.audience {
+                Audience::Everyone => (-1, 0),
+                Audience::Users { users, primary } => (users.len() as i64, *primary),
+            };
+            invocation.arg(n).arg(primary);
+            match &delivery.mark {
+                None => {
+                    invocation.arg(0);
                 }
-                Audience::Users { users, primary } => {
-                    invocation.arg(users.len()).arg(*primary);
-                    for user in users {
-                        invocation.arg(user.0).key(inner.keys.presence(user.0));
-                    }
+                Some(mark) => {
+                    invocation
+                        .arg(if mark.replay { 2 } else { 1 })
+                        .key(&mark.key);
+                }
+            }
+            if let Audience::Users { users, .. } = &delivery.audience {
+                for user in users {
+                    invocation.arg(user.0).key(inner.keys.presence(user.0));
                 }
             }
         }

@@ -33,11 +33,24 @@ pub struct Delivery {
     pub audience: Audience,
     /// The connection the event came from, which does not get it back.
     pub skip: Option<ConnId>,
+    /// For a message sent with a `client_msg_id`: remember (or check) its publication.
+    pub mark: Option<Mark>,
 }
 
-/// ARGV: now_ms, node channel prefix, broadcast channel, delivery count, then per delivery:
-/// event, skip, n (-1: everyone), primary, and n user ids; KEYS: the n presence keys of each
-/// delivery, in order. Returns, per delivery, how many primary users have a live connection.
+/// Remembers that a stored message was published, under the marker of its send (see
+/// `Keys::sent`): a retry of the send then publishes it again only if the first attempt never
+/// did (its process died between storing and publishing), so live recipients get it once.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub key: String,
+    /// A retry: publish only when the marker does not say published.
+    pub replay: bool,
+}
+
+/// ARGV: now_ms, node channel prefix, broadcast channel, delivery count, marker lifetime ms, then
+/// per delivery: event, skip, n (-1: everyone), primary, mark mode (0 none, 1 mark, 2 replay) and
+/// n user ids; KEYS per delivery: its marker key when it has a mark, then its n presence keys.
+/// Returns, per delivery, how many primary users have a live connection.
 pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -45,7 +58,8 @@ pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
         local node_prefix = ARGV[2]
         local broadcast = ARGV[3]
         local count = tonumber(ARGV[4])
-        local a = 5
+        local mark_ttl = tonumber(ARGV[5])
+        local a = 6
         local k = 1
         local result = {}
         for d = 1, count do
@@ -53,11 +67,24 @@ pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
             local skip = ARGV[a + 1]
             local n = tonumber(ARGV[a + 2])
             local primary = tonumber(ARGV[a + 3])
-            a = a + 4
+            local mode = tonumber(ARGV[a + 4])
+            a = a + 5
+            local publish = true
+            if mode > 0 then
+                local mark = KEYS[k]
+                k = k + 1
+                if mode == 2 and redis.call('GET', mark) == 'p' then
+                    publish = false
+                else
+                    redis.call('SET', mark, 'p', 'PX', mark_ttl)
+                end
+            end
             local online = 0
             if n < 0 then
-                redis.call('PUBLISH', broadcast,
-                    '{"users":"*","skip":"' .. skip .. '","event":' .. event .. '}')
+                if publish then
+                    redis.call('PUBLISH', broadcast,
+                        '{"users":"*","skip":"' .. skip .. '","event":' .. event .. '}')
+                end
             else
                 local nodes = {}
                 local order = {}
@@ -86,10 +113,12 @@ pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
                         end
                     end
                 end
-                for _, node in ipairs(order) do
-                    redis.call('PUBLISH', node_prefix .. node,
-                        '{"users":[' .. table.concat(nodes[node], ',') .. '],"skip":"' .. skip ..
-                        '","event":' .. event .. '}')
+                if publish then
+                    for _, node in ipairs(order) do
+                        redis.call('PUBLISH', node_prefix .. node,
+                            '{"users":[' .. table.concat(nodes[node], ',') .. '],"skip":"' .. skip ..
+                            '","event":' .. event .. '}')
+                    end
                 end
             end
             result[d] = online

@@ -220,6 +220,7 @@ pub async fn group_event(state: &AppState, group: GroupId, mut data: serde_json:
         event: event_json("group", &data),
         audience: Audience::Users { users, primary: 0 },
         skip: None,
+        mark: None,
     };
     if let Err(err) = state.hub.deliver(&[delivery]).await {
         tracing::warn!(error = %err, "group event not pushed");

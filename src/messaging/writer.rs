@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{ConversationId, MessageType, UserId};
 use crate::error::{AppError, AppResult};
-use crate::hub::{Audience, ConnId, Delivery, Hub};
+use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
 use crate::messaging::event_json;
 use crate::store::mongo::messages::{self, Message, MessageDoc, user_key};
 use crate::store::mongo::reads;
@@ -129,6 +129,8 @@ impl Backend {
             return reply_all(jobs, &err);
         }
         let mut stored: Vec<(usize, MessageDoc)> = Vec::new();
+        // Retries of sends stored earlier: published again only if that never happened.
+        let mut replayed: Vec<(usize, MessageDoc)> = Vec::new();
         let mut floors: HashMap<String, i64> = HashMap::new();
         for _ in 0..=SEQ_COLLISION_RETRIES {
             let pending: Vec<usize> = (0..jobs.len())
@@ -147,6 +149,7 @@ impl Backend {
                             }
                             Written::Duplicate(doc) => {
                                 slots[i] = Slot::Done(Ok(Outcome::Duplicate(Message::from(&doc))));
+                                replayed.push((i, doc));
                             }
                             Written::SeqTaken(conversation) => {
                                 let stored_max =
@@ -171,7 +174,7 @@ impl Backend {
         }
         // A send retried after a seq collision holds a later seq than its batch neighbours.
         stored.sort_by_key(|(_, doc)| doc.seq);
-        let online = self.publish(&jobs, &stored).await;
+        let online = self.publish(&jobs, &stored, &replayed).await;
         for ((i, doc), online) in stored.iter().zip(online) {
             slots[*i] = Slot::Done(Ok(Outcome::Stored {
                 message: Message::from(doc),
@@ -271,19 +274,38 @@ impl Backend {
         Written::SeqTaken(doc.conversation)
     }
 
-    /// Publishes the stored messages in order; on failure they stay stored and reach their
-    /// recipients through unread/resume, so the senders are told nobody was live.
-    async fn publish(&self, jobs: &[Job], stored: &[(usize, MessageDoc)]) -> Vec<u32> {
+    /// Publishes the stored messages in order, and the replayed ones whose first publication
+    /// never happened; on failure they stay stored and reach their recipients through
+    /// unread/resume, so the senders are told nobody was live. Returns the stored messages'
+    /// online counts.
+    async fn publish(
+        &self,
+        jobs: &[Job],
+        stored: &[(usize, MessageDoc)],
+        replayed: &[(usize, MessageDoc)],
+    ) -> Vec<u32> {
+        let delivery = |(i, doc): &(usize, MessageDoc), replay: bool| {
+            let draft = &jobs[*i].draft;
+            Delivery {
+                event: event_json("message", &Message::from(doc)),
+                audience: draft.audience.clone(),
+                skip: draft.skip.clone(),
+                mark: draft.client_msg_id.as_deref().map(|id| Mark {
+                    key: self.keys.sent(draft.from.0, id),
+                    replay,
+                }),
+            }
+        };
         let deliveries: Vec<Delivery> = stored
             .iter()
-            .map(|(i, doc)| Delivery {
-                event: event_json("message", &Message::from(doc)),
-                audience: jobs[*i].draft.audience.clone(),
-                skip: jobs[*i].draft.skip.clone(),
-            })
+            .map(|s| delivery(s, false))
+            .chain(replayed.iter().map(|r| delivery(r, true)))
             .collect();
         match self.hub.deliver(&deliveries).await {
-            Ok(online) => online,
+            Ok(mut online) => {
+                online.truncate(stored.len());
+                online
+            }
             Err(err) => {
                 tracing::error!(error = %err, "stored messages could not be published live");
                 vec![0; stored.len()]

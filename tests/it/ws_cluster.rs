@@ -205,7 +205,10 @@ async fn ws_cluster_changes_on_one_process_reach_the_send_path_of_the_other_at_o
     // The member chats through B, so B has the group cached.
     let mut member_on_b = node_b.connect_ws(&member).await;
     member_on_b.send_group(&group, "warm").await.expect(OK);
-    member_on_b.send_to(&owner.id, "hi").await.expect(STORED_OFFLINE);
+    member_on_b
+        .send_to(&owner.id, "hi")
+        .await
+        .expect(STORED_OFFLINE);
 
     let muted = mute(&node_a, &owner, &group, &member.id, 600).await;
     assert_eq!(muted.status(), StatusCode::OK, "mute through A");
@@ -232,4 +235,36 @@ async fn ws_cluster_changes_on_one_process_reach_the_send_path_of_the_other_at_o
         .send_to(&owner.id, "blocked on A")
         .await
         .expect(FORBIDDEN);
+}
+
+/// Processes of a rolling deploy may start at the same moment on an empty database: one
+/// applies the migrations while the others wait, and all of them start.
+#[tokio::test]
+async fn ws_cluster_processes_starting_together_on_an_empty_database_all_start() {
+    let first = spawn_app().await;
+    let mut settings = first.settings.clone();
+    let empty = format!("chat_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = <sqlx::MySqlConnection as sqlx::Connection>::connect(
+        secrecy::ExposeSecret::expose_secret(&settings.mysql.url),
+    )
+    .await
+    .expect("the test MariaDB answers");
+    sqlx::query(&format!("CREATE DATABASE `{empty}` CHARACTER SET utf8mb4"))
+        .execute(&mut admin)
+        .await
+        .expect("create an empty database");
+    let url = secrecy::ExposeSecret::expose_secret(&settings.mysql.url).to_owned();
+    let (server, _) = url.rsplit_once('/').expect("mysql url has a database");
+    settings.mysql.url = format!("{server}/{empty}").into();
+
+    let starts = (0..4).map(|_| chat_server::startup::Application::build(settings.clone()));
+    for (n, started) in futures_util::future::join_all(starts)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(err) = started {
+            panic!("process {n} did not start: {err:?}");
+        }
+    }
 }

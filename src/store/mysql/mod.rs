@@ -29,10 +29,28 @@ pub async fn connect(settings: &MysqlSettings) -> anyhow::Result<MySqlPool> {
     Ok(pool)
 }
 
-/// Applies the migrations in `migrations/` (embedded at build time).
+/// How long a starting process waits for another one that is applying the migrations.
+const MIGRATION_LOCK_WAIT_SECS: u64 = 300;
+
+/// Applies the migrations in `migrations/` (embedded at build time). Processes starting at the
+/// same time take turns under a named lock of their own: the migrator's lock asks MySQL to wait
+/// with a negative timeout, which MariaDB answers at once without a lock, and MySQL's DDL is not
+/// transactional, so two processes migrating together can leave a migration half applied.
 pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await.context("no MySQL connection")?;
+    // Closing the connection releases the lock whatever happens below.
+    conn.close_on_drop();
+    let locked: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT(DATABASE(), ':migrations'), ?)")
+            .bind(MIGRATION_LOCK_WAIT_SECS)
+            .fetch_one(&mut *conn)
+            .await
+            .context("taking the migration lock failed")?;
+    if locked != Some(1) {
+        anyhow::bail!("another process kept the migration lock for {MIGRATION_LOCK_WAIT_SECS} s");
+    }
     sqlx::migrate!("./migrations")
-        .run(pool)
+        .run(&mut *conn)
         .await
         .context("applying MySQL migrations failed")
 }

@@ -94,6 +94,12 @@ impl Keys {
         format!("{}as:{name}", self.prefix)
     }
 
+    /// The marker of a passed send (`client_msg_id` of `from`): set by anti-spam when the send
+    /// passes, turned to `p` once the stored message has been published (see hub::relay).
+    pub fn sent(&self, from: u64, client_msg_id: &str) -> String {
+        self.antispam(&format!("cmid:{from}:{client_msg_id}"))
+    }
+
     /// A pending email code (hash: code, attempts) for `<purpose>:<email>`.
     pub fn email_code(&self, name: &str) -> String {
         format!("{}email_code:{name}", self.prefix)

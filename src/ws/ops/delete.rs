@@ -73,6 +73,7 @@ pub async fn run(ctx: &OpCtx, id: ObjectId, everyone: bool) -> AppResult<Done> {
         event: event_json("deleted", &deleted),
         audience,
         skip: Some(ctx.conn_id.clone()),
+        mark: None,
     };
     if let Err(err) = state.hub.deliver(&[delivery]).await {
         tracing::warn!(error = %err, "delete event not pushed");

@@ -96,6 +96,7 @@ pub async fn advance_and_tell(
             ),
             audience,
             skip,
+            mark: None,
         };
         if let Err(err) = state.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, "read receipt not pushed");

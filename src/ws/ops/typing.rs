@@ -46,6 +46,7 @@ pub async fn run(ctx: &OpCtx, target: Target) -> AppResult<Done> {
         ),
         audience,
         skip: Some(ctx.conn_id.clone()),
+        mark: None,
     };
     state.hub.deliver(&[delivery]).await?;
     Done::ok(serde_json::json!({ "conversation": name }))
