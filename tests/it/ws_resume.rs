@@ -317,3 +317,45 @@ fn since_with_progress(since: &Value) -> Value {
             .collect(),
     )
 }
+
+/// A process that dies between storing a message and publishing it leaves the send's marker
+/// unpublished; the client's retry (on any process) must then push the stored message to the
+/// live recipients, once.
+#[tokio::test]
+async fn ws_a_retry_publishes_a_stored_message_whose_first_publication_never_happened() {
+    use redis::AsyncCommands;
+    use secrecy::ExposeSecret;
+
+    let app = spawn_app().await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let first = alice_ws
+        .send_to_with_id(&bob.id, "stored, then the process died", "crash-1")
+        .await
+        .expect(DELIVERED)
+        .message();
+    assert_eq!(bob_ws.next_message().await, first);
+
+    // What anti-spam leaves when a send passes, before the writer publishes it.
+    let marker = format!(
+        "{}as:cmid:{}:crash-1",
+        app.settings.redis.key_prefix, alice.id
+    );
+    let client = redis::Client::open(app.settings.redis.url.expose_secret()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let before: Option<String> = conn.get(&marker).await.unwrap();
+    assert_eq!(before.as_deref(), Some("p"), "a published send is marked");
+    let _: () = conn.set(&marker, "1").await.unwrap();
+
+    let retry = alice_ws
+        .send_to_with_id(&bob.id, "stored, then the process died", "crash-1")
+        .await
+        .expect(DELIVERED)
+        .message();
+    assert_eq!(retry, first, "the retry answers with the stored message");
+    assert_eq!(bob_ws.next_message().await, first, "published by the retry");
+    let _ = alice_ws
+        .send_to_with_id(&bob.id, "stored, then the process died", "crash-1")
+        .await;
+    bob_ws.expect_no_event(QUIET_MS).await;
+}
