@@ -126,6 +126,8 @@ pub struct AuthSettings {
     pub bcrypt_cost: u32,
     pub login_per_ip_per_minute: u32,
     pub register_per_ip_per_minute: u32,
+    pub login_failures_per_account: u32,
+    pub login_failure_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +302,12 @@ impl Settings {
                     ));
                 }
             }
+        }
+        if self.auth.login_failures_per_account == 0 || self.auth.login_failure_window_secs == 0 {
+            return Err(invalid(
+                "auth.login_failures_per_account",
+                "it and auth.login_failure_window_secs must be positive",
+            ));
         }
         if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&self.auth.bcrypt_cost) {
             return Err(invalid(

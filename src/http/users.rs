@@ -10,6 +10,7 @@ use crate::http::json::JsonBody;
 use crate::session::{CurrentSession, password, start_login};
 use crate::state::AppState;
 use crate::store::mysql::users;
+use crate::store::redis::login_failures;
 use crate::store::redis::logins;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -110,6 +111,14 @@ async fn login(
     JsonBody(body): JsonBody<LoginBody>,
 ) -> AppResult<HttpResponse> {
     limit(&req, &state, &state.login_limiter)?;
+    let auth = &state.settings.auth;
+    login_failures::check(
+        &state.redis,
+        &state.keys,
+        &body.user_name,
+        auth.login_failures_per_account,
+    )
+    .await?;
     let found = if body.user_name.len() <= crate::domain::USER_NAME_MAX_CHARS {
         users::find_credentials_by_name(&state.mysql, &body.user_name).await?
     } else {
@@ -123,8 +132,18 @@ async fn login(
     let password_ok = password::verify(body.password, hash).await?;
     let user = match user {
         Some(user) if password_ok => user,
-        _ => return Err(AppError::InvalidCredentials),
+        _ => {
+            login_failures::record(
+                &state.redis,
+                &state.keys,
+                &body.user_name,
+                auth.login_failure_window_secs,
+            )
+            .await?;
+            return Err(AppError::InvalidCredentials);
+        }
     };
+    login_failures::clear(&state.redis, &state.keys, &body.user_name).await?;
     start_login(&req, &state, user.id).await?;
     tracing::info!(user_id = %user.id, "logged in");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))

@@ -2,6 +2,7 @@
 //! Every key starts with `redis.key_prefix`, so deployments (and tests) can share one server.
 
 pub mod email_codes;
+pub mod login_failures;
 pub mod logins;
 pub mod seq;
 
@@ -103,6 +104,11 @@ impl Keys {
     /// A pending email code (hash: code, attempts) for `<purpose>:<email>`.
     pub fn email_code(&self, name: &str) -> String {
         format!("{}email_code:{name}", self.prefix)
+    }
+
+    /// Failed logins for a (lowercased) user name in the current window.
+    pub fn login_failures(&self, user_name: &str) -> String {
+        format!("{}login_failures:{user_name}", self.prefix)
     }
 
     /// Wrong codes for `<purpose>:<email>` in the last day.
