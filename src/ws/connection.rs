@@ -62,13 +62,13 @@ pub async fn run(
                 // Frames (pongs too) are not read while an op runs; a slow backend is not the
                 // client's silence.
                 last_heard = Instant::now();
-                if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
+                if let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await {
                     break stop;
                 }
             }
             event = events.recv() => {
                 let Some(event) = event else { break None };
-                if let Err(stop) = write(&mut socket, &mut kicks, event.to_string()).await {
+                if let Err(stop) = write(&mut kicks, timeout, socket.text(event.to_string())).await {
                     break stop;
                 }
             }
@@ -96,7 +96,7 @@ pub async fn run(
                             }
                             (Verdict::Pass, Err(bad)) => Reply::error(bad.op_type, bad.client_msg_id, &bad.error),
                         };
-                        if let Err(stop) = write(&mut socket, &mut kicks, reply.to_text()).await {
+                        if let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await {
                             break stop;
                         }
                     }
@@ -106,13 +106,13 @@ pub async fn run(
                             Verdict::Refuse { retry_after_secs } => AppError::Throttled { rule: "local".into(), retry_after_secs },
                             Verdict::Pass => AppError::BadRequest("binary frames are not supported; send JSON text frames".into()),
                         };
-                        if let Err(stop) = write(&mut socket, &mut kicks, Reply::error(0, None, &error).to_text()).await {
+                        if let Err(stop) = write(&mut kicks, timeout, socket.text(Reply::error(0, None, &error).to_text())).await {
                             break stop;
                         }
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if socket.pong(&bytes).await.is_err() {
-                            break None;
+                        if let Err(stop) = write(&mut kicks, timeout, socket.pong(&bytes)).await {
+                            break stop;
                         }
                     }
                     Some(Ok(AggregatedMessage::Pong(_))) => {}
@@ -127,8 +127,8 @@ pub async fn run(
                 if last_heard.elapsed() > timeout {
                     break Some(CloseReason { code: CloseCode::Away, description: Some("heartbeat timeout".into()) });
                 }
-                if socket.ping(b"").await.is_err() {
-                    break None;
+                if let Err(stop) = write(&mut kicks, timeout, socket.ping(b"")).await {
+                    break stop;
                 }
             }
         }
@@ -157,15 +157,22 @@ async fn next_reply(inflight: &mut Option<LocalBoxFuture<'static, Reply>>) -> Re
     }
 }
 
-/// Sends a text frame, giving up when a kick arrives meanwhile (a client that does not read
-/// would otherwise hold this task forever). Err carries the close reason, if any.
+/// Sends a frame, giving up when a kick arrives meanwhile or when the client has not taken it
+/// within `timeout` (a client that does not read would otherwise hold this task, its queue and
+/// its connection slot forever). Err carries the close reason, if any.
 async fn write(
-    socket: &mut Session,
     kicks: &mut tokio::sync::mpsc::Receiver<Kick>,
-    text: String,
+    timeout: Duration,
+    send: impl Future<Output = Result<(), actix_ws::Closed>>,
 ) -> Result<(), Option<CloseReason>> {
     tokio::select! {
-        sent = socket.text(text) => sent.map_err(|_| None),
+        sent = tokio::time::timeout(timeout, send) => match sent {
+            Ok(sent) => sent.map_err(|_| None),
+            Err(_) => Err(Some(CloseReason {
+                code: CloseCode::Away,
+                description: Some("not reading".into()),
+            })),
+        },
         kick = kicks.recv() => Err(kick.map(kick_reason)),
     }
 }

@@ -46,3 +46,12 @@ mod ws_read_delete;
 mod ws_resume;
 mod ws_send;
 mod ws_slow_consumer;
+
+mod authz_support;
+
+mod abuse;
+mod authz_groups;
+mod authz_http;
+mod authz_ws;
+mod hostile_input;
+mod security;

@@ -275,6 +275,22 @@ impl WsClient {
         }
     }
 
+    /// The reply to a frame already sent, or how the connection ended instead (for frames the
+    /// server may answer either way).
+    pub async fn reply_or_end(&mut self) -> Result<Reply, Ended> {
+        loop {
+            match self.next_incoming(WAIT).await {
+                Some(Incoming::Json(value)) if value.get("event").is_some() => {
+                    self.events.push_back(value);
+                }
+                Some(Incoming::Json(value)) => return Ok(Reply::from_frame(value)),
+                Some(Incoming::Pong(_)) => {}
+                Some(Incoming::Ended(how)) => return Err(how),
+                None => panic!("neither a reply nor the end of the connection within {WAIT:?}"),
+            }
+        }
+    }
+
     /// The `data` of the next event of this kind (`message`, `read`, `deleted`, `typing`),
     /// from the buffer or the socket. Events of other kinds stay buffered.
     pub async fn next_event(&mut self, kind: &str) -> Value {
@@ -395,6 +411,11 @@ impl WsClient {
     /// Sends a ping and returns the payload of the pong that answers it.
     pub async fn ping(&mut self, payload: &[u8]) -> Vec<u8> {
         self.send_raw(Frame::Ping(payload.to_vec().into())).await;
+        self.next_pong().await
+    }
+
+    /// The payload of the next pong (events arriving meanwhile are kept).
+    pub async fn next_pong(&mut self) -> Vec<u8> {
         loop {
             match self.next_incoming(WAIT).await {
                 Some(Incoming::Pong(got)) => return got,
@@ -641,6 +662,44 @@ impl TestApp {
     ) -> Result<WsClient, Refusal> {
         let request = upgrade_request(self, cookie, origin);
         match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await {
+            Err(_) => panic!("the upgrade did not finish within {WAIT:?}"),
+            Ok(Ok((ws, _response))) => Ok(WsClient::new(ws)),
+            Ok(Err(err)) => Err(refusal(err)),
+        }
+    }
+
+    /// The upgrade from another loopback address (127.0.0.x: another client IP to the server),
+    /// with extra headers: the client, or the refusal.
+    pub async fn try_connect_ws_from(
+        &self,
+        local_ip: [u8; 4],
+        cookie: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<WsClient, Refusal> {
+        let port: u16 = self
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in address");
+        let socket = TcpSocket::new_v4().expect("tcp socket");
+        socket
+            .bind((local_ip, 0).into())
+            .expect("bind a loopback address");
+        let stream = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("tcp connect");
+        let mut request = upgrade_request(self, Some(cookie), None);
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let upgrade = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream));
+        match tokio::time::timeout(WAIT, upgrade).await {
             Err(_) => panic!("the upgrade did not finish within {WAIT:?}"),
             Ok(Ok((ws, _response))) => Ok(WsClient::new(ws)),
             Ok(Err(err)) => Err(refusal(err)),
