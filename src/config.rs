@@ -151,6 +151,7 @@ pub struct MessageSettings {
     pub resume_max: u32,
     pub batch_max: usize,
     pub write_queue: usize,
+    pub write_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -391,6 +392,9 @@ impl Settings {
         }
         if m.batch_max == 0 {
             return Err(invalid("messages.batch_max", "must be positive"));
+        }
+        if m.write_concurrency == 0 {
+            return Err(invalid("messages.write_concurrency", "must be positive"));
         }
         if m.write_queue == 0 {
             return Err(invalid("messages.write_queue", "must be positive"));

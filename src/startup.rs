@@ -57,8 +57,7 @@ impl Application {
             mongo.clone(),
             keys.clone(),
             hub.clone(),
-            settings.messages.batch_max,
-            settings.messages.write_queue,
+            &settings.messages,
         );
         let session_store = session::middleware::store(redis.clone(), &keys).await?;
         let dummy_password_hash =

@@ -1,11 +1,15 @@
 //! Group commit: sends queue here; one task per process takes whatever is waiting (up to
 //! `messages.batch_max`), draws their seqs in one Redis round trip, writes them with one
 //! unordered `insert_many`, publishes them in one more round trip, and only then answers each
-//! sender. Batches run one after another, so within a process events leave in seq order.
+//! sender. Up to `messages.write_concurrency` batches are being stored at once (the storage
+//! round trip is the slow part), but batches draw their seqs and are published strictly one
+//! after another, in arrival order, so within a process events leave in seq order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use mongodb::Database;
 use mongodb::bson::{self, oid::ObjectId};
 use mongodb::error::ErrorKind;
@@ -63,7 +67,37 @@ struct Backend {
     keys: Keys,
     hub: Hub,
     batch_max: usize,
+    concurrency: usize,
     known: Mutex<HashSet<String>>,
+}
+
+/// A batch's place in the seq order: it draws its seqs once the batch before it has drawn
+/// theirs (`wait`), then lets the next one go (`done`; dropping it does too).
+struct Turn {
+    wait: Option<oneshot::Receiver<()>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Turn {
+    async fn take(&mut self) {
+        if let Some(wait) = self.wait.take() {
+            let _ = wait.await;
+        }
+    }
+
+    fn pass(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// A batch after storage, waiting to be published and answered.
+struct StoredBatch {
+    jobs: Vec<Job>,
+    slots: Vec<Slot>,
+    stored: Vec<(usize, MessageDoc)>,
+    replayed: Vec<(usize, MessageDoc)>,
 }
 
 impl MessageWriter {
@@ -72,9 +106,9 @@ impl MessageWriter {
         mongo: Database,
         keys: Keys,
         hub: Hub,
-        batch_max: usize,
-        queue: usize,
+        settings: &crate::config::MessageSettings,
     ) -> Self {
+        let (batch_max, queue) = (settings.batch_max, settings.write_queue);
         let (tx, rx) = mpsc::channel(queue);
         let backend = Backend {
             redis,
@@ -82,6 +116,7 @@ impl MessageWriter {
             keys,
             hub,
             batch_max,
+            concurrency: settings.write_concurrency,
             known: Mutex::new(HashSet::new()),
         };
         tokio::spawn(run(rx, backend));
@@ -102,15 +137,35 @@ impl MessageWriter {
 }
 
 async fn run(mut rx: mpsc::Receiver<Job>, backend: Backend) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < backend.batch_max {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut storing = FuturesOrdered::new();
+    // The turn of the batch taken last; the next batch waits for it.
+    let mut last_turn: Option<oneshot::Receiver<()>> = None;
+    let mut open = true;
+    while open || !storing.is_empty() {
+        tokio::select! {
+            job = rx.recv(), if open && storing.len() < backend.concurrency => {
+                let Some(first) = job else {
+                    open = false;
+                    continue;
+                };
+                let mut batch = vec![first];
+                while batch.len() < backend.batch_max {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (done, next_wait) = oneshot::channel();
+                let turn = Turn {
+                    wait: last_turn.replace(next_wait),
+                    done: Some(done),
+                };
+                storing.push_back(backend.store(batch, turn));
+            }
+            Some(stored) = storing.next(), if !storing.is_empty() => {
+                backend.finish(stored).await;
             }
         }
-        backend.process(batch).await;
     }
 }
 
@@ -122,11 +177,20 @@ enum Slot {
 }
 
 impl Backend {
+    /// Draws the batch's seqs (in its turn) and writes it.
     #[tracing::instrument(skip_all, fields(batch = jobs.len()))]
-    async fn process(&self, jobs: Vec<Job>) {
+    async fn store(&self, jobs: Vec<Job>, mut turn: Turn) -> StoredBatch {
         let mut slots: Vec<Slot> = jobs.iter().map(|_| Slot::Pending).collect();
         if let Err(err) = self.ensure_read_positions(&jobs).await {
-            return reply_all(jobs, &err);
+            for slot in &mut slots {
+                *slot = Slot::Done(Err(clone_error(&err)));
+            }
+            return StoredBatch {
+                jobs,
+                slots,
+                stored: Vec::new(),
+                replayed: Vec::new(),
+            };
         }
         let mut stored: Vec<(usize, MessageDoc)> = Vec::new();
         // Retries of sends stored earlier: published again only if that never happened.
@@ -139,7 +203,7 @@ impl Backend {
             if pending.is_empty() {
                 break;
             }
-            match self.write(&jobs, &pending, &floors).await {
+            match self.write(&jobs, &pending, &floors, &mut turn).await {
                 Ok(round) => {
                     for (i, result) in round {
                         match result {
@@ -172,8 +236,25 @@ impl Backend {
                 }
             }
         }
+        turn.pass();
         // A send retried after a seq collision holds a later seq than its batch neighbours.
         stored.sort_by_key(|(_, doc)| doc.seq);
+        StoredBatch {
+            jobs,
+            slots,
+            stored,
+            replayed,
+        }
+    }
+
+    /// Publishes a stored batch and answers its senders.
+    async fn finish(&self, batch: StoredBatch) {
+        let StoredBatch {
+            jobs,
+            mut slots,
+            stored,
+            replayed,
+        } = batch;
         let online = self.publish(&jobs, &stored, &replayed).await;
         for ((i, doc), online) in stored.iter().zip(online) {
             slots[*i] = Slot::Done(Ok(Outcome::Stored {
@@ -201,13 +282,18 @@ impl Backend {
         jobs: &[Job],
         pending: &[usize],
         floors: &HashMap<String, i64>,
+        turn: &mut Turn,
     ) -> AppResult<Vec<(usize, Written)>> {
         let conversations: Vec<String> = pending
             .iter()
             .map(|i| jobs[*i].draft.conversation.to_string())
             .collect();
+        turn.take().await;
         let seqs =
-            seq::allocate(&self.redis, &self.mongo, &self.keys, &conversations, floors).await?;
+            seq::allocate(&self.redis, &self.mongo, &self.keys, &conversations, floors).await;
+        // Retries after a collision (rare: Redis lost its counters) draw again outside the order.
+        turn.pass();
+        let seqs = seqs?;
         let now = bson::DateTime::now();
         let docs: Vec<MessageDoc> = pending
             .iter()
@@ -361,12 +447,6 @@ enum Written {
     Duplicate(MessageDoc),
     SeqTaken(String),
     Failed(AppError),
-}
-
-fn reply_all(jobs: Vec<Job>, err: &AppError) {
-    for job in jobs {
-        let _ = job.reply.send(Err(clone_error(err)));
-    }
 }
 
 /// The same failure for every send of a batch (AppError holds non-clonable causes).
