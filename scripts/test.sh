@@ -3,9 +3,12 @@
 # (isolated from the run profile, fresh data on each start): `cargo test` (unit and
 # integration tests), then the clients against a fresh server (scripts/clients/run.sh: the
 # Postman collection under newman, the WebSocket scenarios, and the browser end-to-end test
-# in Chromium). The tests read the service addresses from conf/test.toml, so no URLs are
-# exported here. The services are left running afterwards because reusing them makes the next
-# run faster; `scripts/services.sh --test down` stops them.
+# in Chromium), then the small fault and soak run (scripts/chaos.sh --small, on the chaos
+# profile's own services, stopped again at its end) and every benchmark scenario once at a tiny
+# size with its exactly-once checks (scripts/bench.sh --tiny, on the bench profile's services,
+# stopped again at its end). The tests read the service addresses from
+# conf/test.toml, so no URLs are exported here. The test services are left running afterwards
+# because reusing them makes the next run faster; `scripts/services.sh --test down` stops them.
 #
 #   scripts/test.sh                  everything
 #   scripts/test.sh <cargo args>     only `cargo test <cargo args>`, e.g. a test name filter
@@ -28,3 +31,7 @@ fi
 
 cargo test "${cargo_flags[@]}"
 "$ROOT/scripts/clients/run.sh"
+# Faults under traffic (process kills, service outages) and a short soak, on the chaos profile.
+"$ROOT/scripts/chaos.sh" --small
+# Every benchmark scenario once at a tiny size: keeps the load generator and its checks working.
+"$ROOT/scripts/bench.sh" --tiny

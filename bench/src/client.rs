@@ -4,7 +4,6 @@
 //! becomes the slow consumer the server disconnects).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -277,13 +276,25 @@ impl Reply {
 /// What a connection's reader saw, stamped with the time it arrived.
 #[derive(Debug, Clone)]
 pub enum Incoming {
-    Reply { reply: Reply, at: Instant },
+    Reply {
+        reply: Reply,
+        at: Instant,
+    },
     /// `event: message`.
-    Message { message: ChatMessage, at: Instant },
+    Message {
+        message: ChatMessage,
+        at: Instant,
+    },
     /// Any other event (read, deleted, typing, group ...) or an unparsable frame.
-    Other { frame: Value, at: Instant },
+    Other {
+        frame: Value,
+        at: Instant,
+    },
     /// The socket closed (by the server: with its close code) or failed. Always the last item.
-    Closed { code: Option<u16>, reason: String },
+    Closed {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -501,12 +512,6 @@ pub async fn connect_all(
 
 /// The 1:1 conversation id of two users: `u:<smaller>:<larger>` by numeric order.
 pub fn dm(a: &str, b: &str) -> String {
-    let (x, y) = (
-        a.parse::<u64>().unwrap_or(0),
-        b.parse::<u64>().unwrap_or(0),
-    );
+    let (x, y) = (a.parse::<u64>().unwrap_or(0), b.parse::<u64>().unwrap_or(0));
     format!("u:{}:{}", x.min(y), x.max(y))
 }
-
-/// Shares a value between the tasks of a scenario.
-pub type Shared<T> = Arc<T>;

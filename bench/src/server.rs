@@ -143,22 +143,21 @@ impl ServerProcess {
             .ok_or_else(|| anyhow!("no stdout pipe"))?;
         let recent = Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_LINES)));
         let mut lines = BufReader::new(stdout).lines();
-        let port = match tokio::time::timeout(START_TIMEOUT, wait_listening(&mut lines, &recent))
-            .await
-        {
-            Ok(Ok(port)) => port,
-            Ok(Err(err)) => {
-                let _ = child.start_kill();
-                return Err(err.context(tail(&recent)));
-            }
-            Err(_) => {
-                let _ = child.start_kill();
-                bail!(
-                    "chat-server (pid {pid}) did not listen within {START_TIMEOUT:?}\n{}",
-                    tail(&recent)
-                );
-            }
-        };
+        let port =
+            match tokio::time::timeout(START_TIMEOUT, wait_listening(&mut lines, &recent)).await {
+                Ok(Ok(port)) => port,
+                Ok(Err(err)) => {
+                    let _ = child.start_kill();
+                    return Err(err.context(tail(&recent)));
+                }
+                Err(_) => {
+                    let _ = child.start_kill();
+                    bail!(
+                        "chat-server (pid {pid}) did not listen within {START_TIMEOUT:?}\n{}",
+                        tail(&recent)
+                    );
+                }
+            };
         tokio::spawn(drain(lines, recent.clone(), pid));
         tracing::debug!(pid, port, "chat-server started");
         Ok(ServerProcess {
@@ -214,6 +213,22 @@ impl ServerProcess {
                 self.child.kill().await?;
                 Ok(())
             }
+        }
+    }
+
+    /// SIGTERM without waiting, for a caller that watches the stop itself ([`Self::wait_exit`]).
+    pub async fn send_sigterm(&self) -> Result<()> {
+        signal(self.pid, "-TERM").await
+    }
+
+    /// Waits up to `timeout` for the process to exit: its exit status, or None while it runs.
+    pub async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<std::process::ExitStatus>> {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => Ok(Some(status?)),
+            Err(_) => Ok(None),
         }
     }
 
