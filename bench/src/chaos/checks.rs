@@ -196,8 +196,9 @@ pub fn fault_checks(fault: Fault, logs: &[ClientLog], w: &Times) -> (Vec<String>
         );
     }
     // Acknowledged only to a retry, with a message stored by an attempt whose socket closed
-    // before its reply: expected when the process died, never when it lived on (a 1012 close
-    // must answer the send it is running first).
+    // before its reply: expected when the process died, and when the socket ended while its send
+    // waited on Redis (restart or flush: the session lapses, or the client gives up waiting);
+    // never after a graceful stop (a 1012 close must answer the send it is running first).
     let cut: Vec<&str> = logs
         .iter()
         .flat_map(|l| &l.sends)
@@ -207,6 +208,12 @@ pub fn fault_checks(fault: Fault, logs: &[ClientLog], w: &Times) -> (Vec<String>
     if fault == Fault::KillNode {
         checks.push(format!(
             "sends stored by node A just before it died, acknowledged to their retry: {}",
+            cut.len()
+        ));
+    } else if matches!(fault, Fault::RedisRestart | Fault::RedisFlush) {
+        checks.push(format!(
+            "sends stored while Redis was away whose socket ended before their reply, \
+             acknowledged to their retry: {}",
             cut.len()
         ));
     } else {
