@@ -7,13 +7,13 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::authz_support::{Actors, Row, marker, row, run_matrix};
+use crate::authz_support::{Actors, Row, approval_group_with_request, row, run_matrix};
 use crate::groups_support::{
-    dissolve, group_in_mode, join, kick, leave, make_admin, member_entry, member_list, mute,
-    ok_json, raw_history, system_content,
+    dissolve, group_in_mode, join, kick, leave, member_entry, member_list, mute, ok_json,
+    raw_history, system_content,
 };
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-use crate::people_support::{json_with, patch};
+use crate::people_support::json_with;
 use crate::ws_client::{Chatter, FORBIDDEN, OK, group_conv};
 
 /// Owner, admin, member, outsider and a user the owner blocked (who asked to join), around
@@ -39,28 +39,9 @@ async fn cast(app: &TestApp) -> Cast {
         .post(&owner.http, "/blocks", &json!({ "user_id": blocked.id }))
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let group = group_in_mode(app, &owner, "approval").await;
-    app.add_to_group(&owner, &group, &admin).await;
-    app.add_to_group(&owner, &group, &member).await;
-    make_admin(app, &owner, &group, &admin).await;
-    let remark = marker("owner-group-remark");
-    let resp = patch(
-        app,
-        &owner.http,
-        &format!("/groups/{group}/me"),
-        &json!({ "remark": remark }),
-    )
-    .await;
-    ok_json(resp, "owner's remark").await;
-    let body = json_with(
-        join(app, &blocked, &group, &json!({})).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    let join_request = body["request"]["id"]
-        .as_str()
-        .expect("request id")
-        .to_owned();
+    let (group, remark, join_request) =
+        approval_group_with_request(app, &owner, &admin, &member, &blocked, "owner-group-remark")
+            .await;
     Cast {
         owner,
         admin,

@@ -8,8 +8,10 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::authz_support::{Actors, Row, call, marker, row, run_matrix};
-use crate::groups_support::{group_in_mode, join, make_admin, ok_json};
+use crate::authz_support::{
+    Actors, Row, approval_group_with_request, call, marker, row, run_matrix,
+};
+use crate::groups_support::ok_json;
 use crate::helpers::{PASSWORD, TestApp, spawn_app};
 use crate::people_support::{
     get_list, ids_of, json_with, log_in_with_agent, make_friends, new_request, patch, register_user,
@@ -69,28 +71,9 @@ async fn world(app: &TestApp) -> World {
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED, "alice blocks");
 
-    let group = group_in_mode(app, &alice, "approval").await;
-    app.add_to_group(&alice, &group, &admin).await;
-    app.add_to_group(&alice, &group, &member).await;
-    make_admin(app, &alice, &group, &admin).await;
-    let alice_group_remark = marker("alice-group-remark");
-    let resp = patch(
-        app,
-        &alice.http,
-        &format!("/groups/{group}/me"),
-        &json!({ "remark": alice_group_remark }),
-    )
-    .await;
-    ok_json(resp, "alice's group remark").await;
-    let body = json_with(
-        join(app, &blocked, &group, &json!({})).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    let join_request = body["request"]["id"]
-        .as_str()
-        .expect("join request id")
-        .to_owned();
+    let (group, alice_group_remark, join_request) =
+        approval_group_with_request(app, &alice, &admin, &member, &blocked, "alice-group-remark")
+            .await;
 
     let devices = get_list(app, &alice.http, "/user/devices", "devices").await;
     let alice_device = devices

@@ -4,9 +4,11 @@
 //! remarks, devices).
 
 use reqwest::{Client, Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::groups_support::{group_in_mode, join, make_admin, ok_json};
 use crate::helpers::{TestApp, new_client};
+use crate::people_support::{json_with, patch};
 use crate::ws_client::Chatter;
 
 /// One request of a matrix and what it must get.
@@ -211,4 +213,40 @@ fn walk(value: &Value, visit: &mut impl FnMut(Option<&str>, &Value)) {
 /// A unique marker for private strings, so a scan cannot match by accident.
 pub fn marker(tag: &str) -> String {
     format!("{tag}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An approval group of `owner` with `admin` (an admin) and `member`, the owner's private
+/// group remark (a marker tagged `remark_tag`) and a pending join request by `requester`.
+/// Returns the group id, the remark and the request id.
+pub async fn approval_group_with_request(
+    app: &TestApp,
+    owner: &Chatter,
+    admin: &Chatter,
+    member: &Chatter,
+    requester: &Chatter,
+    remark_tag: &str,
+) -> (String, String, String) {
+    let group = group_in_mode(app, owner, "approval").await;
+    app.add_to_group(owner, &group, admin).await;
+    app.add_to_group(owner, &group, member).await;
+    make_admin(app, owner, &group, admin).await;
+    let remark = marker(remark_tag);
+    let resp = patch(
+        app,
+        &owner.http,
+        &format!("/groups/{group}/me"),
+        &json!({ "remark": remark }),
+    )
+    .await;
+    ok_json(resp, "the owner's group remark").await;
+    let body = json_with(
+        join(app, requester, &group, &json!({})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let request = body["request"]["id"]
+        .as_str()
+        .expect("join request id")
+        .to_owned();
+    (group, remark, request)
 }
