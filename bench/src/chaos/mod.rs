@@ -53,6 +53,10 @@ pub struct ChaosArgs {
     /// Messages per second per client, instead of the size's rate.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Start every fault from empty services (`services.sh --profile chaos reset`): the local
+    /// MongoDB stand-in answers more slowly as it fills, which would make later faults harder.
+    #[arg(long)]
+    pub reset_between: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -128,8 +132,15 @@ pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
     };
     let mut runs: Vec<FaultFigures> = Vec::new();
     for fault in chosen {
-        // A run that failed half-way may have left a service stopped; each fault needs them all.
-        restore_services(&control).await;
+        if args.reset_between {
+            if let Err(err) = control.reset().await {
+                tracing::error!(error = %err, "could not reset the services");
+            }
+        } else {
+            // A run that failed half-way may have left a service stopped; each fault needs
+            // them all.
+            restore_services(&control).await;
+        }
         let started = std::time::Instant::now();
         let figures = match faults::run(fault, &size, &env).await {
             Ok(figures) => figures,

@@ -68,11 +68,16 @@ impl ServiceControl {
     }
 
     pub async fn down(&self, service: Service) -> anyhow::Result<()> {
-        self.script("down", service).await
+        self.script("down", Some(service)).await
+    }
+
+    /// Every service of the profile stopped, its data deleted, started again.
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        self.script("reset", None).await
     }
 
     pub async fn up(&self, service: Service) -> anyhow::Result<()> {
-        self.script("up", service).await
+        self.script("up", Some(service)).await
     }
 
     /// Deletes Redis's data directory (AOF and snapshot) while it is stopped: the next start
@@ -86,11 +91,15 @@ impl ServiceControl {
         }
     }
 
-    async fn script(&self, action: &str, service: Service) -> anyhow::Result<()> {
+    async fn script(&self, action: &str, service: Option<Service>) -> anyhow::Result<()> {
         let script = self.root.join("scripts/services.sh");
+        let name = service.map_or("all", Service::name);
         let mut command = Command::new(&script);
+        command.args(["--profile", "chaos", action]);
+        if let Some(service) = service {
+            command.arg(service.name());
+        }
         command
-            .args(["--profile", "chaos", action, service.name()])
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -104,18 +113,17 @@ impl ServiceControl {
             .with_context(|| format!("starting {}", script.display()))?;
         let output = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
             .await
-            .with_context(|| format!("services.sh {action} {} timed out", service.name()))??;
+            .with_context(|| format!("services.sh {action} {name} timed out"))??;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
             bail!(
-                "services.sh {action} {} failed ({}): {}",
-                service.name(),
+                "services.sh {action} {name} failed ({}): {}",
                 output.status,
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
             );
         }
-        tracing::info!(service = service.name(), action, "service changed");
+        tracing::info!(service = name, action, "service changed");
         Ok(())
     }
 }
