@@ -124,7 +124,8 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > timeout {
+                // Frames are not read while an op runs: a slow backend is not the client's silence.
+                if inflight.is_none() && last_heard.elapsed() > timeout {
                     break Some(CloseReason { code: CloseCode::Away, description: Some("heartbeat timeout".into()) });
                 }
                 if let Err(stop) = write(&mut kicks, timeout, socket.ping(b"")).await {
