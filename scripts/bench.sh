@@ -8,8 +8,9 @@
 #
 # SCENARIO is one of throughput, latency, fanout, idle, two-processes (default: all).
 #
-#   (default) release build, full sizes (about 10 minutes); writes docs/benchmarks.md and
-#             images/bench-*.png, plus the JSON result in var/bench/.
+#   (default) release build, full sizes (about 12 minutes); writes docs/benchmarks.md,
+#             images/bench-*.png and the headline table in README.md, plus the JSON result
+#             in var/bench/. With SCENARIOs named, everything goes to var/bench/ only.
 #   --tiny    debug build, a few clients and messages, every scenario once (under two
 #             minutes; part of the test suite). Results go to var/bench-tiny/ only. Exits
 #             non-zero when an exactly-once check fails or a scenario errors.
@@ -33,7 +34,7 @@ while (($# > 0)); do
         --tiny) TINY=1 ;;
         throughput | latency | fanout | idle | two-processes) SCENARIOS+=("$1") ;;
         -h | --help)
-            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument '$1' (see --help)" ;;
@@ -73,7 +74,10 @@ if ((TINY)); then
 else
     PROFILE_DIR=release
     BUILD_FLAGS=(--release)
-    BENCH_ARGS=(--size full --out-doc docs/benchmarks.md --images-dir images)
+    BENCH_ARGS=(--size full)
+    if ((${#SCENARIOS[@]} == 0)); then
+        BENCH_ARGS+=(--out-doc docs/benchmarks.md --images-dir images --readme README.md)
+    fi
 fi
 
 # One run at a time: every run resets and stops the same services.

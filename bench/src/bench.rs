@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// --images-dir; by default both go into the output directory.
     #[arg(long)]
     pub out_doc: Option<PathBuf>,
+    /// Also rewrite the benchmark block of this README (full size, with --out-doc).
+    #[arg(long)]
+    pub readme: Option<PathBuf>,
     /// Where the plots of --out-doc go.
     #[arg(long, default_value = "images")]
     pub images_dir: PathBuf,
@@ -203,6 +206,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     let images = plot::draw_all(&report, &images_dir, "bench")?;
     doc::write(&report, &doc_path, &images)?;
+    if let (Some(readme), Some(_)) = (&args.readme, &args.out_doc) {
+        let plot = images.iter().find(|p| p.ends_with("bench-latency.png"));
+        doc::update_readme(&report, readme, &doc_path, plot.map(PathBuf::as_path))?;
+    }
     tracing::info!(doc = %doc_path.display(), plots = images.len(), "report written");
     for line in report.table().lines() {
         tracing::info!("{line}");

@@ -74,8 +74,8 @@ pub fn draw_all(report: &Report, dir: &Path, prefix: &str) -> Result<Vec<PathBuf
         throughput(
             &one_to_one,
             &path,
-            "1:1 throughput vs offered rate",
-            "offered msg/s",
+            "1:1 throughput vs offered rate (log-log)",
+            "offered msg/s (window runs: at the rate achieved)",
             "acked msg/s",
         )?;
         written.push(path);
@@ -85,7 +85,7 @@ pub fn draw_all(report: &Report, dir: &Path, prefix: &str) -> Result<Vec<PathBuf
         throughput(
             &fanout,
             &path,
-            "Group fan-out: deliveries vs offered",
+            "Group fan-out: deliveries vs offered (log-log)",
             "offered deliveries/s",
             "deliveries/s",
         )?;
@@ -154,7 +154,7 @@ fn latency(report: &Report, path: &Path) -> Result<()> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 14))
@@ -173,20 +173,27 @@ fn throughput(
 ) -> Result<()> {
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let max = curves
-        .iter()
-        .flat_map(|c| c.points.iter().flat_map(|p| [p.0, p.1]))
-        .fold(1.0f64, f64::max)
-        * 1.1;
+    let values = || {
+        curves
+            .iter()
+            .flat_map(|c| c.points.iter().flat_map(|p| [p.0, p.1]))
+    };
+    let max = values().fold(1.0f64, f64::max) * 1.5;
+    let min = (values().filter(|v| *v > 0.0).fold(max, f64::min) / 1.5).max(0.1);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 24))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d(0f64..max, 0f64..max)
+        .build_cartesian_2d((min..max).log_scale(), (min..max).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(WHITE)
         .x_desc(x_desc)
         .y_desc(y_desc)
         .label_style((FONT, 14))

@@ -64,7 +64,7 @@ impl Machine {
 
     pub fn one_line(&self) -> String {
         format!(
-            "{} × {} cores, {:.1} GiB RAM, {}, open files limit {}",
+            "{} cores ({}), {:.1} GiB RAM, {}, open files limit {}",
             self.cores, self.cpu_model, self.memory_gib, self.kernel, self.fd_limit
         )
     }

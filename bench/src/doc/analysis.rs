@@ -112,14 +112,25 @@ fn throughput(report: &Report, out: &mut String, machine_cores: usize) {
             num(seq.limit.unwrap_or(0.0)),
             seq.ratio.map_or("?".into(), |r| format!("{r:.2}")),
         );
+        if let (Some(b), Some(limit)) = (b, seq.limit.filter(|l| *l > 0.0))
+            && acked.value > 0.0
+        {
+            let _ = write!(
+                out,
+                " Per batch: {} ms for the `insert_many` alone, {} ms for the server's whole \
+                 cycle.",
+                num(b / limit * 1000.0),
+                num(b / acked.value * 1000.0)
+            );
+        }
     }
     if let Some(w) = work {
-        let minimum = b.map_or(1.0, |b| 1.0 + 2.0 / b);
         let _ = write!(
             out,
-            " Redis: {:.2} round trips per message, of which {:.2} are the pool's connection \
-             checks; the design's minimum at that batch size is {minimum:.2} (1 + 2/B).",
-            w.round_trips_per_message, w.pool_checks_per_message
+            " Redis: {:.2} script calls per message, the design's 1 + 2/B at that batch size \
+             (1.01 with full batches of 256), plus {:.2} connection checks by the pool: {:.2} \
+             round trips per message in all.",
+            w.script_invocations_per_message, w.pool_checks_per_message, w.round_trips_per_message
         );
     }
     out.push_str("\n\n");

@@ -21,6 +21,51 @@ pub fn write(report: &Report, path: &Path, images: &[PathBuf]) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Start and end of the block of README.md that [`update_readme`] rewrites.
+const README_BEGIN: &str = "<!-- benchmarks:begin (written by scripts/bench.sh) -->";
+const README_END: &str = "<!-- benchmarks:end -->";
+
+/// Replaces the benchmark block of a README (between the two markers) with the headline table
+/// and one plot; a README without the markers is left alone.
+pub fn update_readme(
+    report: &Report,
+    readme: &Path,
+    doc: &Path,
+    plot: Option<&Path>,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
+    let (Some(begin), Some(end)) = (text.find(README_BEGIN), text.find(README_END)) else {
+        tracing::warn!(readme = %readme.display(), "no benchmark markers; README left alone");
+        return Ok(());
+    };
+    if end < begin {
+        return Ok(());
+    }
+    let mut block = format!(
+        "{README_BEGIN}\n{} ({}, {}):\n\n{}",
+        "Headline figures of the last full run",
+        report.date,
+        report.machine.one_line(),
+        report.table()
+    );
+    let _ = write!(
+        block,
+        "\nEvery figure, what bounds it and how to reproduce it: [{}]({}).\n",
+        doc.display(),
+        relative(readme, doc).display()
+    );
+    if let Some(plot) = plot {
+        let _ = write!(
+            block,
+            "\n![latency distribution]({})\n",
+            relative(readme, plot).display()
+        );
+    }
+    let updated = format!("{}{block}{}", &text[..begin], &text[end..]);
+    std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))
+}
+
 fn render(report: &Report, path: &Path, images: &[PathBuf]) -> String {
     let mut out = String::new();
     let _ = write!(

@@ -6,10 +6,12 @@
 //!   limits (scenarios 1 and 2), and the same load split over two processes (scenario 5).
 //! - [`fanout`]: one group of M online members (scenario 3).
 //! - [`idle`]: C idle authenticated connections (scenario 4).
+//! - [`pairs`]: the sender/receiver pairs and one measurement of them, for [`one_to_one`].
 
 pub mod fanout;
 pub mod idle;
 pub mod one_to_one;
+pub mod pairs;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ pub struct Sizes {
     /// Scenario 2: fractions of the measured maximum, seconds per rate.
     pub latency_fractions: Vec<f64>,
     pub latency_secs: f64,
+    /// Offered rates at and beyond the maximum (fractions of it), half as long each, for the
+    /// throughput-vs-offered curve.
+    pub overload_fractions: Vec<f64>,
     /// Scenario 3: group sizes, senders, the first offered rate (group messages per second,
     /// doubled each step while the system keeps up), steps at most, seconds per step.
     pub fanout_members: Vec<usize>,
@@ -64,6 +69,7 @@ impl Sizes {
             throughput_secs: 2.0,
             latency_fractions: vec![0.25, 0.5, 0.75],
             latency_secs: 1.0,
+            overload_fractions: vec![1.25],
             fanout_members: vec![5],
             fanout_senders: 2,
             fanout_first_rate: vec![10.0],
@@ -86,6 +92,7 @@ impl Sizes {
             throughput_secs: 20.0,
             latency_fractions: vec![0.25, 0.5, 0.75],
             latency_secs: 15.0,
+            overload_fractions: vec![1.0, 1.25, 1.5],
             fanout_members: vec![100, 1000],
             fanout_senders: 16,
             fanout_first_rate: vec![50.0, 5.0],
