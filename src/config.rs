@@ -136,6 +136,7 @@ pub struct WsSettings {
     pub heartbeat_secs: u64,
     pub client_timeout_secs: u64,
     pub outbound_queue: usize,
+    pub pipeline_depth: usize,
     pub presence_ttl_secs: u64,
     pub max_connections_per_ip: usize,
     pub max_connections: usize,
@@ -360,6 +361,9 @@ impl Settings {
         }
         if ws.outbound_queue == 0 {
             return Err(invalid("ws.outbound_queue", "must be positive"));
+        }
+        if ws.pipeline_depth == 0 {
+            return Err(invalid("ws.pipeline_depth", "must be positive"));
         }
         if ws.presence_ttl_secs <= ws.heartbeat_secs {
             return Err(invalid(

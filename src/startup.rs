@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::session;
 use crate::state::AppState;
 use crate::store;
-use crate::store::redis::Keys;
+use crate::store::redis::{Keys, Shared};
 use crate::ws::slots::Slots;
 
 pub struct Application {
@@ -46,14 +46,15 @@ impl Application {
             tracing::error!(error = ?err, "MongoDB (mongodb.uri) is not reachable yet");
         }
 
+        let redis_link = Shared::new(redis.clone());
         let keys = Keys::new(settings.redis.key_prefix.clone());
         if let Err(err) = store::mongo::ensure_indexes(&mongo).await {
             tracing::error!(error = %err, "creating MongoDB indexes failed; retrying in the background");
             spawn_index_setup(mongo.clone());
         }
-        let hub = Hub::start(&settings, redis.clone(), keys.clone()).await?;
+        let hub = Hub::start(&settings, redis_link.clone(), keys.clone()).await?;
         let writer = MessageWriter::start(
-            redis.clone(),
+            redis_link.clone(),
             mongo.clone(),
             keys.clone(),
             hub.clone(),
@@ -69,7 +70,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let antispam = Antispam::new(
             settings.antispam.clone(),
-            redis.clone(),
+            redis_link.clone(),
             keys.clone(),
             metrics.clone(),
         );
@@ -89,6 +90,7 @@ impl Application {
             settings: Arc::new(settings),
             mysql,
             redis,
+            redis_link,
             mongo,
             keys,
             hub,

@@ -14,7 +14,7 @@ use crate::hub::Hub;
 use crate::mail::Mailer;
 use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
-use crate::store::redis::Keys;
+use crate::store::redis::{Keys, Shared};
 use crate::ws::slots::Slots;
 
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub mysql: MySqlPool,
     pub redis: RedisPool,
+    /// One multiplexed connection for the hot paths (see store::redis::shared).
+    pub redis_link: Shared,
     pub mongo: Database,
     pub keys: Keys,
     pub hub: Hub,

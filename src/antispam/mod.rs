@@ -9,7 +9,6 @@ pub mod script;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use deadpool_redis::Pool;
 use redis::AsyncCommands;
 use serde::Serialize;
 
@@ -17,7 +16,7 @@ use crate::config::AntispamSettings;
 use crate::domain::{GroupId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
-use crate::store::redis::Keys;
+use crate::store::redis::{Keys, Shared};
 
 #[derive(Clone)]
 pub struct Antispam {
@@ -26,7 +25,7 @@ pub struct Antispam {
 
 struct Inner {
     settings: AntispamSettings,
-    redis: Pool,
+    redis: Shared,
     keys: Keys,
     metrics: Arc<Metrics>,
     /// Set while Redis is failing, so the outage is logged once, not once per message.
@@ -34,7 +33,12 @@ struct Inner {
 }
 
 impl Antispam {
-    pub fn new(settings: AntispamSettings, redis: Pool, keys: Keys, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: AntispamSettings,
+        redis: Shared,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 settings,

@@ -196,7 +196,7 @@ async fn update(
     }
     if let Some(hidden) = body.hidden {
         let until = if hidden {
-            Some(seq::current(&state.redis, &state.mongo, &state.keys, &name).await?)
+            Some(seq::current(&state.redis_link, &state.mongo, &state.keys, &name).await?)
         } else {
             None
         };
@@ -218,7 +218,7 @@ async fn read_all(
     let conversation = parse_conversation(&path)?;
     check_participant(&state, session.user_id, conversation).await?;
     let name = conversation.to_string();
-    let last = seq::current(&state.redis, &state.mongo, &state.keys, &name).await?;
+    let last = seq::current(&state.redis_link, &state.mongo, &state.keys, &name).await?;
     let position = advance_and_tell(&state, session.user_id, conversation, last, None).await?;
     Ok(HttpResponse::Ok().json(json!({ "conversation": name, "seq": position })))
 }

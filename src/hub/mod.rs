@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_redis::Pool;
 use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +18,7 @@ use crate::config::Settings;
 use crate::domain::UserId;
 use crate::error::AppResult;
 use crate::store::directory::{Change, Directory};
-use crate::store::redis::Keys;
+use crate::store::redis::{Keys, Shared};
 pub use registry::{ConnId, Kick, LocalConn, Registry};
 pub use relay::{Audience, Delivery, Mark};
 
@@ -31,7 +30,7 @@ pub struct Hub {
 struct Inner {
     node_id: String,
     keys: Keys,
-    redis: Pool,
+    redis: Shared,
     registry: Arc<Registry>,
     directory: Arc<Directory>,
     presence_ttl_ms: i64,
@@ -52,7 +51,7 @@ impl Hub {
     /// Creates the hub and starts its background tasks: the relay listener and the presence
     /// refresher. Waits (up to the Redis timeout) for the relay to subscribe, so no event
     /// published to this process after startup is missed.
-    pub async fn start(settings: &Settings, redis: Pool, keys: Keys) -> anyhow::Result<Self> {
+    pub async fn start(settings: &Settings, redis: Shared, keys: Keys) -> anyhow::Result<Self> {
         let node_id = uuid::Uuid::new_v4().simple().to_string();
         let registry = Arc::new(Registry::default());
         let directory = Directory::new(&settings.cache);
@@ -324,7 +323,8 @@ async fn missing_logins(
     let mut logins: Vec<String> = snapshot.iter().map(|(_, _, l)| l.to_string()).collect();
     logins.sort_unstable();
     logins.dedup();
-    let alive = crate::store::redis::logins::touch(&inner.redis, &inner.keys, &logins).await?;
+    let alive =
+        crate::store::redis::logins::touch(inner.redis.pool(), &inner.keys, &logins).await?;
     Ok(logins
         .into_iter()
         .zip(alive)

@@ -231,6 +231,6 @@ pub async fn group_event(state: &AppState, group: GroupId, mut data: serde_json:
 /// not unread.
 pub async fn start_reading(state: &AppState, user: UserId, group: GroupId) -> AppResult<()> {
     let conversation = ConversationId::Group(group).to_string();
-    let current = seq::current(&state.redis, &state.mongo, &state.keys, &conversation).await?;
+    let current = seq::current(&state.redis_link, &state.mongo, &state.keys, &conversation).await?;
     reads::ensure(&state.mongo, user, &conversation, current).await
 }

@@ -21,7 +21,7 @@ use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
 use crate::messaging::event_json;
 use crate::store::mongo::messages::{self, Message, MessageDoc, user_key};
 use crate::store::mongo::reads;
-use crate::store::redis::{Keys, seq};
+use crate::store::redis::{Keys, Shared, seq};
 
 /// How often one send is retried after its seq collided with a stored one (Redis lost its
 /// counter while the message holding that seq was in flight).
@@ -62,7 +62,7 @@ pub struct MessageWriter {
 }
 
 struct Backend {
-    redis: deadpool_redis::Pool,
+    redis: Shared,
     mongo: Database,
     keys: Keys,
     hub: Hub,
@@ -102,7 +102,7 @@ struct StoredBatch {
 
 impl MessageWriter {
     pub fn start(
-        redis: deadpool_redis::Pool,
+        redis: Shared,
         mongo: Database,
         keys: Keys,
         hub: Hub,
@@ -125,12 +125,28 @@ impl MessageWriter {
 
     /// Stores and delivers the draft; returns once it is durable (or was already stored).
     pub async fn submit(&self, draft: Draft) -> AppResult<Outcome> {
+        self.queue(draft).await?.outcome().await
+    }
+
+    /// Queues the draft for storage (drafts queued one after another get increasing seqs in a
+    /// conversation); the outcome comes later.
+    pub async fn queue(&self, draft: Draft) -> AppResult<Queued> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { draft, reply })
             .await
             .map_err(|_| AppError::Internal(anyhow::anyhow!("message writer stopped")))?;
-        answer
+        Ok(Queued(answer))
+    }
+}
+
+/// A queued draft.
+pub struct Queued(oneshot::Receiver<AppResult<Outcome>>);
+
+impl Queued {
+    /// Waits until it is durable (or known to be stored already).
+    pub async fn outcome(self) -> AppResult<Outcome> {
+        self.0
             .await
             .map_err(|_| AppError::Internal(anyhow::anyhow!("message writer dropped a send")))?
     }

@@ -1,19 +1,26 @@
-//! One task per socket. It selects over: a kick (slow consumer, revoked session, shutdown; the op
-//! in flight is still finished and answered before the close), the reply of the op in flight, events queued by the hub, the next frame (read only while no op is
-//! in flight: ops of one connection run in order, which keeps a user's messages in the order
-//! they were typed), and the heartbeat.
+//! One task per socket. It selects over: a kick (slow consumer, revoked session, shutdown; the ops
+//! in flight are still finished and answered before the close), the next reply, events queued by
+//! the hub, the next frame, and the heartbeat.
+//!
+//! Ops in flight ([`Pipeline`]): up to `ws.pipeline_depth` sends (op 1, 6) at once, checked and
+//! queued for storage in the order they arrived (ws::order), so a user's messages keep the order
+//! they were typed in while their storage overlaps. Any other op waits until the ops before it
+//! are answered and runs alone. Replies always go out in request order.
 
 use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesOrdered;
 use tokio::time::{Instant, interval_at};
 
 use crate::antispam::local::{LocalLimiter, Verdict};
 use crate::error::AppError;
 use crate::hub::{Attached, Kick};
 use crate::ws::ops::{self, OpCtx};
-use crate::ws::protocol::{self, Limits, Reply};
+use crate::ws::order::Order;
+use crate::ws::protocol::{self, Limits, Reply, Request};
 use crate::ws::slots::Slot;
 
 /// How long a close frame may take to go out before the socket is dropped anyway.
@@ -48,7 +55,7 @@ pub async fn run(
     let timeout = Duration::from_secs(settings.ws.client_timeout_secs);
     let mut heartbeat = interval_at(Instant::now() + beat, beat);
     let mut last_heard = Instant::now();
-    let mut inflight: Option<LocalBoxFuture<'static, Reply>> = None;
+    let mut inflight = Pipeline::new(settings.ws.pipeline_depth);
     let mut local_limit =
         LocalLimiter::new(&settings.antispam, ctx.state.antispam.is_exempt(ctx.user));
     tracing::debug!("connected");
@@ -57,10 +64,10 @@ pub async fn run(
         tokio::select! {
             biased;
             kick = kicks.recv() => break kick.map(kick_reason),
-            reply = next_reply(&mut inflight), if inflight.is_some() => {
-                inflight = None;
-                // Frames (pongs too) are not read while an op runs; a slow backend is not the
-                // client's silence.
+            Some(reply) = inflight.running.next(), if !inflight.running.is_empty() => {
+                inflight.answered(&ctx);
+                // Frames (pongs too) are not read while the pipeline is full; a slow backend is
+                // not the client's silence.
                 last_heard = Instant::now();
                 if let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await {
                     break stop;
@@ -72,7 +79,7 @@ pub async fn run(
                     break stop;
                 }
             }
-            frame = stream.recv(), if inflight.is_none() => {
+            frame = stream.recv(), if inflight.reading() => {
                 last_heard = Instant::now();
                 match frame {
                     None => break None,
@@ -91,12 +98,14 @@ pub async fn run(
                                 Reply::error(op_type, client_msg_id, &error)
                             }
                             (Verdict::Pass, Ok(request)) => {
-                                inflight = Some(Box::pin(ops::execute(ctx.clone(), request)));
+                                inflight.start(&ctx, request);
                                 continue;
                             }
                             (Verdict::Pass, Err(bad)) => Reply::error(bad.op_type, bad.client_msg_id, &bad.error),
                         };
-                        if let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await {
+                        if let Some(reply) = inflight.in_turn(reply)
+                            && let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await
+                        {
                             break stop;
                         }
                     }
@@ -106,7 +115,9 @@ pub async fn run(
                             Verdict::Refuse { retry_after_secs } => AppError::Throttled { rule: "local".into(), retry_after_secs },
                             Verdict::Pass => AppError::BadRequest("binary frames are not supported; send JSON text frames".into()),
                         };
-                        if let Err(stop) = write(&mut kicks, timeout, socket.text(Reply::error(0, None, &error).to_text())).await {
+                        if let Some(reply) = inflight.in_turn(Reply::error(0, None, &error))
+                            && let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await
+                        {
                             break stop;
                         }
                     }
@@ -124,8 +135,8 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick() => {
-                // Frames are not read while an op runs: a slow backend is not the client's silence.
-                if inflight.is_none() && last_heard.elapsed() > timeout {
+                // A slow backend is not the client's silence.
+                if inflight.running.is_empty() && last_heard.elapsed() > timeout {
                     break Some(CloseReason { code: CloseCode::Away, description: Some("heartbeat timeout".into()) });
                 }
                 if let Err(stop) = write(&mut kicks, timeout, socket.ping(b"")).await {
@@ -135,14 +146,24 @@ pub async fn run(
         }
     };
     ctx.state.hub.detach(ctx.user, &conn_id);
-    if close.is_some()
-        && let Some(op) = inflight.take()
-    {
-        // The op in flight (a send being stored, say) finishes and is answered before the close,
-        // so the client knows whether it went through instead of having to guess.
-        let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
-        if let Ok(reply) = tokio::time::timeout(grace, op).await {
-            let _ = tokio::time::timeout(CLOSE_GRACE, socket.text(reply.to_text())).await;
+    if close.is_some() && !inflight.running.is_empty() {
+        // The ops in flight (sends being stored, say) finish and are answered before the close,
+        // so the client knows whether they went through instead of having to guess. A parked op
+        // never started: the client gets no reply for it.
+        let grace = tokio::time::sleep(Duration::from_secs(settings.server.shutdown_timeout_secs));
+        tokio::pin!(grace);
+        loop {
+            let reply = tokio::select! {
+                reply = inflight.running.next() => reply,
+                () = &mut grace => None,
+            };
+            let Some(reply) = reply else { break };
+            if tokio::time::timeout(CLOSE_GRACE, socket.text(reply.to_text()))
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
     }
     if let Some(reason) = close {
@@ -151,10 +172,67 @@ pub async fn run(
     }
 }
 
-async fn next_reply(inflight: &mut Option<LocalBoxFuture<'static, Reply>>) -> Reply {
-    match inflight {
-        Some(op) => op.await,
-        None => std::future::pending().await,
+/// The ops of one connection in flight, answered in request order.
+struct Pipeline {
+    running: FuturesOrdered<LocalBoxFuture<'static, Reply>>,
+    /// The op running is not a send: nothing starts beside it.
+    exclusive: bool,
+    /// An op that is not a send, read while sends were in flight: it starts once they are
+    /// answered (no frame is read meanwhile).
+    parked: Option<Request>,
+    depth: usize,
+    /// Made on the connection's first send.
+    order: Option<Order>,
+}
+
+impl Pipeline {
+    fn new(depth: usize) -> Self {
+        Self {
+            running: FuturesOrdered::new(),
+            exclusive: false,
+            parked: None,
+            depth,
+            order: None,
+        }
+    }
+
+    /// Whether the next frame may be read.
+    fn reading(&self) -> bool {
+        !self.exclusive && self.parked.is_none() && self.running.len() < self.depth
+    }
+
+    fn start(&mut self, ctx: &OpCtx, request: Request) {
+        if request.op.is_send() {
+            let ticket = self.order.get_or_insert_with(Order::default).ticket();
+            self.running
+                .push_back(Box::pin(ops::execute(ctx.clone(), request, Some(ticket))));
+        } else if self.running.is_empty() {
+            self.exclusive = true;
+            self.running
+                .push_back(Box::pin(ops::execute(ctx.clone(), request, None)));
+        } else {
+            self.parked = Some(request);
+        }
+    }
+
+    /// A reply known at once (a bad frame, a refusal): it goes out now if nothing is in flight,
+    /// otherwise it waits for the replies before it (`None`).
+    fn in_turn(&mut self, reply: Reply) -> Option<Reply> {
+        if self.running.is_empty() {
+            return Some(reply);
+        }
+        self.running.push_back(Box::pin(std::future::ready(reply)));
+        None
+    }
+
+    /// After a reply: a parked op starts once everything before it is answered.
+    fn answered(&mut self, ctx: &OpCtx) {
+        if self.running.is_empty() {
+            self.exclusive = false;
+            if let Some(request) = self.parked.take() {
+                self.start(ctx, request);
+            }
+        }
     }
 }
 

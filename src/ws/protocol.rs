@@ -83,6 +83,13 @@ pub enum ClientOp {
     Typing { target: Target },
 }
 
+impl ClientOp {
+    /// A send (op 1 or 6): may be pipelined with the connection's other sends.
+    pub fn is_send(&self) -> bool {
+        matches!(self, Self::Send { .. } | Self::GroupSend { .. })
+    }
+}
+
 #[derive(Debug)]
 pub struct Request {
     pub op_type: i64,

@@ -69,6 +69,7 @@ fn bad_values_name_their_key() {
         ("[mysql]\nurl = \"postgres://x\"\n", "mysql.url"),
         ("[mongodb]\nuri = \"http://x\"\n", "mongodb.uri"),
         ("[session]\nttl_secs = \"soon\"\n", "session.ttl_secs"),
+        ("[ws]\npipeline_depth = 0\n", "ws.pipeline_depth"),
         (
             "[server]\nallowed_origins = [\"example.com\"]\n",
             "server.allowed_origins",

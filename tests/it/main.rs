@@ -42,6 +42,7 @@ mod ws_connect;
 mod ws_groups;
 mod ws_history;
 mod ws_order;
+mod ws_pipeline;
 mod ws_read_delete;
 mod ws_resume;
 mod ws_send;

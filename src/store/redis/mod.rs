@@ -5,6 +5,9 @@ pub mod email_codes;
 pub mod login_failures;
 pub mod logins;
 pub mod seq;
+pub mod shared;
+
+pub use shared::{Link, Shared};
 
 use std::time::Duration;
 

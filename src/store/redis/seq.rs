@@ -6,13 +6,12 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::{AsyncCommands, Script};
 use mongodb::Database;
 
 use crate::error::AppResult;
 use crate::store::mongo::messages;
-use crate::store::redis::Keys;
+use crate::store::redis::{Keys, Link, Shared};
 
 /// KEYS: one counter per seq wanted (a key may repeat). ARGV: a floor for each key, or "".
 /// A counter below its floor (or missing, with a floor given) is raised to it before INCR.
@@ -44,13 +43,13 @@ static ALLOCATE: LazyLock<Script> = LazyLock::new(|| {
 /// One seq for each entry of `conversations` (entries may repeat: they get consecutive seqs).
 /// `floors` forces counters up to at least the given value first (after a collision).
 pub async fn allocate(
-    pool: &Pool,
+    redis: &Shared,
     db: &Database,
     keys: &Keys,
     conversations: &[String],
     floors: &HashMap<String, i64>,
 ) -> AppResult<Vec<i64>> {
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let mut seqs = invoke(&mut conn, keys, conversations, floors).await?;
     let missing: Vec<&String> = conversations
         .iter()
@@ -84,7 +83,7 @@ pub async fn allocate(
 }
 
 async fn invoke(
-    conn: &mut deadpool_redis::Connection,
+    conn: &mut Link,
     keys: &Keys,
     conversations: &[String],
     floors: &HashMap<String, i64>,
@@ -104,12 +103,12 @@ async fn invoke(
 /// The last seq of a conversation: the higher of the counter and what MongoDB holds (a counter
 /// restored from an older Redis snapshot may lag behind the stored messages).
 pub async fn current(
-    pool: &Pool,
+    redis: &Shared,
     db: &Database,
     keys: &Keys,
     conversation: &str,
 ) -> AppResult<i64> {
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let counter: Option<i64> = conn.get(keys.seq(conversation)).await?;
     let stored = messages::max_seq(db, conversation).await?;
     Ok(counter.unwrap_or(0).max(stored))

@@ -1,5 +1,5 @@
 //! op 6: send to a group (or the lobby). Members who are not muted, in a group that is not
-//! dissolved; checked by anti-spam, stored once, pushed to every member not in do-not-disturb.
+//! dissolved; checked by anti-spam (in the connection's turn, see ws::order), stored once, pushed to every member not in do-not-disturb.
 
 use crate::antispam;
 use crate::domain::{ConversationId, GroupId};
@@ -7,6 +7,7 @@ use crate::error::AppResult;
 use crate::messaging::writer::{Draft, Outcome};
 use crate::messaging::{check_sender, message_audience};
 use crate::ws::ops::{Done, OpCtx};
+use crate::ws::order::Ticket;
 use crate::ws::protocol::Outgoing;
 
 pub async fn run(
@@ -14,7 +15,11 @@ pub async fn run(
     group: GroupId,
     message: Outgoing,
     client_msg_id: Option<String>,
+    ticket: Option<Ticket>,
 ) -> AppResult<Done> {
+    if let Some(ticket) = &ticket {
+        ticket.wait().await;
+    }
     let state = &ctx.state;
     let nickname = check_sender(state, ctx.user, group).await?;
     state
@@ -38,7 +43,10 @@ pub async fn run(
         skip: Some(ctx.conn_id.clone()),
         nickname,
     };
-    let message = match state.writer.submit(draft).await? {
+    let queued = state.writer.queue(draft).await?;
+    // Queued: the connection's next send may go.
+    drop(ticket);
+    let message = match queued.outcome().await? {
         Outcome::Stored { message, .. } => {
             state.metrics.sent(true);
             message

@@ -48,7 +48,7 @@ pub async fn run(ctx: &OpCtx, target: ReadTarget) -> AppResult<Done> {
             check_participant(state, ctx.user, conversation).await?;
             // Never past the last message: later ones must still count as unread.
             let last = seq::current(
-                &state.redis,
+                &state.redis_link,
                 &state.mongo,
                 &state.keys,
                 &conversation.to_string(),

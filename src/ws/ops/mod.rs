@@ -20,6 +20,7 @@ use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
 use crate::hub::ConnId;
 use crate::state::AppState;
+use crate::ws::order::Ticket;
 use crate::ws::protocol::{CODE_OK, ClientOp, Reply, Request};
 
 /// Who is asking, on which connection.
@@ -52,8 +53,10 @@ impl Done {
     }
 }
 
+/// Runs one op. A send (op 1, 6) takes its turn with `ticket` (see ws::order); other ops run
+/// alone and ignore it.
 #[tracing::instrument(skip_all, fields(user_id = %ctx.user, op_type = request.op_type))]
-pub async fn execute(ctx: OpCtx, request: Request) -> Reply {
+pub async fn execute(ctx: OpCtx, request: Request, ticket: Option<Ticket>) -> Reply {
     let Request {
         op_type,
         client_msg_id,
@@ -61,12 +64,14 @@ pub async fn execute(ctx: OpCtx, request: Request) -> Reply {
     } = request;
     let cid = client_msg_id.clone();
     let result = match op {
-        ClientOp::Send { to, message } => send::run(&ctx, to, message, cid).await,
+        ClientOp::Send { to, message } => send::run(&ctx, to, message, cid, ticket).await,
         ClientOp::History { target, paging } => history::run(&ctx, target, paging).await,
         ClientOp::Unread { target } => unread::run(&ctx, target).await,
         ClientOp::MarkRead(target) => mark_read::run(&ctx, target).await,
         ClientOp::Delete { id, everyone } => delete::run(&ctx, id, everyone).await,
-        ClientOp::GroupSend { group, message } => group_send::run(&ctx, group, message, cid).await,
+        ClientOp::GroupSend { group, message } => {
+            group_send::run(&ctx, group, message, cid, ticket).await
+        }
         ClientOp::Resume { since } => resume::run(&ctx, since).await,
         ClientOp::Typing { target } => typing::run(&ctx, target).await,
     };

@@ -1,5 +1,5 @@
 //! op 1: send to a user. Checked by anti-spam, stored durably, then pushed; 50004 when the
-//! recipient was live.
+//! recipient was live. Checked and queued in the connection's turn (see ws::order).
 
 use crate::antispam;
 use crate::domain::{ConversationId, UserId};
@@ -8,6 +8,7 @@ use crate::hub::Audience;
 use crate::messaging::check_recipient;
 use crate::messaging::writer::{Draft, Outcome};
 use crate::ws::ops::{Done, OpCtx};
+use crate::ws::order::Ticket;
 use crate::ws::protocol::{CODE_DELIVERED, CODE_STORED_OFFLINE, Outgoing};
 
 pub async fn run(
@@ -15,7 +16,11 @@ pub async fn run(
     to: UserId,
     message: Outgoing,
     client_msg_id: Option<String>,
+    ticket: Option<Ticket>,
 ) -> AppResult<Done> {
+    if let Some(ticket) = &ticket {
+        ticket.wait().await;
+    }
     let state = &ctx.state;
     let friends = if to == ctx.user {
         false
@@ -48,7 +53,10 @@ pub async fn run(
         skip: Some(ctx.conn_id.clone()),
         nickname: None,
     };
-    let (message, online) = match state.writer.submit(draft).await? {
+    let queued = state.writer.queue(draft).await?;
+    // Queued: the connection's next send may go.
+    drop(ticket);
+    let (message, online) = match queued.outcome().await? {
         Outcome::Stored { message, online } => {
             state.metrics.sent(false);
             (message, online > 0)
