@@ -153,6 +153,7 @@ pub struct MessageSettings {
     pub batch_max: usize,
     pub write_queue: usize,
     pub write_concurrency: usize,
+    pub write_overlap_min: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -399,6 +400,9 @@ impl Settings {
         }
         if m.write_concurrency == 0 {
             return Err(invalid("messages.write_concurrency", "must be positive"));
+        }
+        if m.write_overlap_min == 0 {
+            return Err(invalid("messages.write_overlap_min", "must be positive"));
         }
         if m.write_queue == 0 {
             return Err(invalid("messages.write_queue", "must be positive"));

@@ -52,9 +52,12 @@ pub static CHECK: LazyLock<Script> = LazyLock::new(|| {
         local function answer()
             -- Writing to R answers R: R's messages to S are replies from now on.
             if kind == 'direct' then
-                redis.call('SET', KEYS[10], '1', 'PX', una_window)
-                redis.call('DEL', KEYS[11], KEYS[12])
-                redis.call('SREM', KEYS[15], sender)
+                -- While S has answered R, R's messages to S are not counted, so there is
+                -- nothing to clear unless the answer had lapsed.
+                if redis.call('SET', KEYS[10], '1', 'PX', una_window, 'GET') == false then
+                    redis.call('DEL', KEYS[11], KEYS[12])
+                    redis.call('SREM', KEYS[15], sender)
+                end
             end
         end
 

@@ -261,9 +261,13 @@ async fn touch(inner: &Inner, conns: &[(UserId, ConnId)]) -> AppResult<()> {
     }
     let expires = now_ms() + inner.presence_ttl_ms;
     let mut pipe = redis::pipe();
+    let now = now_ms();
     for (user, conn_id) in conns {
         let key = inner.keys.presence(user.0);
-        pipe.zadd(&key, presence_member(conn_id, &inner.node_id), expires)
+        // Records of connections whose process died lapse: prune them here, off the send path.
+        pipe.zrembyscore(&key, "-inf", now)
+            .ignore()
+            .zadd(&key, presence_member(conn_id, &inner.node_id), expires)
             .ignore()
             .pexpire(&key, inner.presence_ttl_ms)
             .ignore();

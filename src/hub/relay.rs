@@ -93,8 +93,8 @@ pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
                     local uid = ARGV[a]
                     k = k + 1
                     a = a + 1
-                    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-                    local members = redis.call('ZRANGE', key, 0, -1)
+                    -- Lapsed records are skipped here and pruned by the presence refresh.
+                    local members = redis.call('ZRANGE', key, now, '+inf', 'BYSCORE')
                     if i <= primary and #members > 0 then
                         online = online + 1
                     end

@@ -2,10 +2,13 @@
 //! `messages.batch_max`), draws their seqs in one Redis round trip, writes them with one
 //! unordered `insert_many`, publishes them in one more round trip, and only then answers each
 //! sender. Up to `messages.write_concurrency` batches are being stored at once (the storage
-//! round trip is the slow part), but batches draw their seqs and are published strictly one
-//! after another, in arrival order, so within a process events leave in seq order.
+//! round trip is the slow part; a batch joins one being stored only when at least
+//! `messages.write_overlap_min` sends wait), but batches draw their seqs and are published
+//! strictly one after another, in arrival order, so within a process events leave in seq order.
+//! Publishing a batch overlaps storing the next ones.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
@@ -68,6 +71,7 @@ struct Backend {
     hub: Hub,
     batch_max: usize,
     concurrency: usize,
+    overlap_min: usize,
     known: Mutex<HashSet<String>>,
 }
 
@@ -117,6 +121,8 @@ impl MessageWriter {
             hub,
             batch_max,
             concurrency: settings.write_concurrency,
+            // A full batch always qualifies.
+            overlap_min: settings.write_overlap_min.min(batch_max),
             known: Mutex::new(HashSet::new()),
         };
         tokio::spawn(run(rx, backend));
@@ -153,33 +159,57 @@ impl Queued {
 }
 
 async fn run(mut rx: mpsc::Receiver<Job>, backend: Backend) {
+    // Sends received, not yet in a batch.
+    let mut waiting: Vec<Job> = Vec::new();
     let mut storing = FuturesOrdered::new();
+    // Stored batches, published one after another in the order they were taken.
+    let mut stored: VecDeque<StoredBatch> = VecDeque::new();
+    let mut publishing: Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
     // The turn of the batch taken last; the next batch waits for it.
     let mut last_turn: Option<oneshot::Receiver<()>> = None;
     let mut open = true;
-    while open || !storing.is_empty() {
+    loop {
+        // A batch starts at once when none is being stored. While one is, the next starts only
+        // once enough sends wait: small overlapping batches cost the store more per message
+        // than they save in waiting, and at moderate load one batch at a time is faster.
+        while !waiting.is_empty()
+            && storing.len() < backend.concurrency
+            && (storing.is_empty() || waiting.len() >= backend.overlap_min)
+        {
+            let rest = waiting.split_off(waiting.len().min(backend.batch_max));
+            let batch = std::mem::replace(&mut waiting, rest);
+            let (done, next_wait) = oneshot::channel();
+            let turn = Turn {
+                wait: last_turn.replace(next_wait),
+                done: Some(done),
+            };
+            storing.push_back(backend.store(batch, turn));
+        }
+        if publishing.is_none()
+            && let Some(batch) = stored.pop_front()
+        {
+            publishing = Some(Box::pin(backend.finish(batch)));
+        }
+        if !open && waiting.is_empty() && storing.is_empty() && publishing.is_none() {
+            return;
+        }
         tokio::select! {
-            job = rx.recv(), if open && storing.len() < backend.concurrency => {
-                let Some(first) = job else {
+            job = rx.recv(), if open && waiting.len() < backend.batch_max => {
+                let Some(job) = job else {
                     open = false;
                     continue;
                 };
-                let mut batch = vec![first];
-                while batch.len() < backend.batch_max {
+                waiting.push(job);
+                while waiting.len() < backend.batch_max {
                     match rx.try_recv() {
-                        Ok(job) => batch.push(job),
+                        Ok(job) => waiting.push(job),
                         Err(_) => break,
                     }
                 }
-                let (done, next_wait) = oneshot::channel();
-                let turn = Turn {
-                    wait: last_turn.replace(next_wait),
-                    done: Some(done),
-                };
-                storing.push_back(backend.store(batch, turn));
             }
-            Some(stored) = storing.next(), if !storing.is_empty() => {
-                backend.finish(stored).await;
+            Some(batch) = storing.next(), if !storing.is_empty() => stored.push_back(batch),
+            () = async { if let Some(p) = publishing.as_mut() { p.await } }, if publishing.is_some() => {
+                publishing = None;
             }
         }
     }
