@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
@@ -213,6 +213,7 @@ fn run(
         App::new()
             .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
             .wrap(session::middleware::build(&settings, session_store.clone()))
+            .wrap(from_fn(session::middleware::store_unavailable))
             .wrap(TracingLogger::default())
             .app_data(data.clone())
             .configure(http::configure)

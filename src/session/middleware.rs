@@ -4,12 +4,16 @@
 use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
 use actix_session::storage::RedisSessionStore;
+use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite, time::Duration};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use anyhow::Context;
 use deadpool_redis::Pool;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
+use crate::error::AppError;
 use crate::store::redis::Keys;
 
 pub async fn store(pool: Pool, keys: &Keys) -> anyhow::Result<RedisSessionStore> {
@@ -39,4 +43,22 @@ pub fn build(
                 .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )
         .build()
+}
+
+/// Wraps the session middleware: when it cannot load or save a session (Redis down), the
+/// request fails before any handler runs, and actix would answer 500 with an empty body. This
+/// turns that failure into 503 `{"code":"unavailable"}`, like every other route whose backend
+/// is down. (Handlers' own errors are responses by now and pass untouched.)
+pub async fn store_unavailable(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    next.call(req).await.map_err(|err| {
+        if err.as_response_error().status_code().is_server_error() {
+            tracing::error!(error = %err, "session store unavailable");
+            AppError::Unavailable(anyhow::anyhow!("session store: {err}")).into()
+        } else {
+            err
+        }
+    })
 }

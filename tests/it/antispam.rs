@@ -460,3 +460,34 @@ async fn without_redis_sends_fail_closed_and_nothing_is_stored() {
     let history = ws.history_of(&dm(&alice.id, &bob.id)).await;
     assert_eq!(history.len(), 1, "nothing was stored unchecked");
 }
+
+#[tokio::test]
+async fn without_redis_routes_behind_the_session_answer_503_unavailable() {
+    let mut redis = own_redis().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(move |s| {
+        s.redis.url = url.into();
+        s.redis.timeout_ms = 500;
+    })
+    .await;
+    let alice = app.chatter("alice").await;
+    let me = app.get(&alice.http, "/user/me").await;
+    assert_eq!(me.status(), StatusCode::OK);
+
+    redis.child.kill().await.unwrap();
+    // The session cannot be read: not a 500 with an empty body, and not a 401 either (the
+    // session may well be valid), but the backend-down answer every route gives.
+    let me = app.get(&alice.http, "/user/me").await;
+    assert_eq!(me.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_of(me).await["code"], "unavailable");
+    match app.try_connect_ws(Some(&alice.cookie), None).await {
+        Err(refusal) => {
+            assert_eq!(refusal.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                refusal.body.map(|b| b["code"].clone()),
+                Some(json!("unavailable"))
+            );
+        }
+        Ok(_) => panic!("a WebSocket opened without its session store"),
+    }
+}
