@@ -95,20 +95,23 @@ fn throughput(report: &Report, out: &mut String, machine_cores: usize) {
     let b = work.and_then(batch);
     let _ = write!(
         out,
-        "The server writes through one group-commit writer per process that runs its batches one \
-         after another (seqs from Redis, one `insert_many`, the publish through Redis, then the \
-         acks), and each connection has one operation in flight at a time, so a batch holds at \
-         most one send per connection: with {} senders the mean batch was {} messages. ",
+        "The server writes through one group-commit writer per process. Each connection has \
+         up to `ws.pipeline_depth` sends in flight (the load generator keeps {} unacked per \
+         sender), checked and queued in order; sends arriving while a batch is stored wait and \
+         form the next one, and up to `messages.write_concurrency` batches are stored at once \
+         when at least `messages.write_overlap_min` sends wait. Seqs are drawn and batches \
+         published in order. With {} senders the mean batch was {} messages. ",
+        report.params.get("window").map_or("W", String::as_str),
         report.params.get("pairs").map_or("the", String::as_str),
         b.map_or("?".into(), num),
     );
     if let Some(seq) = row(report, "1:1 throughput", "acked msgs/s vs one sequential") {
         let _ = write!(
             out,
-            "The same MongoDB written the same way (one writer, batches of that size, one after \
-             another) took {} docs/s, so the server reached {} of its own sequential ceiling. The \
-             storage limit gets the rest by overlapping full batches from several writers, which \
-             the server's single ordered writer does not do.",
+            "The same MongoDB written by one writer in batches of that size, one after another, \
+             took {} docs/s; the server reached {} of that. The storage limit itself writes full \
+             batches of 256 from several writers at once, with nothing else running on the \
+             machine.",
             num(seq.limit.unwrap_or(0.0)),
             seq.ratio.map_or("?".into(), |r| format!("{r:.2}")),
         );
@@ -128,8 +131,9 @@ fn throughput(report: &Report, out: &mut String, machine_cores: usize) {
         let _ = write!(
             out,
             " Redis: {:.2} script calls per message, the design's 1 + 2/B at that batch size \
-             (1.01 with full batches of 256), plus {:.2} connection checks by the pool: {:.2} \
-             round trips per message in all.",
+             (1.01 with full batches of 256), plus {:.2} connection checks by the pool (the hot \
+             paths share one multiplexed connection, so the pool's `PING` per checkout is off the \
+             send path): {:.2} round trips per message in all.",
             w.script_invocations_per_message, w.pool_checks_per_message, w.round_trips_per_message
         );
     }
@@ -146,8 +150,10 @@ fn latency_at_half(report: &Report, out: &mut String) {
         out,
         "**1:1 latency at 50 % of the maximum** ({}): at {} msg/s offered, p99 {} ms (p50 {} \
          ms); the relay at the same rate: p99 {} ms, so the transport is a small part. A message \
-         waits for the batch in flight and then for its own: both include an `insert_many` into \
-         the stand-in and two Redis scripts in series.",
+         waits for the batch being stored and then for its own: each is an `insert_many` into \
+         the stand-in (single-threaded, with a fixed cost per call that small batches pay per \
+         message) between two Redis scripts, with the server, Redis, the stand-in and \
+         the load generator competing for the two cores.",
         verdict(r),
         server.map_or("?".into(), |l| num(l.offered)),
         num(r.value),
@@ -184,7 +190,7 @@ fn fanout(report: &Report, out: &mut String) {
         let _ = write!(
             out,
             "Each group message runs the deliver script, which looks up every member's presence \
-             in Redis (ZREMRANGEBYSCORE and ZRANGE per member) to find the processes to publish \
+             in Redis (one ZRANGE BYSCORE per member) to find the processes to publish \
              to: {} Redis calls per message, all on Redis's single thread. ",
             num(w.calls_per_message)
         );
