@@ -87,6 +87,7 @@ impl Application {
                 settings.ws.max_connections_per_ip,
                 settings.ws.max_connections,
             ),
+            lobby_readers: Arc::default(),
             settings: Arc::new(settings),
             mysql,
             redis,

@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::http::ip_limit::IpLimiter;
 use crate::hub::Hub;
 use crate::mail::Mailer;
+use crate::messaging::KnownUsers;
 use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::store::redis::{Keys, Shared};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub register_limiter: IpLimiter,
     /// The WebSocket connection caps.
     pub ws_slots: Arc<Slots>,
+    /// Users whose lobby read position this process has made sure of.
+    pub lobby_readers: Arc<KnownUsers>,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
     /// verifies against it, so it takes as long as a wrong password for a real one.
     pub dummy_password_hash: Arc<str>,

@@ -227,6 +227,58 @@ pub async fn group_event(state: &AppState, group: GroupId, mut data: serde_json:
     }
 }
 
+/// Users something was done for once, remembered by one process; forgotten all at once when
+/// it grows past `KNOWN_USERS_MAX` (the work is idempotent, only its cost is saved).
+#[derive(Default)]
+pub struct KnownUsers(std::sync::Mutex<std::collections::HashSet<UserId>>);
+
+const KNOWN_USERS_MAX: usize = 200_000;
+
+impl KnownUsers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<UserId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn contains(&self, user: UserId) -> bool {
+        self.lock().contains(&user)
+    }
+
+    pub fn insert(&self, user: UserId) {
+        let mut known = self.lock();
+        if known.len() >= KNOWN_USERS_MAX {
+            known.clear();
+        }
+        known.insert(user);
+    }
+}
+
+/// Makes every user a reader of the lobby, once, starting when they first connect (its past is
+/// history, not unread). Each process remembers whom it has done this for, so a reconnect costs
+/// nothing; the start is the lobby's seq counter (at worst a few messages early, should the
+/// counter lag), created from MongoDB's last lobby message when missing, so a first connect
+/// does not make MongoDB look for that message again.
+pub async fn ensure_lobby_reader(state: &AppState, user: UserId) -> AppResult<()> {
+    if state.lobby_readers.contains(user) {
+        return Ok(());
+    }
+    let conversation = ConversationId::Group(GroupId::LOBBY).to_string();
+    let start = match seq::counter(&state.redis_link, &state.keys, &conversation).await? {
+        Some(counter) => counter,
+        None => {
+            // Once per counter: later connects find it.
+            let stored =
+                seq::current(&state.redis_link, &state.mongo, &state.keys, &conversation).await?;
+            seq::seed(&state.redis_link, &state.keys, &conversation, stored).await?;
+            stored
+        }
+    };
+    reads::ensure(&state.mongo, user, &conversation, start).await?;
+    state.lobby_readers.insert(user);
+    Ok(())
+}
+
 /// Makes `user` a reader of the group conversation starting now: earlier messages are history,
 /// not unread.
 pub async fn start_reading(state: &AppState, user: UserId, group: GroupId) -> AppResult<()> {

@@ -5,10 +5,9 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::domain::GroupId;
 use crate::error::{AppError, AppResult};
 use crate::http::client_ip;
-use crate::messaging::start_reading;
+use crate::messaging::ensure_lobby_reader;
 use crate::session::CurrentSession;
 use crate::state::AppState;
 use crate::ws::connection;
@@ -32,7 +31,7 @@ async fn upgrade(
     let (response, socket, stream) = actix_ws::handle(&req, body)
         .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}").into()))?;
     // Every user reads the lobby; joining it "now" keeps its past out of their unread.
-    start_reading(&state, session.user_id, GroupId::LOBBY).await?;
+    ensure_lobby_reader(&state, session.user_id).await?;
     let attached = state
         .hub
         .attach(

@@ -100,6 +100,26 @@ async fn invoke(
     Ok(invocation.invoke_async(conn).await?)
 }
 
+/// The last seq handed out in a conversation as the counter says, without asking MongoDB: may
+/// lag behind the stored messages (a counter restored from an older snapshot) or be missing.
+pub async fn counter(redis: &Shared, keys: &Keys, conversation: &str) -> AppResult<Option<i64>> {
+    let mut conn = redis.get().await?;
+    Ok(conn.get(keys.seq(conversation)).await?)
+}
+
+/// Creates a missing counter at `stored`, the highest seq MongoDB holds for the conversation (as
+/// a draw would before using it); an existing counter is left alone.
+pub async fn seed(redis: &Shared, keys: &Keys, conversation: &str, stored: i64) -> AppResult<()> {
+    let mut conn = redis.get().await?;
+    let _: Option<String> = redis::cmd("SET")
+        .arg(keys.seq(conversation))
+        .arg(stored)
+        .arg("NX")
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
 /// The last seq of a conversation: the higher of the counter and what MongoDB holds (a counter
 /// restored from an older Redis snapshot may lag behind the stored messages).
 pub async fn current(
