@@ -248,12 +248,12 @@ fn idle(report: &Report, out: &mut String) {
     {
         let _ = write!(
             out,
-            " Opening slowed from {} to {} connections/s as C grew: each new socket upserts the \
-             user's read position in the lobby and reads the lobby's last stored seq, which the \
-             MongoDB stand-in answers by scanning its collections (it does not use the indexes \
-             the server creates; a real MongoDB does), so the cost per connection grows with the \
-             users and messages stored. The same scans make the first message of a new \
-             conversation slow (the warm-up notes below).",
+            " Opening slowed from {} to {} connections/s as C grew: a user's first socket on a \
+             process upserts their read position in the lobby, which the MongoDB stand-in \
+             answers by scanning its collection (it does not use the indexes the server creates; \
+             a real MongoDB does), so the cost per connection grows with the users stored. The \
+             same scans make the first message of a new conversation slow (the warm-up notes \
+             below).",
             num(first.value),
             num(last.value)
         );
