@@ -437,15 +437,21 @@ async fn own_redis() -> OwnRedis {
     panic!("the test's own redis-server did not answer");
 }
 
-#[tokio::test]
-async fn without_redis_sends_fail_closed_and_nothing_is_stored() {
-    let mut redis = own_redis().await;
+/// A server on a Redis of the test's own, which the test may kill.
+async fn app_on_own_redis() -> (OwnRedis, crate::helpers::TestApp) {
+    let redis = own_redis().await;
     let url = redis.url.clone();
     let app = spawn_app_with(move |s| {
         s.redis.url = url.into();
         s.redis.timeout_ms = 500;
     })
     .await;
+    (redis, app)
+}
+
+#[tokio::test]
+async fn without_redis_sends_fail_closed_and_nothing_is_stored() {
+    let (mut redis, app) = app_on_own_redis().await;
     let (alice, mut ws) = app.login_ws("alice").await;
     let bob = app.chatter("bob").await;
     ws.send_to(&bob.id, "before the outage")
@@ -463,13 +469,7 @@ async fn without_redis_sends_fail_closed_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn without_redis_routes_behind_the_session_answer_503_unavailable() {
-    let mut redis = own_redis().await;
-    let url = redis.url.clone();
-    let app = spawn_app_with(move |s| {
-        s.redis.url = url.into();
-        s.redis.timeout_ms = 500;
-    })
-    .await;
+    let (mut redis, app) = app_on_own_redis().await;
     let alice = app.chatter("alice").await;
     let me = app.get(&alice.http, "/user/me").await;
     assert_eq!(me.status(), StatusCode::OK);
