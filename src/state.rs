@@ -9,10 +9,11 @@ use sqlx::MySqlPool;
 
 use crate::antispam::Antispam;
 use crate::config::Settings;
+use crate::domain::UserId;
 use crate::http::ip_limit::IpLimiter;
 use crate::hub::Hub;
 use crate::mail::Mailer;
-use crate::messaging::KnownUsers;
+use crate::messaging::Known;
 use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
 use crate::store::redis::{Keys, Shared};
@@ -37,7 +38,7 @@ pub struct AppState {
     /// The WebSocket connection caps.
     pub ws_slots: Arc<Slots>,
     /// Users whose lobby read position this process has made sure of.
-    pub lobby_readers: Arc<KnownUsers>,
+    pub lobby_readers: Arc<Known<UserId>>,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
     /// verifies against it, so it takes as long as a wrong password for a real one.
     pub dummy_password_hash: Arc<str>,

@@ -227,30 +227,36 @@ pub async fn group_event(state: &AppState, group: GroupId, mut data: serde_json:
     }
 }
 
-/// Users something was done for once, remembered by one process; forgotten all at once when
-/// it grows past `KNOWN_USERS_MAX` (the work is idempotent, only its cost is saved).
-#[derive(Default)]
-pub struct KnownUsers(std::sync::Mutex<std::collections::HashSet<UserId>>);
+/// Things some idempotent work was done for once (a read position made, say), remembered by
+/// one process so it is not done again; forgotten all at once past `KNOWN_MAX` entries (only
+/// the work's cost is saved, never its effect).
+pub struct Known<T>(std::sync::Mutex<std::collections::HashSet<T>>);
 
-const KNOWN_USERS_MAX: usize = 200_000;
+const KNOWN_MAX: usize = 200_000;
 
-impl KnownUsers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<UserId>> {
+impl<T> Default for Known<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(std::collections::HashSet::new()))
+    }
+}
+
+impl<T: std::hash::Hash + Eq> Known<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<T>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn contains(&self, user: UserId) -> bool {
-        self.lock().contains(&user)
+    pub fn contains(&self, item: &T) -> bool {
+        self.lock().contains(item)
     }
 
-    pub fn insert(&self, user: UserId) {
+    pub fn insert_all(&self, items: impl IntoIterator<Item = T>) {
         let mut known = self.lock();
-        if known.len() >= KNOWN_USERS_MAX {
+        if known.len() >= KNOWN_MAX {
             known.clear();
         }
-        known.insert(user);
+        known.extend(items);
     }
 }
 
@@ -260,7 +266,7 @@ impl KnownUsers {
 /// counter lag), created from MongoDB's last lobby message when missing, so a first connect
 /// does not make MongoDB look for that message again.
 pub async fn ensure_lobby_reader(state: &AppState, user: UserId) -> AppResult<()> {
-    if state.lobby_readers.contains(user) {
+    if state.lobby_readers.contains(&user) {
         return Ok(());
     }
     let conversation = ConversationId::Group(GroupId::LOBBY).to_string();
@@ -275,7 +281,7 @@ pub async fn ensure_lobby_reader(state: &AppState, user: UserId) -> AppResult<()
         }
     };
     reads::ensure(&state.mongo, user, &conversation, start).await?;
-    state.lobby_readers.insert(user);
+    state.lobby_readers.insert_all([user]);
     Ok(())
 }
 

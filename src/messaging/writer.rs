@@ -7,9 +7,8 @@
 //! strictly one after another, in arrival order, so within a process events leave in seq order.
 //! Publishing a batch overlaps storing the next ones.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
@@ -21,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::{ConversationId, MessageType, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
-use crate::messaging::event_json;
+use crate::messaging::{Known, event_json};
 use crate::store::mongo::messages::{self, Message, MessageDoc, user_key};
 use crate::store::mongo::reads;
 use crate::store::redis::{Keys, Shared, seq};
@@ -29,9 +28,6 @@ use crate::store::redis::{Keys, Shared, seq};
 /// How often one send is retried after its seq collided with a stored one (Redis lost its
 /// counter while the message holding that seq was in flight).
 const SEQ_COLLISION_RETRIES: usize = 3;
-
-/// Direct conversations whose read positions are known to exist; cleared when this large.
-const KNOWN_CONVERSATIONS_MAX: usize = 100_000;
 
 /// A message to store and deliver.
 pub struct Draft {
@@ -72,7 +68,8 @@ struct Backend {
     batch_max: usize,
     concurrency: usize,
     overlap_min: usize,
-    known: Mutex<HashSet<String>>,
+    /// Direct conversations whose read positions exist.
+    known: Known<String>,
 }
 
 /// A batch's place in the seq order: it draws its seqs once the batch before it has drawn
@@ -123,7 +120,7 @@ impl MessageWriter {
             concurrency: settings.write_concurrency,
             // A full batch always qualifies.
             overlap_min: settings.write_overlap_min.min(batch_max),
-            known: Mutex::new(HashSet::new()),
+            known: Known::default(),
         };
         tokio::spawn(run(rx, backend));
         Self { tx }
@@ -449,20 +446,14 @@ impl Backend {
     /// theirs) before its first message is stored.
     async fn ensure_read_positions(&self, jobs: &[Job]) -> AppResult<()> {
         let mut todo: Vec<(UserId, String)> = Vec::new();
-        {
-            let known = self
-                .known
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for job in jobs {
-                let conversation = job.draft.conversation;
-                if let ConversationId::Direct { low, high } = conversation {
-                    let name = conversation.to_string();
-                    if !known.contains(&name) && !todo.iter().any(|(_, c)| *c == name) {
-                        todo.push((low, name.clone()));
-                        if high != low {
-                            todo.push((high, name));
-                        }
+        for job in jobs {
+            let conversation = job.draft.conversation;
+            if let ConversationId::Direct { low, high } = conversation {
+                let name = conversation.to_string();
+                if !self.known.contains(&name) && !todo.iter().any(|(_, c)| *c == name) {
+                    todo.push((low, name.clone()));
+                    if high != low {
+                        todo.push((high, name));
                     }
                 }
             }
@@ -476,14 +467,7 @@ impl Backend {
         )
         .await;
         ensured?;
-        let mut known = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.len() > KNOWN_CONVERSATIONS_MAX {
-            known.clear();
-        }
-        known.extend(todo.into_iter().map(|(_, c)| c));
+        self.known.insert_all(todo.into_iter().map(|(_, c)| c));
         Ok(())
     }
 }

@@ -16,7 +16,9 @@ use crate::peer::{Endpoint, Peer, Target};
 use crate::redis_stats;
 use crate::relay::RelayProcess;
 use crate::report::{LatencyRecord, RedisRecord, Report, Row};
-use crate::scenarios::{Ctx, Flow, close_all, progress, reconnects, run_paced, settle, timed};
+use crate::scenarios::{
+    Ctx, Flow, close_all, connect_peers, progress, reconnects, run_paced, settle, timed,
+};
 use crate::sys::{CpuUse, CpuWatch};
 
 /// A step keeps up when it delivers at least this share of what was offered.
@@ -57,30 +59,6 @@ struct Ladder {
     saturated: bool,
     /// CPU use while sending, in the step with the most deliveries.
     cpu: CpuUse,
-}
-
-async fn connect(
-    ctx: &Ctx,
-    endpoints: Vec<(String, Endpoint)>,
-    tag: &str,
-) -> Result<Vec<Arc<Peer>>> {
-    let ledger = Ledger::new(&format!("{}{tag}", ctx.prefix));
-    let receivers = ledger.add_receivers(endpoints.len());
-    let bar = progress(endpoints.len() as u64, &format!("{tag}: connecting"));
-    let peers = stream::iter(endpoints.into_iter().zip(receivers))
-        .map(|((id, endpoint), rx)| {
-            let (ledger, bar) = (ledger.clone(), bar.clone());
-            async move {
-                let peer = Peer::connect(&id, endpoint, ledger, rx).await?;
-                bar.inc(1);
-                Ok::<_, anyhow::Error>(peer)
-            }
-        })
-        .buffered(ctx.sizes.concurrency)
-        .try_collect()
-        .await;
-    bar.finish_and_clear();
-    peers
 }
 
 async fn ladder(
@@ -224,7 +202,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
                 (u.id.clone(), endpoint)
             })
             .collect();
-        let peers = connect(ctx, endpoints, &format!("f{members}")).await?;
+        let peers = connect_peers(ctx, endpoints, &format!("f{members}")).await?;
         let group = Group {
             peers,
             group_id,
@@ -268,7 +246,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
                 (id, Endpoint::Relay { url })
             })
             .collect();
-        let peers = connect(ctx, endpoints, &format!("g{members}")).await?;
+        let peers = connect_peers(ctx, endpoints, &format!("g{members}")).await?;
         let group = Group {
             peers,
             group_id: relay_group.to_owned(),

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::User;
 use crate::ledger::{Ledger, Recipients};
-use crate::peer::{Peer, Target};
+use crate::peer::{Endpoint, Peer, Target};
 use crate::server::{ServerProcess, Services};
 use crate::sys::CpuWatch;
 
@@ -307,6 +308,32 @@ pub fn reconnects(peers: &[Arc<Peer>]) -> u64 {
 }
 
 /// Closes every peer.
+/// Connects one peer per endpoint (`concurrency` at a time, with a progress bar), each
+/// recording into one ledger of its own tag (replace it with `Peer::use_ledger` per measurement).
+pub async fn connect_peers(
+    ctx: &Ctx,
+    endpoints: Vec<(String, Endpoint)>,
+    tag: &str,
+) -> Result<Vec<Arc<Peer>>> {
+    let ledger = Ledger::new(&format!("{}{tag}", ctx.prefix));
+    let receivers = ledger.add_receivers(endpoints.len());
+    let bar = progress(endpoints.len() as u64, &format!("{tag}: connecting"));
+    let peers = stream::iter(endpoints.into_iter().zip(receivers))
+        .map(|((id, endpoint), rx)| {
+            let (ledger, bar) = (ledger.clone(), bar.clone());
+            async move {
+                let peer = Peer::connect(&id, endpoint, ledger, rx).await?;
+                bar.inc(1);
+                Ok::<_, anyhow::Error>(peer)
+            }
+        })
+        .buffered(ctx.sizes.concurrency)
+        .try_collect()
+        .await;
+    bar.finish_and_clear();
+    peers
+}
+
 pub async fn close_all(peers: &[Arc<Peer>]) {
     for peer in peers {
         peer.close().await;

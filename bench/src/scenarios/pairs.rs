@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::ledger::{Ledger, LedgerReport, Recipients};
 use crate::peer::{Endpoint, Peer, Target};
 use crate::report::{LatencyRecord, Report};
-use crate::scenarios::{Ctx, Flow, close_all, reconnects, run_paced, run_windowed, settle, timed};
+use crate::scenarios::{
+    Ctx, Flow, close_all, connect_peers, reconnects, run_paced, run_windowed, settle, timed,
+};
 use crate::sys::{CpuUse, CpuWatch};
 
 /// The pairs: peers 2i (sender) and 2i+1 (receiver), and their flows.
@@ -26,23 +27,9 @@ pub struct Pairs {
 
 impl Pairs {
     pub async fn connect(ctx: &Ctx, endpoints: Vec<(String, Endpoint)>, tag: &str) -> Result<Self> {
-        let label = tag;
+        let peers = connect_peers(ctx, endpoints, tag).await?;
+        // Replaced at once by the first measurement's own (fresh_ledger).
         let ledger = Ledger::new(&format!("{}{tag}", ctx.prefix));
-        let receivers = ledger.add_receivers(endpoints.len());
-        let bar = super::progress(endpoints.len() as u64, &format!("{label}: connecting"));
-        let peers: Vec<Arc<Peer>> = stream::iter(endpoints.into_iter().zip(receivers))
-            .map(|((id, endpoint), rx)| {
-                let (ledger, bar) = (ledger.clone(), bar.clone());
-                async move {
-                    let peer = Peer::connect(&id, endpoint, ledger, rx).await?;
-                    bar.inc(1);
-                    Ok::<_, anyhow::Error>(peer)
-                }
-            })
-            .buffered(ctx.sizes.concurrency)
-            .try_collect()
-            .await?;
-        bar.finish_and_clear();
         let mut pairs = Self {
             peers,
             ledger,

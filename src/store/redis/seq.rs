@@ -128,8 +128,7 @@ pub async fn current(
     keys: &Keys,
     conversation: &str,
 ) -> AppResult<i64> {
-    let mut conn = redis.get().await?;
-    let counter: Option<i64> = conn.get(keys.seq(conversation)).await?;
+    let counter = counter(redis, keys, conversation).await?;
     let stored = messages::max_seq(db, conversation).await?;
     Ok(counter.unwrap_or(0).max(stored))
 }
