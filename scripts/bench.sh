@@ -18,35 +18,17 @@
 # A missed performance target is reported in the document, not an error.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=SCRIPTDIR/lib/harness.sh
+source "$SCRIPT_DIR/lib/harness.sh"
 
-log() { printf 'bench.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+harness_args --tiny "throughput latency fanout idle two-processes" "$@"
+TINY=$HARNESS_SMALL
+SCENARIOS=("${HARNESS_PICKED[@]}")
 
-TINY=0
-SCENARIOS=()
-while (($# > 0)); do
-    case "$1" in
-        --tiny) TINY=1 ;;
-        throughput | latency | fanout | idle | two-processes) SCENARIOS+=("$1") ;;
-        -h | --help)
-            sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
-            exit 0
-            ;;
-        *) die "unknown argument '$1' (see --help)" ;;
-    esac
-    shift
-done
-
-# The run resets and stops the bench profile's own services; a URL pointing elsewhere would
-# make services.sh skip one while the load generator still used the profile's address.
-for var in CHAT__REDIS__URL CHAT__MYSQL__URL CHAT__MONGODB__URI CHAT__MAIL__SMTP_URL; do
-    [[ -z "${!var:-}" ]] || die "$var is set; the benchmark uses the bench profile's own services"
-done
+require_own_services bench "the benchmark"
 
 # The plots need a TrueType font (Debian's fonts-dejavu-core).
 FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
@@ -62,10 +44,8 @@ if [[ ! -f "$FONT" ]]; then
     fi
 fi
 
-# 10,000 idle connections need as many descriptors in the server and in the load generator
-# (each process has its own limit); raise it as far as the hard limit allows.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-log "open files limit: $(ulimit -n)"
+# 10,000 idle connections need as many descriptors in the server and in the load generator.
+raise_open_files
 
 if ((TINY)); then
     PROFILE_DIR=debug
@@ -89,23 +69,13 @@ if ! flock -n 8; then
 fi
 
 log "building ($PROFILE_DIR)"
-cargo build "${BUILD_FLAGS[@]}" --locked -p chat-server -p chat-loadgen
+build_harness "${BUILD_FLAGS[@]}"
 # Run private copies: the shared target directory may be rebuilt while the run goes on.
 BIN="var/bench-bin/$PROFILE_DIR"
 mkdir -p "$BIN"
 cp -f "target/$PROFILE_DIR/loadgen" "target/$PROFILE_DIR/chat-server" "$BIN/"
 
-stop_services() { "$ROOT/scripts/services.sh" --profile bench down >/dev/null 2>&1 || true; }
-trap stop_services EXIT
-trap 'exit 130' INT TERM HUP
-
-# A fresh profile. mariadb-install-db can trip over another profile initialising at the same
-# moment (shared temporary tables); one more attempt gets past that.
-if ! "$ROOT/scripts/services.sh" --profile bench reset; then
-    log "service reset failed; trying once more"
-    sleep 2
-    "$ROOT/scripts/services.sh" --profile bench reset
-fi
+own_services bench
 
 start=$SECONDS
 "$BIN/loadgen" bench --server-bin "$BIN/chat-server" \

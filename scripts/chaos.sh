@@ -20,35 +20,18 @@
 # server that does not recover, ...). See docs/reliability.md.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=SCRIPTDIR/lib/harness.sh
+source "$SCRIPT_DIR/lib/harness.sh"
 
-log() { printf 'chaos.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+harness_args --small "kill-node redis-restart redis-flush mongo-stop mysql-stop sigterm" "$@"
+SMALL=$HARNESS_SMALL
+FAULTS=("${HARNESS_PICKED[@]}")
 
-SMALL=0
-FAULTS=()
-while (($# > 0)); do
-    case "$1" in
-        --small) SMALL=1 ;;
-        kill-node | redis-restart | redis-flush | mongo-stop | mysql-stop | sigterm) FAULTS+=("$1") ;;
-        -h | --help)
-            sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
-            exit 0
-            ;;
-        *) die "unknown argument '$1' (see --help)" ;;
-    esac
-    shift
-done
-
-# The harness starts every service itself; a URL pointing elsewhere would make services.sh
-# skip a service that the faults then could not stop.
-for var in CHAT__REDIS__URL CHAT__MYSQL__URL CHAT__MONGODB__URI CHAT__MAIL__SMTP_URL; do
-    [[ -z "${!var:-}" ]] || die "$var is set; the fault runs need the chaos profile's own services"
-done
+# The faults stop and restart the profile's services, which must be its own.
+require_own_services chaos "the fault run"
 
 if ((SMALL)); then
     SIZE=small
@@ -69,29 +52,14 @@ else
     CHAOS_ARGS=(--reset-between)
 fi
 
-# Thousands of sockets on both ends of loopback: raise the soft limit as far as allowed.
-hard="$(ulimit -Hn)"
-if [[ "$hard" == "unlimited" ]]; then
-    hard=1048576
-fi
-ulimit -n "$hard" 2>/dev/null || log "could not raise the open-files limit (now $(ulimit -n))"
+raise_open_files
 if ((!SMALL)) && (($(ulimit -n) < 12000)); then
     log "warning: open-files limit $(ulimit -n) is low for 5,000 soak connections"
 fi
 
-stop_services() {
-    "$ROOT/scripts/services.sh" --profile chaos down >/dev/null 2>&1 || log "stopping the chaos services failed"
-}
-trap stop_services EXIT
-
 started=$SECONDS
-"$ROOT/scripts/services.sh" --profile chaos reset
-
-cargo_flags=("${BUILD_FLAGS[@]}")
-if [[ -f Cargo.lock ]]; then
-    cargo_flags+=(--locked)
-fi
-cargo build "${cargo_flags[@]}" -p chat-server -p chat-loadgen
+own_services chaos
+build_harness "${BUILD_FLAGS[@]}"
 
 LOADGEN="$ROOT/target/$PROFILE_DIR/loadgen"
 SERVER="$ROOT/target/$PROFILE_DIR/chat-server"
@@ -108,7 +76,7 @@ status=0
     "${fault_args[@]}" || status=$?
 if ((${#FAULTS[@]} == 0)); then
     if ((!SMALL)); then
-        "$ROOT/scripts/services.sh" --profile chaos reset
+        reset_services
     fi
     "$LOADGEN" soak --server-bin "$SERVER" --out "$OUT" "${DOC_ARGS[@]}" "${SOAK_ARGS[@]}" || status=$?
 fi

@@ -13,19 +13,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ADDR="${CHAT__SERVER__ADDR:-127.0.0.1:8081}"
 PID_FILE="$ROOT/var/pids/server.pid"
 SECRET_FILE="$ROOT/var/session_secret"
+METRICS_TOKEN_FILE="$ROOT/var/metrics_token"
 
-log() { printf '%s\n' "$*" >&2; }
-
-# `kill -0` also succeeds for zombies, so look at the process state too.
-pid_alive() {
-    local pid="$1" state
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    if [[ -r "/proc/$pid/stat" ]]; then
-        state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
-        [[ "$state" != "Z" ]] || return 1
-    fi
-}
+# log and pid_alive (which also tells zombies from live processes) come from
+# the helpers of scripts/services.sh.
+# shellcheck source=SCRIPTDIR/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # True when the pid file names a live chat-server (not a recycled pid).
 server_running() {
@@ -41,23 +34,31 @@ server_running() {
 
 "$ROOT/scripts/services.sh" up
 
-# Sessions are signed with this secret; keeping it in var/ (instead of a new
-# random one per start) means logins survive server restarts.
-if [[ -z "${CHAT__SESSION__SECRET:-}" ]]; then
-    mkdir -p "$(dirname "$SECRET_FILE")"
-    if ! grep -Eqx '[0-9a-f]{128}' "$SECRET_FILE" 2>/dev/null; then
+# Reads the secret in FILE (HEX_CHARS hex digits), making a random one first when it is
+# missing or malformed, and exports it as VAR unless VAR is set already.
+persistent_secret() { # persistent_secret VAR FILE BYTES WHAT
+    local var="$1" file="$2" bytes="$3" what="$4"
+    [[ -z "${!var:-}" ]] || return 0
+    mkdir -p "$(dirname "$file")"
+    if ! grep -Eqx "[0-9a-f]{$((bytes * 2))}" "$file" 2>/dev/null; then
         (
             umask 077
-            tmp="$SECRET_FILE.tmp.$$"
-            od -An -v -tx1 -N64 /dev/urandom | tr -d ' \n' >"$tmp"
-            mv -f "$tmp" "$SECRET_FILE"
+            tmp="$file.tmp.$$"
+            od -An -v -tx1 -N"$bytes" /dev/urandom | tr -d ' \n' >"$tmp"
+            mv -f "$tmp" "$file"
         )
-        log "generated a session secret in var/session_secret"
+        log "generated $what in ${file#"$ROOT/"}"
     fi
-    chmod 600 "$SECRET_FILE"
-    CHAT__SESSION__SECRET="$(tr -d '\n' <"$SECRET_FILE")"
-    export CHAT__SESSION__SECRET
-fi
+    chmod 600 "$file"
+    printf -v "$var" '%s' "$(tr -d '\n' <"$file")"
+    export "${var?}"
+}
+
+# Sessions are signed with this secret; keeping it in var/ (instead of a new
+# random one per start) means logins survive server restarts.
+persistent_secret CHAT__SESSION__SECRET "$SECRET_FILE" 64 "a session secret"
+# GET /metrics wants this bearer token (scrapers read it from var/metrics_token).
+persistent_secret CHAT__METRICS__TOKEN "$METRICS_TOKEN_FILE" 32 "a metrics token"
 
 if pid="$(server_running)"; then
     printf 'chat-server is already running at http://%s (pid %s)\n' "$ADDR" "$pid"

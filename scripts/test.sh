@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the test-profile services of scripts/services.sh
-# (isolated from the run profile, fresh data on each start): `cargo test` (unit and
-# integration tests), then the clients against a fresh server (scripts/clients/run.sh: the
+# (isolated from the run profile, fresh data on each start): the layering check
+# (scripts/check-layers.sh), `cargo test` (unit and
+# integration tests of the server and the load generator), then the clients against a fresh server (scripts/clients/run.sh: the
 # Postman collection under newman, the WebSocket scenarios, and the browser end-to-end test
 # in Chromium), then the small fault and soak run (scripts/chaos.sh --small, on the chaos
 # profile's own services, stopped again at its end) and every benchmark scenario once at a tiny
@@ -21,7 +22,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/services.sh" --test up
 
 cd "$ROOT"
-cargo_flags=(--all-targets)
+# The whole workspace: the server's tests and the load generator's own (its exactly-once
+# ledger, the report tables, the shipped settings it reads).
+cargo_flags=(--workspace --all-targets)
 if [[ -f Cargo.lock ]]; then
     cargo_flags=(--locked "${cargo_flags[@]}")
 fi
@@ -29,6 +32,8 @@ if (($# > 0)); then
     exec cargo test "${cargo_flags[@]}" "$@"
 fi
 
+# The module layering (leaves import no upper layer, the edges stay apart, no circles).
+"$ROOT/scripts/check-layers.sh"
 cargo test "${cargo_flags[@]}"
 "$ROOT/scripts/clients/run.sh"
 # Faults under traffic (process kills, service outages) and a short soak, on the chaos profile.

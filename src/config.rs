@@ -1,9 +1,11 @@
 //! Typed settings: `conf/config.toml`, then `CHAT__SECTION__KEY` environment overrides,
 //! validated once at startup. A bad value stops startup with an error that names the key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -15,6 +17,7 @@ const LIST_KEYS: &[&str] = &[
     "server.allowed_origins",
     "antispam.exempt_user_ids",
     "antispam.mute_steps_secs",
+    "server.trusted_proxies",
 ];
 
 /// Smallest session secret accepted: the cookie key derivation needs 64 bytes.
@@ -24,12 +27,21 @@ pub const MIN_SESSION_SECRET_BYTES: usize = 64;
 const BCRYPT_MIN_COST: u32 = 4;
 const BCRYPT_MAX_COST: u32 = 31;
 
+/// Why the configuration was refused; each names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A file that does not read, or a value of the wrong type (a zero where a positive number
+    /// is wanted, text where a number is).
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
+    /// A value of the right type that breaks a rule.
     #[error("configuration key `{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
+    Invalid {
+        /// The key, as in conf/config.toml (`section.key`).
+        key: &'static str,
+        /// What is wrong with its value.
+        message: String,
+    },
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -39,164 +51,436 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Every setting of the server: conf/config.toml, then `CHAT__SECTION__KEY` variables.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `[server]`.
     pub server: ServerSettings,
+    /// `[log]`.
     pub log: LogSettings,
+    /// `[mysql]`.
     pub mysql: MysqlSettings,
+    /// `[redis]`.
     pub redis: RedisSettings,
+    /// `[mongodb]`.
     pub mongodb: MongoSettings,
+    /// `[session]`.
     pub session: SessionSettings,
+    /// `[auth]`.
     pub auth: AuthSettings,
+    /// `[ws]`.
     pub ws: WsSettings,
+    /// `[messages]`.
     pub messages: MessageSettings,
+    /// `[antispam]`.
     pub antispam: AntispamSettings,
+    /// `[messaging]`.
     pub messaging: MessagingSettings,
+    /// `[cache]`.
     pub cache: CacheSettings,
+    /// `[mail]`.
     pub mail: MailSettings,
+    /// `[groups]`.
+    pub groups: GroupSettings,
+    /// `[conversations]`.
+    pub conversations: ConversationSettings,
+    /// `[people]`.
+    pub people: PeopleSettings,
+    /// `[privacy]`.
+    pub privacy: PrivacySettings,
+    /// `[metrics]`.
+    pub metrics: MetricsSettings,
 }
 
+/// `server.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Refuses to start without a real `session.secret`.
     Production,
+    /// Generates a throwaway secret when none is set.
     Dev,
 }
 
+/// `[server]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
-    pub addr: String,
+    /// Address the HTTP/WebSocket listener binds to. Port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// "production" or "dev". In dev mode a missing session secret is generated at startup (with a
+    /// warning), so sessions do not survive a restart.
     pub mode: Mode,
+    /// Origins allowed to open a WebSocket / send credentialed requests, e.g.
+    /// ["https://chat.example.com"]. Any other Origin (or Sec-Fetch-Site: cross-site without an
+    /// allowed one) gets 403 forbidden_origin on a WebSocket upgrade and on every POST, PUT, PATCH
+    /// and DELETE. Empty: only the request's own origin (same scheme and host; the scheme is
+    /// X-Forwarded-Proto only with trust_forwarded_for, so behind a TLS-terminating proxy list the
+    /// public https:// origin).
     pub allowed_origins: Vec<String>,
+    /// Largest accepted request body, in bytes (larger bodies get 413).
     pub max_body_bytes: usize,
+    /// Mark the session cookie `Secure` (set to true behind HTTPS).
     pub secure_cookies: bool,
+    /// Believe X-Forwarded-For from any peer (the older form of trusted_proxies). Only enable
+    /// behind a reverse proxy that sets it and that every request passes through.
     pub trust_forwarded_for: bool,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
-    pub health_timeout_ms: u64,
+    /// How long /health waits for each backend before calling it down, in milliseconds.
+    pub health_timeout_ms: NonZeroU64,
+    /// How long a graceful stop (SIGTERM / Ctrl-C) waits for in-flight requests, in seconds.
     pub shutdown_timeout_secs: u64,
 }
 
+impl ServerSettings {
+    /// `server.trusted_proxies` as networks (checked at startup, so every entry is here).
+    pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| parse_proxy(p))
+            .collect()
+    }
+}
+
+/// A `server.trusted_proxies` entry: an address (a network of one) or a CIDR block.
+fn parse_proxy(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .map(|net| net.trunc())
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// For people reading a terminal.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
+/// `[log]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
+    /// tracing filter directives (RUST_LOG, when set, takes precedence).
     pub filter: String,
+    /// "text" for people, "json" for log collectors.
     pub format: LogFormat,
 }
 
+/// `[mysql]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MysqlSettings {
+    /// MySQL / MariaDB
     pub url: SecretString,
-    pub max_connections: u32,
+    /// pool size
+    pub max_connections: NonZeroU32,
+    /// Seconds to wait for a connection from the pool before answering 503.
     pub acquire_timeout_secs: u64,
 }
 
+/// `[redis]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
+    /// Redis
     pub url: SecretString,
+    /// Prefix of every key the server writes, so several deployments can share one Redis.
     pub key_prefix: String,
-    pub pool_size: usize,
+    /// pool size (shared by sessions and the app)
+    pub pool_size: NonZeroUsize,
+    /// Milliseconds to wait for a pooled connection (or to open one) before failing.
     pub timeout_ms: u64,
 }
 
+/// `[mongodb]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MongoSettings {
+    /// Any MongoDB 6+ deployment works; locally this is the wire-compatible server from
+    /// services.sh.
     pub uri: SecretString,
+    /// database name
     pub database: String,
+    /// Milliseconds to wait for a usable server before an operation fails.
     pub server_selection_timeout_ms: u64,
 }
 
+/// `[session]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SessionSettings {
+    /// Key that signs and encrypts the session cookie: at least 64 bytes. Required in production
+    /// mode; scripts/run.sh generates one into var/session_secret and passes it as
+    /// CHAT__SESSION__SECRET.
     pub secret: SecretString,
     /// Set when dev mode generated the secret because none was configured.
     #[serde(skip)]
     pub secret_generated: bool,
+    /// Lifetime of a login, in seconds (14 days).
     pub ttl_secs: u64,
+    /// session cookie name
     pub cookie_name: String,
 }
 
+/// `[auth]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
+    /// bcrypt work factor for password hashes (4..=31). Each step doubles the cost of a login.
     pub bcrypt_cost: u32,
-    pub login_per_ip_per_minute: u32,
-    pub register_per_ip_per_minute: u32,
-    pub login_failures_per_account: u32,
-    pub login_failure_window_secs: u64,
+    /// Per client IP (an IPv6 client by its /64), across all user names.
+    pub login_per_ip_per_minute: NonZeroU32,
+    /// registrations and email-code requests per client IP (IPv6: per /64)
+    pub register_per_ip_per_minute: NonZeroU32,
+    /// Per account, across all IPs and processes: after this many wrong passwords within the window
+    /// (failed logins and wrong old_password at /user/set_password alike) the account is refused
+    /// (429) until the window ends, right password or not. Failures are counted per account
+    /// (whatever spelling of the name was typed) and, for unknown names, per canonical name, so the
+    /// answers do not reveal which accounts exist. A successful check clears the count.
+    pub login_failures_per_account: NonZeroU32,
+    /// the window of that count, from the first failure; a successful check clears it
+    pub login_failure_window_secs: NonZeroU64,
+    /// The signed cookie that marks a browser which logged into an account before.
+    pub device_cookie_name: String,
+    /// how long a device cookie entry is valid after the login that issued it (one year)
+    pub device_cookie_ttl_secs: NonZeroU64,
 }
 
+/// `[ws]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct WsSettings {
+    /// Largest accepted WebSocket frame, in bytes; a larger one closes the connection with 1009.
     pub max_frame_bytes: usize,
-    pub heartbeat_secs: u64,
+    /// The server pings every connection this often, and refreshes its presence records.
+    pub heartbeat_secs: NonZeroU64,
+    /// A connection silent (no pong, no frame) for this long is closed.
     pub client_timeout_secs: u64,
-    pub outbound_queue: usize,
-    pub pipeline_depth: usize,
+    /// Frames (replies, events, pongs) queued for one connection; a client too slow to drain them
+    /// is disconnected (1013).
+    pub outbound_queue: NonZeroUsize,
+    /// Sends (op 1 and 6) of one connection that may be in flight at once: they are checked and
+    /// queued for storage one after another, in the order they arrived, and their storage overlaps.
+    /// Replies come in request order. Any other op waits for the ops before it and runs alone.
+    pub pipeline_depth: NonZeroUsize,
+    /// Lifetime of a connection's presence record without a refresh (a crashed process's
+    /// connections stop counting as online after this). Must exceed heartbeat_secs.
     pub presence_ttl_secs: u64,
-    pub max_connections_per_ip: usize,
+    /// Open WebSockets per client IP (see server.trust_forwarded_for) and in all, per server
+    /// process. Over the first: 429 {"code":"too_many_connections"}; over the second: 503
+    /// {"code":"server_busy"}.
+    pub max_connections_per_ip: NonZeroUsize,
+    /// open WebSockets per process; over it the upgrade gets 503 `server_busy`
     pub max_connections: usize,
+    /// Largest op 2 / op 7 reply, in bytes of JSON: a longer page stops early with "has_more": true
+    /// and the cursor to continue from.
+    pub max_reply_bytes: usize,
+    /// Bytes of replies and events queued for one connection; a client that lets more pile up is
+    /// disconnected (1013), so a socket that never reads cannot pin server memory.
+    pub max_outbound_bytes: usize,
+    /// Most conversations in one op 7 `since` (more: 40000).
+    pub max_resume_conversations: NonZeroUsize,
 }
 
+/// `[messages]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageSettings {
-    pub max_content_chars: usize,
+    /// Longest message content, in characters (longer: reply 40013).
+    pub max_content_chars: NonZeroUsize,
+    /// How long after sending a sender may recall a message for everyone.
     pub recall_window_secs: u64,
+    /// History page size when the client gives none, and the most it may ask for.
     pub history_default_limit: u32,
-    pub history_max_limit: u32,
-    pub unread_max: u32,
-    pub resume_max: u32,
-    pub batch_max: usize,
-    pub write_queue: usize,
-    pub write_concurrency: usize,
-    pub write_overlap_min: usize,
+    /// history page sizes
+    pub history_max_limit: NonZeroU32,
+    /// Most messages returned by one unread (op 3) and one resume (op 7) request.
+    pub unread_max: NonZeroU32,
+    /// most messages per op 3 / op 7 reply
+    pub resume_max: NonZeroU32,
+    /// Group commit: at most this many messages per MongoDB insert, and this many waiting sends.
+    pub batch_max: NonZeroUsize,
+    /// group commit: messages per insert, waiting sends
+    pub write_queue: NonZeroUsize,
+    /// Batches being written to MongoDB at once (seqs are drawn and events published in order).
+    pub write_concurrency: NonZeroUsize,
+    /// While a batch is being stored, the next one starts only once this many sends wait; fewer
+    /// wait for the batch in flight (many small batches at once cost MongoDB more than they save).
+    pub write_overlap_min: NonZeroUsize,
+    /// Largest skip of op 2's "<skip>-<limit>" page form (more: 40000, page with before_seq
+    /// instead).
+    pub max_history_skip: u64,
 }
 
+/// `[antispam]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct AntispamSettings {
-    pub unanswered_limit: u64,
-    pub unanswered_window_secs: u64,
-    pub unanswered_block_secs: u64,
-    pub rate_limit: u64,
-    pub rate_window_secs: u64,
-    pub duplicate_limit: u64,
-    pub duplicate_window_secs: u64,
-    pub group_rate_limit: u64,
-    pub group_rate_window_secs: u64,
+    /// Rule 1, unanswered first contact: at most this many 1:1 messages to someone who never wrote
+    /// back (counted over the window); the next one is refused and blocks the pair for block_secs.
+    /// One reply from the recipient lifts it.
+    pub unanswered_limit: NonZeroU64,
+    /// The window of `unanswered_limit`, in seconds.
+    pub unanswered_window_secs: NonZeroU64,
+    /// How long the pair stays blocked once `unanswered_limit` is passed, in seconds.
+    pub unanswered_block_secs: NonZeroU64,
+    /// Rule 2, sender rate: messages (1:1 and group together) per sender per window, cluster-wide.
+    pub rate_limit: NonZeroU64,
+    /// The window of `rate_limit`, in seconds.
+    pub rate_window_secs: NonZeroU64,
+    /// Rule 3, duplicate flood: the same content (trimmed, case-folded, whitespace collapsed) at
+    /// most this many times per window, to anyone.
+    pub duplicate_limit: NonZeroU64,
+    /// The window of `duplicate_limit`, in seconds.
+    pub duplicate_window_secs: NonZeroU64,
+    /// Rule 4, group flood: messages per sender per group per window.
+    pub group_rate_limit: NonZeroU64,
+    /// The window of `group_rate_limit`, in seconds.
+    pub group_rate_window_secs: NonZeroU64,
+    /// Rule 5, escalation: refused by rules 2-4 again within strike_window_secs of a refusal mutes
+    /// the sender for the next step's duration (the last step repeats).
     pub mute_steps_secs: Vec<u64>,
-    pub strike_window_secs: u64,
-    pub local_per_sec: u32,
-    pub local_burst: u32,
-    pub local_close_after: u32,
+    /// The window of `strike_limit`, in seconds.
+    /// How long after a refusal another one counts as a strike, in seconds.
+    pub strike_window_secs: NonZeroU64,
+    /// Rule 6, local first line: per WebSocket connection, on every op, before any backend work.
+    pub local_per_sec: NonZeroU32,
+    /// Ops a connection may make at once above `local_per_sec`.
+    pub local_burst: NonZeroU32,
+    /// Refused frames in a row after which the socket is closed (1008).
+    pub local_close_after: NonZeroU32,
+    /// Users never throttled (bots, admins), e.g. [1, 2].
     pub exempt_user_ids: Vec<u64>,
-    pub retry_memory_secs: u64,
+    /// How long a passed send's client_msg_id is remembered, so a retry is not counted twice.
+    pub retry_memory_secs: NonZeroU64,
+    /// Named rules for everything else that pushes to another user, counted per window,
+    /// cluster-wide. A refusal is 429 {"code":"rate_limited","rule","retry_after"} over HTTP, 50006
+    /// on the socket. friend_requests: per sender (the request's message also counts towards the
+    /// duplicate rule).
+    pub friend_requests_limit: NonZeroU64,
+    /// The window of `friend_requests_limit`, in seconds.
+    pub friend_requests_window_secs: NonZeroU64,
+    /// group_edits: notice and settings edits, per group.
+    pub group_edits_limit: NonZeroU64,
+    /// The window of `group_edits_limit`, in seconds.
+    pub group_edits_window_secs: NonZeroU64,
+    /// moderation: mutes, unmutes, kicks, bans, role changes, per acting user.
+    pub moderation_limit: NonZeroU64,
+    /// The window of `moderation_limit`, in seconds.
+    pub moderation_window_secs: NonZeroU64,
+    /// invites: invitations and additions of other users to groups, per inviter.
+    pub invites_limit: NonZeroU64,
+    /// The window of `invites_limit`, in seconds.
+    pub invites_window_secs: NonZeroU64,
+    /// receipts: read marks (op 4, POST /conversations/{c}/read), per user.
+    pub receipts_limit: NonZeroU64,
+    /// The window of `receipts_limit`, in seconds.
+    pub receipts_window_secs: NonZeroU64,
+    /// typing: at most one typing push per user and conversation this often; more are answered and
+    /// not pushed.
+    pub typing_interval_secs: NonZeroU64,
+    /// read events (receipts) of one user in one conversation: at most one pushed this often (ms);
+    /// marks in between are coalesced into the next one, which carries the newest position.
+    pub read_event_interval_ms: u64,
 }
 
+/// `[messaging]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessagingSettings {
+    /// When true, a 1:1 message (op 1) to anyone but a friend or yourself is refused (40003).
     pub require_friendship: bool,
 }
 
+/// `[cache]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CacheSettings {
+    /// Each process keeps the groups (with their members) and the sender/recipient relations its
+    /// sends look up. Every change forgets the entry on every process at once; this is how long an
+    /// entry is used before it is read again anyway (the bound should such a notice be lost).
     pub ttl_secs: u64,
+    /// An older entry, up to this age, still answers at once while it is read again in the
+    /// background; this is what keeps connected users chatting while MySQL is unreachable.
     pub serve_stale_secs: u64,
-    pub max_entries: usize,
+    /// Most entries of each kind per process.
+    pub max_entries: NonZeroUsize,
+    /// How long a change waits for every process to confirm it forgot the entries.
+    pub invalidation_wait_ms: NonZeroU64,
 }
 
+/// `[mail]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MailSettings {
+    /// Outgoing mail (email codes). Locally, scripts/services.sh runs an SMTP server that stores
+    /// every message under var/mail/. Use smtps:// (or a TLS-capable relay) in production.
     pub smtp_url: SecretString,
+    /// sender of those mails
     pub from: String,
+    /// When true, registering with an email needs a valid code from POST /user/email_code.
     pub require_email_verification: bool,
-    pub code_ttl_secs: u64,
-    pub code_max_attempts: u32,
-    pub code_resend_secs: u64,
-    pub code_max_failures_per_day: u32,
+    /// A code is valid this long, for this many wrong tries; a new one per email at most this
+    /// often.
+    pub code_ttl_secs: NonZeroU64,
+    /// code lifetime, wrong tries, resend interval
+    pub code_max_attempts: NonZeroU32,
+    /// code lifetime, wrong tries, resend interval
+    pub code_resend_secs: NonZeroU64,
+    /// Wrong codes per email address and purpose in 24 hours, over all its codes, after which every
+    /// code for it is refused until the day is over (against slow guessing with fresh codes).
+    pub code_max_failures_per_day: NonZeroU32,
+}
+
+/// `[groups]` of conf/config.toml (README, Configuration).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroupSettings {
+    /// Groups one user may own, and groups one user may be a member of (over either: 409
+    /// limit_reached).
+    pub max_owned_per_user: NonZeroU64,
+    /// groups a user may own (create, receive by transfer) / be in (create, join, be added, be
+    /// accepted); over it 409 `limit_reached`
+    pub max_joined_per_user: NonZeroU64,
+}
+
+/// `[conversations]` of conf/config.toml (README, Configuration).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConversationSettings {
+    /// GET /conversations page size when ?limit= is not given, and the most it may ask for.
+    pub page_default_limit: NonZeroU32,
+    /// `GET /conversations` page sizes
+    pub page_max_limit: u32,
+}
+
+/// `[people]` of conf/config.toml (README, Configuration).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeopleSettings {
+    /// GET /users?q=: the shortest query, and the most results (a prefix match on an index).
+    pub search_min_chars: NonZeroUsize,
+    /// most matches of `GET /users?q=` (an indexed prefix match)
+    pub search_max_results: NonZeroU32,
+    /// GET /users?email= lookups per caller and hour (then 429), against harvesting addresses.
+    pub email_lookups_per_hour: NonZeroU64,
+}
+
+/// Who sees whether a user is online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnlineVisibility {
+    /// Friends and members of a group the user is in.
+    Contacts,
+    /// Any logged-in user.
+    Everyone,
+}
+
+/// `[privacy]` of conf/config.toml (README, Configuration).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PrivacySettings {
+    /// Who sees `online` in profiles and member lists: "contacts" (friends and co-members) or
+    /// "everyone".
+    pub online_visible_to: OnlineVisibility,
+}
+
+/// `[metrics]` of conf/config.toml (README, Configuration).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub token: SecretString,
 }
 
 impl Settings {
@@ -239,10 +523,6 @@ impl Settings {
 
     /// Checks what the types alone cannot; fills in a generated secret in dev mode.
     pub fn validate(mut self) -> Result<Self, ConfigError> {
-        self.server
-            .addr
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("server.addr", format!("not a socket address: {e}")))?;
         for origin in &self.server.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(invalid(
@@ -251,17 +531,22 @@ impl Settings {
                 ));
             }
         }
+        if let Some(bad) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|p| parse_proxy(p).is_none())
+        {
+            return Err(invalid(
+                "server.trusted_proxies",
+                format!("`{bad}` is not an IP address or CIDR block (e.g. 10.0.0.0/8)"),
+            ));
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
-        if self.server.health_timeout_ms == 0 {
-            return Err(invalid("server.health_timeout_ms", "must be positive"));
-        }
         if !self.mysql.url.expose_secret().starts_with("mysql://") {
             return Err(invalid("mysql.url", "must start with mysql://"));
-        }
-        if self.mysql.max_connections == 0 {
-            return Err(invalid("mysql.max_connections", "must be positive"));
         }
         let redis_url = self.redis.url.expose_secret();
         if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
@@ -269,9 +554,6 @@ impl Settings {
                 "redis.url",
                 "must start with redis:// or rediss://",
             ));
-        }
-        if self.redis.pool_size == 0 {
-            return Err(invalid("redis.pool_size", "must be positive"));
         }
         let mongo_uri = self.mongodb.uri.expose_secret();
         if !(mongo_uri.starts_with("mongodb://") || mongo_uri.starts_with("mongodb+srv://")) {
@@ -306,34 +588,17 @@ impl Settings {
                 }
             }
         }
-        if self.auth.login_failures_per_account == 0 || self.auth.login_failure_window_secs == 0 {
-            return Err(invalid(
-                "auth.login_failures_per_account",
-                "it and auth.login_failure_window_secs must be positive",
-            ));
-        }
         if !(BCRYPT_MIN_COST..=BCRYPT_MAX_COST).contains(&self.auth.bcrypt_cost) {
             return Err(invalid(
                 "auth.bcrypt_cost",
                 format!("must be between {BCRYPT_MIN_COST} and {BCRYPT_MAX_COST}"),
             ));
         }
-        if self.auth.login_per_ip_per_minute == 0 {
-            return Err(invalid("auth.login_per_ip_per_minute", "must be positive"));
-        }
-        if self.auth.register_per_ip_per_minute == 0 {
-            return Err(invalid(
-                "auth.register_per_ip_per_minute",
-                "must be positive",
-            ));
-        }
         self.validate_ws()?;
         self.validate_messages()?;
         self.validate_antispam()?;
         self.validate_mail()?;
-        if self.cache.max_entries == 0 {
-            return Err(invalid("cache.max_entries", "must be positive"));
-        }
+        self.validate_limits()?;
         Ok(self)
     }
 
@@ -342,31 +607,19 @@ impl Settings {
         if ws.max_frame_bytes < 1024 {
             return Err(invalid("ws.max_frame_bytes", "must be at least 1024"));
         }
-        if ws.heartbeat_secs == 0 {
-            return Err(invalid("ws.heartbeat_secs", "must be positive"));
-        }
-        if ws.client_timeout_secs <= ws.heartbeat_secs {
+        if ws.client_timeout_secs <= ws.heartbeat_secs.get() {
             return Err(invalid(
                 "ws.client_timeout_secs",
                 "must be longer than ws.heartbeat_secs",
             ));
         }
-        if ws.max_connections_per_ip == 0 {
-            return Err(invalid("ws.max_connections_per_ip", "must be positive"));
-        }
-        if ws.max_connections < ws.max_connections_per_ip {
+        if ws.max_connections < ws.max_connections_per_ip.get() {
             return Err(invalid(
                 "ws.max_connections",
                 "must be at least ws.max_connections_per_ip",
             ));
         }
-        if ws.outbound_queue == 0 {
-            return Err(invalid("ws.outbound_queue", "must be positive"));
-        }
-        if ws.pipeline_depth == 0 {
-            return Err(invalid("ws.pipeline_depth", "must be positive"));
-        }
-        if ws.presence_ttl_secs <= ws.heartbeat_secs {
+        if ws.presence_ttl_secs <= ws.heartbeat_secs.get() {
             return Err(invalid(
                 "ws.presence_ttl_secs",
                 "must be longer than ws.heartbeat_secs (presence is refreshed every heartbeat)",
@@ -377,71 +630,50 @@ impl Settings {
 
     fn validate_messages(&self) -> Result<(), ConfigError> {
         let m = &self.messages;
-        if m.max_content_chars == 0 {
-            return Err(invalid("messages.max_content_chars", "must be positive"));
-        }
-        if m.history_max_limit == 0 {
-            return Err(invalid("messages.history_max_limit", "must be positive"));
-        }
-        if m.history_default_limit == 0 || m.history_default_limit > m.history_max_limit {
+        if m.history_default_limit == 0 || m.history_default_limit > m.history_max_limit.get() {
             return Err(invalid(
                 "messages.history_default_limit",
                 "must be between 1 and messages.history_max_limit",
             ));
-        }
-        if m.unread_max == 0 {
-            return Err(invalid("messages.unread_max", "must be positive"));
-        }
-        if m.resume_max == 0 {
-            return Err(invalid("messages.resume_max", "must be positive"));
-        }
-        if m.batch_max == 0 {
-            return Err(invalid("messages.batch_max", "must be positive"));
-        }
-        if m.write_concurrency == 0 {
-            return Err(invalid("messages.write_concurrency", "must be positive"));
-        }
-        if m.write_overlap_min == 0 {
-            return Err(invalid("messages.write_overlap_min", "must be positive"));
-        }
-        if m.write_queue == 0 {
-            return Err(invalid("messages.write_queue", "must be positive"));
         }
         Ok(())
     }
 
     fn validate_antispam(&self) -> Result<(), ConfigError> {
         let a = &self.antispam;
-        let positive: [(&'static str, u64); 12] = [
-            ("antispam.unanswered_limit", a.unanswered_limit),
-            ("antispam.unanswered_window_secs", a.unanswered_window_secs),
-            ("antispam.unanswered_block_secs", a.unanswered_block_secs),
-            ("antispam.rate_limit", a.rate_limit),
-            ("antispam.rate_window_secs", a.rate_window_secs),
-            ("antispam.duplicate_limit", a.duplicate_limit),
-            ("antispam.duplicate_window_secs", a.duplicate_window_secs),
-            ("antispam.group_rate_limit", a.group_rate_limit),
-            ("antispam.group_rate_window_secs", a.group_rate_window_secs),
-            ("antispam.strike_window_secs", a.strike_window_secs),
-            ("antispam.local_close_after", u64::from(a.local_close_after)),
-            ("antispam.retry_memory_secs", a.retry_memory_secs),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(invalid(key, "must be positive"));
-            }
-        }
         if a.mute_steps_secs.is_empty() || a.mute_steps_secs.contains(&0) {
             return Err(invalid(
                 "antispam.mute_steps_secs",
                 "must be a non-empty list of positive durations",
             ));
         }
-        if a.local_per_sec == 0 {
-            return Err(invalid("antispam.local_per_sec", "must be positive"));
+        Ok(())
+    }
+
+    /// The keys that bound abuse: groups, conversation pages, people search, anti-spam events.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        if self.conversations.page_default_limit.get() > self.conversations.page_max_limit {
+            return Err(invalid(
+                "conversations.page_default_limit",
+                "must not exceed conversations.page_max_limit",
+            ));
         }
-        if a.local_burst == 0 {
-            return Err(invalid("antispam.local_burst", "must be positive"));
+        if self.auth.device_cookie_name.is_empty()
+            || self.auth.device_cookie_name == self.session.cookie_name
+        {
+            return Err(invalid(
+                "auth.device_cookie_name",
+                "must be non-empty and differ from session.cookie_name",
+            ));
+        }
+        if self.ws.max_reply_bytes < 16 * 1024 {
+            return Err(invalid("ws.max_reply_bytes", "must be at least 16384"));
+        }
+        if self.ws.max_outbound_bytes < self.ws.max_reply_bytes {
+            return Err(invalid(
+                "ws.max_outbound_bytes",
+                "must be at least ws.max_reply_bytes",
+            ));
         }
         Ok(())
     }
@@ -458,30 +690,7 @@ impl Settings {
         if m.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid("mail.from", "is not a valid sender address"));
         }
-        if m.code_ttl_secs == 0 {
-            return Err(invalid("mail.code_ttl_secs", "must be positive"));
-        }
-        if m.code_max_attempts == 0 {
-            return Err(invalid("mail.code_max_attempts", "must be positive"));
-        }
-        if m.code_max_failures_per_day == 0 {
-            return Err(invalid(
-                "mail.code_max_failures_per_day",
-                "must be positive",
-            ));
-        }
-        if m.code_resend_secs == 0 {
-            return Err(invalid("mail.code_resend_secs", "must be positive"));
-        }
         Ok(())
-    }
-
-    /// The validated listen address.
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server
-            .addr
-            .parse()
-            .map_err(|e| invalid("server.addr", format!("not a socket address: {e}")))
     }
 }
 

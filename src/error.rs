@@ -9,69 +9,125 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// What every fallible operation of the server returns.
 pub type AppResult<T> = Result<T, AppError>;
 
+/// The WebSocket reply code of a refusal by anti-spam or a connection cap: nothing was stored,
+/// retry after the wait it names.
+pub const CODE_REFUSED: u32 = 50006;
+/// The WebSocket reply code of a failure on the server's side: retry with the same
+/// `client_msg_id`.
+pub const CODE_FAILED: u32 = 50000;
+
+/// Every failure, with its stable code (`code()`), HTTP status and WebSocket reply code.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// A field of a well-formed request has a value the API does not accept.
     #[error("{field}: {message}")]
     Validation {
+        /// The field, as the request names it.
         field: Cow<'static, str>,
+        /// What a valid value is.
         message: Cow<'static, str>,
     },
     /// The body is not JSON, or not the JSON shape the route expects.
     #[error("{0}")]
     InvalidJson(String),
+    /// A request malformed in another way (a bad query string ...).
     #[error("{0}")]
     BadRequest(Cow<'static, str>),
     /// An email code that is wrong, expired or used up (field `email_code`).
     #[error("{0}")]
     InvalidEmailCode(String),
+    /// No valid session (or a revoked one).
     #[error("authentication required")]
     Unauthorized,
     /// Same answer for an unknown user and a wrong password.
     #[error("invalid user name or password")]
     InvalidCredentials,
+    /// Not allowed for this user.
     #[error("{message}")]
     Forbidden {
+        /// The stable code (`forbidden`, `blocked`, `not_a_member`, `banned` ...).
         code: &'static str,
+        /// Why.
         message: Cow<'static, str>,
     },
+    /// No such thing, or one the caller may not know of.
     #[error("{0}")]
     NotFound(Cow<'static, str>),
+    /// A route that exists, with another method.
     #[error("{0}")]
     MethodNotAllowed(Cow<'static, str>),
     /// A unique value is taken (`field` names it).
     #[error("{message}")]
     Conflict {
+        /// The field whose value is taken, when one is.
         field: Option<&'static str>,
+        /// What conflicts.
         message: Cow<'static, str>,
     },
     /// Message content over `messages.max_content_chars`.
     #[error("content is longer than {max} characters")]
-    ContentTooLong { max: usize },
+    ContentTooLong {
+        /// The limit, in characters.
+        max: usize,
+    },
     /// Refused by an anti-spam rule; nothing was stored.
     #[error("refused by anti-spam rule `{rule}`, retry in {retry_after_secs} s")]
-    Throttled { rule: String, retry_after_secs: u64 },
+    Throttled {
+        /// The rule that refused.
+        rule: String,
+        /// When a retry may pass.
+        retry_after_secs: u64,
+    },
     /// The anti-spam counters cannot be reached: sends are refused rather than let through
     /// unchecked. Logged once per outage by the anti-spam module, not per message.
     #[error("anti-spam checks are unavailable; nothing was stored, retry")]
     AntispamUnavailable,
+    /// Too many requests from one address (logins, registrations).
     #[error("too many requests, retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// When a retry may pass.
+        retry_after_secs: u64,
+    },
+    /// Refused by a named anti-spam rule on something pushed to other users (friend requests,
+    /// group edits, moderation, invitations, read receipts): 429 `rate_limited` with the rule.
+    #[error("too many requests (rule `{rule}`), retry in {retry_after_secs} s")]
+    RuleLimited {
+        /// The rule that refused.
+        rule: &'static str,
+        /// When a retry may pass.
+        retry_after_secs: u64,
+    },
+    /// A `client_msg_id` the sender already used for a different message: nothing is stored.
+    #[error("client_msg_id already used for another message")]
+    ClientMsgIdReused,
+    /// A per-user cap (groups owned, groups joined) is reached.
+    #[error("{0}")]
+    LimitReached(Cow<'static, str>),
     /// More open WebSockets from one client IP than `ws.max_connections_per_ip`.
     #[error("too many open connections from this address (at most {max}); close one first")]
-    TooManyConnections { max: usize },
+    TooManyConnections {
+        /// `ws.max_connections_per_ip`.
+        max: usize,
+    },
     /// The process holds `ws.max_connections` sockets already.
     #[error("the server is at its connection limit; retry shortly")]
     ServerBusy,
+    /// A body over `server.max_body_bytes`.
     #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A body of another content type than the route takes.
     #[error("{0}")]
     UnsupportedMediaType(Cow<'static, str>),
     /// A backend (MySQL, Redis, MongoDB) cannot be reached right now.
     #[error("a backend service is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected failure; logged, answered without details.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -83,10 +139,13 @@ struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
 }
 
 impl AppError {
+    /// A [`AppError::Validation`] of `field`.
     pub fn validation(
         field: impl Into<Cow<'static, str>>,
         message: impl Into<Cow<'static, str>>,
@@ -97,6 +156,7 @@ impl AppError {
         }
     }
 
+    /// A [`AppError::Forbidden`] with its code.
     pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::Forbidden {
             code,
@@ -118,7 +178,9 @@ impl AppError {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict { .. } => "conflict",
             Self::ContentTooLong { .. } => "content_too_long",
-            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimited { .. } | Self::RuleLimited { .. } => "rate_limited",
+            Self::ClientMsgIdReused => "client_msg_id_reused",
+            Self::LimitReached(_) => "limit_reached",
             Self::TooManyConnections { .. } => "too_many_connections",
             Self::ServerBusy => "server_busy",
             Self::Throttled { .. } => "throttled",
@@ -140,23 +202,28 @@ impl AppError {
             | Self::PayloadTooLarge { .. }
             | Self::UnsupportedMediaType(_)
             | Self::MethodNotAllowed(_)
-            | Self::Conflict { .. } => 40000,
+            | Self::Conflict { .. }
+            | Self::LimitReached(_) => 40000,
+            Self::ClientMsgIdReused => 40009,
             Self::Unauthorized | Self::InvalidCredentials | Self::Forbidden { .. } => 40003,
             Self::NotFound(_) => 40004,
             Self::ContentTooLong { .. } => 40013,
-            Self::RateLimited { .. } | Self::Throttled { .. } | Self::TooManyConnections { .. } => {
-                50006
-            }
+            Self::RateLimited { .. }
+            | Self::RuleLimited { .. }
+            | Self::Throttled { .. }
+            | Self::TooManyConnections { .. } => CODE_REFUSED,
             Self::Unavailable(_)
             | Self::Internal(_)
             | Self::AntispamUnavailable
-            | Self::ServerBusy => 50000,
+            | Self::ServerBusy => CODE_FAILED,
         }
     }
 
-    /// The `data` of a WebSocket error reply: the rule and wait of an anti-spam refusal.
+    /// The `data` of a WebSocket error reply: the rule and wait of an anti-spam refusal, the
+    /// field a validation error is about.
     pub fn ws_data(&self) -> Option<serde_json::Value> {
         match self {
+            Self::Validation { field, .. } => Some(serde_json::json!({ "field": field })),
             Self::Throttled {
                 rule,
                 retry_after_secs,
@@ -164,6 +231,10 @@ impl AppError {
             Self::RateLimited { retry_after_secs } => {
                 Some(serde_json::json!({ "rule": "local", "retry_after": retry_after_secs }))
             }
+            Self::RuleLimited {
+                rule,
+                retry_after_secs,
+            } => Some(serde_json::json!({ "rule": rule, "retry_after": retry_after_secs })),
             _ => None,
         }
     }
@@ -222,10 +293,13 @@ impl ResponseError for AppError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::RateLimited { .. } | Self::Throttled { .. } | Self::TooManyConnections { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
+            Self::Conflict { .. } | Self::ClientMsgIdReused | Self::LimitReached(_) => {
+                StatusCode::CONFLICT
             }
+            Self::RateLimited { .. }
+            | Self::RuleLimited { .. }
+            | Self::Throttled { .. }
+            | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AntispamUnavailable | Self::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -255,9 +329,17 @@ impl ResponseError for AppError {
         };
         let retry_after = match self {
             Self::RateLimited { retry_after_secs }
+            | Self::RuleLimited {
+                retry_after_secs, ..
+            }
             | Self::Throttled {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let rule = match self {
+            Self::RuleLimited { rule, .. } => Some(*rule),
+            Self::Throttled { rule, .. } => Some(rule.as_str()),
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
@@ -268,6 +350,7 @@ impl ResponseError for AppError {
             code: self.code(),
             message,
             field,
+            rule,
             retry_after,
         })
     }

@@ -9,13 +9,13 @@ use secrecy::ExposeSecret;
 use crate::config::MailSettings;
 
 #[derive(Clone)]
-pub struct Mailer {
+pub(crate) struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
 }
 
 impl Mailer {
-    pub fn new(settings: &MailSettings) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &MailSettings) -> anyhow::Result<Self> {
         let transport =
             AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.smtp_url.expose_secret())
                 .context("mail.smtp_url is not a valid SMTP URL")?
@@ -28,7 +28,12 @@ impl Mailer {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn send_code(&self, to: &str, code: &str, purpose: &str) -> anyhow::Result<()> {
+    pub(crate) async fn send_code(
+        &self,
+        to: &str,
+        code: &str,
+        purpose: &str,
+    ) -> anyhow::Result<()> {
         let what = match purpose {
             "reset_password" => "to reset your password",
             _ => "to confirm your email address",

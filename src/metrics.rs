@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every rule a refusal can name, in the order they are reported.
-pub const RULES: [&str; 7] = [
+pub(crate) const RULES: [&str; 12] = [
     "unanswered",
     "rate",
     "duplicate",
@@ -13,17 +13,22 @@ pub const RULES: [&str; 7] = [
     "muted",
     "local",
     "unavailable",
+    "friend_requests",
+    "group_edits",
+    "moderation",
+    "invites",
+    "receipts",
 ];
 
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     sent_direct: AtomicU64,
     sent_group: AtomicU64,
     refused: [AtomicU64; RULES.len()],
 }
 
 impl Metrics {
-    pub fn sent(&self, group: bool) {
+    pub(crate) fn sent(&self, group: bool) {
         let counter = if group {
             &self.sent_group
         } else {
@@ -32,38 +37,28 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn refused(&self, rule: &str) {
+    pub(crate) fn refused(&self, rule: &str) {
         if let Some(i) = RULES.iter().position(|r| *r == rule) {
             self.refused[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn render(&self, connections: usize) -> String {
+    pub(crate) fn render(&self, connections: usize) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP chat_messages_sent_total Messages stored and delivered."
+        counters(
+            &mut out,
+            "chat_messages_sent_total",
+            "Messages stored and delivered.",
+            "kind",
+            [("direct", &self.sent_direct), ("group", &self.sent_group)],
         );
-        let _ = writeln!(out, "# TYPE chat_messages_sent_total counter");
-        for (kind, counter) in [("direct", &self.sent_direct), ("group", &self.sent_group)] {
-            let _ = writeln!(
-                out,
-                "chat_messages_sent_total{{kind=\"{kind}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP chat_messages_refused_total Sends refused by anti-spam, per rule."
+        counters(
+            &mut out,
+            "chat_messages_refused_total",
+            "Sends refused by anti-spam, per rule.",
+            "rule",
+            RULES.iter().copied().zip(&self.refused),
         );
-        let _ = writeln!(out, "# TYPE chat_messages_refused_total counter");
-        for (rule, counter) in RULES.iter().zip(&self.refused) {
-            let _ = writeln!(
-                out,
-                "chat_messages_refused_total{{rule=\"{rule}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP chat_ws_connections Live WebSocket connections on this process."
@@ -71,6 +66,26 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE chat_ws_connections gauge");
         let _ = writeln!(out, "chat_ws_connections {connections}");
         out
+    }
+}
+
+/// A counter family in the text exposition format: its HELP and TYPE lines, then one line per
+/// `label` value.
+fn counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (value, counter) in values {
+        let _ = writeln!(
+            out,
+            "{name}{{{label}=\"{value}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
     }
 }
 

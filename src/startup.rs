@@ -12,19 +12,20 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::antispam::Antispam;
+use crate::chat::Chat;
+use crate::chat::writer::MessageWriter;
 use crate::config::{ConfigError, Settings};
 use crate::http;
-use crate::http::ip_limit::IpLimiter;
 use crate::hub::{Hub, Kick};
 use crate::mail::Mailer;
-use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
+use crate::peer::limiter::IpLimiter;
+use crate::peer::slots::Slots;
 use crate::session;
-use crate::state::AppState;
 use crate::store;
 use crate::store::redis::{Keys, Shared};
-use crate::ws::slots::Slots;
 
+/// A built server: its listener bound, its backends connected, not serving yet.
 pub struct Application {
     port: u16,
     server: Server,
@@ -32,6 +33,7 @@ pub struct Application {
 }
 
 impl Application {
+    /// Connects the backends, applies the migrations, starts the hub and binds `server.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mysql = store::mysql::connect(&settings.mysql).await?;
         store::mysql::migrate(&mysql).await?;
@@ -62,7 +64,7 @@ impl Application {
         );
         let session_store = session::middleware::store(redis.clone(), &keys).await?;
         let dummy_password_hash =
-            session::password::hash(dummy_password(), settings.auth.bcrypt_cost)
+            crate::chat::password::hash(dummy_password(), settings.auth.bcrypt_cost)
                 .await
                 .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
         let app_hub = hub.clone();
@@ -74,20 +76,22 @@ impl Application {
             keys.clone(),
             metrics.clone(),
         );
-        let state = AppState {
+        let state = Chat {
             login_limiter: IpLimiter::per_minute(non_zero(
-                settings.auth.login_per_ip_per_minute,
+                settings.auth.login_per_ip_per_minute.get(),
                 "auth.login_per_ip_per_minute",
             )?),
             register_limiter: IpLimiter::per_minute(non_zero(
-                settings.auth.register_per_ip_per_minute,
+                settings.auth.register_per_ip_per_minute.get(),
                 "auth.register_per_ip_per_minute",
             )?),
             ws_slots: Slots::new(
-                settings.ws.max_connections_per_ip,
+                settings.ws.max_connections_per_ip.get(),
                 settings.ws.max_connections,
             ),
             lobby_readers: Arc::default(),
+            group_locks: Arc::default(),
+            read_events: Arc::default(),
             settings: Arc::new(settings),
             mysql,
             redis,
@@ -102,7 +106,8 @@ impl Application {
             dummy_password_hash: dummy_password_hash.into(),
         };
 
-        let addr = state.settings.listen_addr()?;
+        let addr = state.settings.server.addr;
+        warn_if_exposed(&state.settings, addr);
         let listener =
             TcpListener::bind(addr).with_context(|| format!("cannot bind server.addr {addr}"))?;
         let port = listener.local_addr()?.port();
@@ -115,6 +120,7 @@ impl Application {
         })
     }
 
+    /// The port bound (the one picked for `server.addr` port 0).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -161,6 +167,27 @@ fn spawn_index_setup(mongo: mongodb::Database) {
     });
 }
 
+/// Settings that are fine on a developer's machine but not on a reachable address.
+fn warn_if_exposed(settings: &Settings, addr: std::net::SocketAddr) {
+    use secrecy::ExposeSecret;
+    if addr.ip().is_loopback() {
+        return;
+    }
+    if !settings.server.secure_cookies {
+        tracing::warn!(
+            %addr,
+            "listening beyond loopback with server.secure_cookies = false: the session cookie \
+             is also sent over plain HTTP"
+        );
+    }
+    if settings.metrics.token.expose_secret().is_empty() {
+        tracing::warn!(
+            %addr,
+            "listening beyond loopback without metrics.token: anyone can read /metrics"
+        );
+    }
+}
+
 /// A password nobody knows, short enough for bcrypt's 72-byte limit.
 fn dummy_password() -> String {
     use secrecy::ExposeSecret;
@@ -203,7 +230,7 @@ fn non_zero(value: u32, key: &'static str) -> Result<NonZeroU32, ConfigError> {
 
 fn run(
     listener: TcpListener,
-    state: AppState,
+    state: Chat,
     session_store: actix_session::storage::RedisSessionStore,
 ) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
@@ -215,9 +242,12 @@ fn run(
             .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
             .wrap(session::middleware::build(&settings, session_store.clone()))
             .wrap(from_fn(session::middleware::store_unavailable))
+            // Before the session is loaded: a cross-site request costs no Redis round trip.
+            .wrap(from_fn(http::origin::refuse_cross_site))
             .wrap(TracingLogger::default())
             .app_data(data.clone())
             .configure(http::configure)
+            .configure(crate::ws::configure)
             .default_service(web::to(http::not_found))
     })
     .shutdown_timeout(shutdown_timeout)

@@ -38,6 +38,10 @@ const state = {
   delivery: new Map(), // message id -> 'sent' | 'delivered'
   typingTimer: null,
   lastTypingSent: 0,
+  // The server pushes at most one typing notice per user and conversation per
+  // antispam.typing_interval_secs (GET /user/me/limits tells): frames are paced a little
+  // slower than that, so none is dropped, and a peer's notice stays up for two intervals.
+  typingEveryMs: 3000,
   noticeTimer: null,
   loadingOlder: false,
   names: new Map(), // user id -> display name, filled on demand
@@ -183,8 +187,14 @@ async function enter(user) {
   $('me').textContent = user.nick_name;
   $('auth').hidden = true;
   $('main').hidden = false;
-  await Promise.all([loadConversations(), loadRequests(), loadFriends()]);
+  await Promise.all([loadConversations(), loadRequests(), loadFriends(), loadTypingPace()]);
   connect();
+}
+
+async function loadTypingPace() {
+  const result = await api('GET', '/user/me/limits');
+  const secs = result.ok && result.data.limits ? Number(result.data.limits.typing_interval_secs) : NaN;
+  if (Number.isFinite(secs) && secs >= 0) state.typingEveryMs = secs * 1000;
 }
 
 // ---- Sidebar ------------------------------------------------------------------------------
@@ -470,7 +480,7 @@ function showTyping(data) {
   $('typing').textContent = `${who} is typing…`;
   $('typing').hidden = false;
   clearTimeout(state.typingTimer);
-  state.typingTimer = setTimeout(hideTyping, 3000);
+  state.typingTimer = setTimeout(hideTyping, 2 * state.typingEveryMs + 500);
 }
 
 function hideTyping() {
@@ -622,7 +632,7 @@ $('composer').addEventListener('keydown', (event) => {
 
 $('composer').addEventListener('input', () => {
   const now = Date.now();
-  if (!state.current || now - state.lastTypingSent < 2000 || state.current === LOBBY) return;
+  if (!state.current || now - state.lastTypingSent < state.typingEveryMs + 250 || state.current === LOBBY) return;
   state.lastTypingSent = now;
   request({ op_type: 8, conversation: state.current });
 });

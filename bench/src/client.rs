@@ -24,18 +24,37 @@ pub const PASSWORD: &str = "bench-password-1";
 
 /// Reply codes (docs/protocol.md, "Replies").
 pub mod code {
-    pub const OK: i64 = 200;
-    pub const DELIVERED: i64 = 50004;
-    pub const STORED_OFFLINE: i64 = 50005;
-    pub const REFUSED: i64 = 50006;
-    pub const FAILED: i64 = 50000;
+    use chat_server::ws::wire::{
+        CODE_BAD_FRAME, CODE_DELIVERED, CODE_FAILED, CODE_OK, CODE_REFUSED, CODE_STORED_OFFLINE,
+    };
+
+    pub const OK: i64 = CODE_OK as i64;
+    pub const DELIVERED: i64 = CODE_DELIVERED as i64;
+    pub const STORED_OFFLINE: i64 = CODE_STORED_OFFLINE as i64;
+    pub const REFUSED: i64 = CODE_REFUSED as i64;
+    pub const FAILED: i64 = CODE_FAILED as i64;
+    pub const BAD_FRAME: i64 = CODE_BAD_FRAME as i64;
+    /// No such thing (the relay's answer to a send to an unknown group). Mirrors the WebSocket
+    /// code of `AppError::NotFound` in the server's src/error.rs, which the crate does not export.
+    pub const NOT_FOUND: i64 = 40004;
 }
 
 /// Ops (docs/protocol.md, "Frames from the client").
 pub mod op {
-    pub const SEND: i64 = 1;
-    pub const GROUP_SEND: i64 = 6;
-    pub const RESUME: i64 = 7;
+    pub use chat_server::ws::wire::{
+        OP_GROUP_SEND as GROUP_SEND, OP_HISTORY as HISTORY, OP_RESUME as RESUME, OP_SEND as SEND,
+    };
+}
+
+/// The `type` of every message the load generator sends: a text message (the server gives
+/// types no names; any type but its system notices' `ws::wire::SYSTEM_TYPE` is a user's).
+pub const TEXT_TYPE: i64 = 1;
+
+/// The frame of a text message send: op 1 ([`op::SEND`]) to a user id or op 6
+/// ([`op::GROUP_SEND`]) to a group id.
+pub fn send_frame(op_type: i64, to: &str, content: &str, client_msg_id: &str) -> Value {
+    json!({"op_type": op_type, "to": to, "type": TEXT_TYPE, "content": content,
+        "client_msg_id": client_msg_id})
 }
 
 /// How long one HTTP request may take.
@@ -63,9 +82,13 @@ pub struct Http {
 }
 
 impl Http {
-    /// A client for `http://127.0.0.1:<port>` with the default session cookie name.
+    /// A client for `http://127.0.0.1:<port>` with the session cookie name of the shipped
+    /// conf/config.toml.
     pub fn new(port: u16) -> Result<Self> {
-        Self::with_base(&format!("http://127.0.0.1:{port}"), "chat_session")
+        Self::with_base(
+            &format!("http://127.0.0.1:{port}"),
+            crate::server_conf::cookie_name()?,
+        )
     }
 
     /// A client for any base URL (no trailing slash) and session cookie name.
@@ -96,16 +119,20 @@ impl Http {
         }
     }
 
+    /// `POST <path>` with a JSON body, no session.
+    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response> {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))
+    }
+
     /// `POST /user/register`; returns the new user's id.
     pub async fn register(&self, user_name: &str, password: &str) -> Result<String> {
         let body = json!({"user_name": user_name, "password": password, "nick_name": user_name});
-        let resp = self
-            .client
-            .post(format!("{}/user/register", self.base))
-            .json(&body)
-            .send()
-            .await
-            .context("POST /user/register")?;
+        let resp = self.post("/user/register", &body).await?;
         let value = expect_status(resp, StatusCode::CREATED, "register").await?;
         user_id(&value)
     }
@@ -113,13 +140,7 @@ impl Http {
     /// `POST /user/login`; returns the user with their session cookie.
     pub async fn login(&self, user_name: &str, password: &str) -> Result<User> {
         let body = json!({"user_name": user_name, "password": password});
-        let resp = self
-            .client
-            .post(format!("{}/user/login", self.base))
-            .json(&body)
-            .send()
-            .await
-            .context("POST /user/login")?;
+        let resp = self.post("/user/login", &body).await?;
         let cookie = resp
             .cookies()
             .find(|c| c.name() == self.cookie_name)
@@ -170,11 +191,12 @@ impl Http {
         Ok(())
     }
 
-    /// `GET /metrics` (Prometheus text).
-    pub async fn metrics(&self) -> Result<String> {
+    /// `GET /metrics` (Prometheus text) with the server's `metrics.token`.
+    pub async fn metrics(&self, token: &str) -> Result<String> {
         let resp = self
             .client
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(token)
             .send()
             .await
             .context("GET /metrics")?;
@@ -316,15 +338,13 @@ impl WsSender {
 
     /// op 1: a text message to a user.
     pub async fn send_direct(&self, to: &str, client_msg_id: &str, content: &str) -> Result<()> {
-        self.send_json(&json!({"op_type": op::SEND, "to": to, "type": 1,
-            "content": content, "client_msg_id": client_msg_id}))
+        self.send_json(&send_frame(op::SEND, to, content, client_msg_id))
             .await
     }
 
     /// op 6: a text message to a group.
     pub async fn send_group(&self, group: &str, client_msg_id: &str, content: &str) -> Result<()> {
-        self.send_json(&json!({"op_type": op::GROUP_SEND, "to": group, "type": 1,
-            "content": content, "client_msg_id": client_msg_id}))
+        self.send_json(&send_frame(op::GROUP_SEND, group, content, client_msg_id))
             .await
     }
 

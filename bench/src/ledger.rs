@@ -494,3 +494,268 @@ impl Ledger {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::client::op;
+
+    /// A reply of `code` to the send `id`, carrying `seq` when given.
+    fn reply(id: &str, code: i64, seq: Option<i64>) -> Reply {
+        Reply {
+            op_type: op::SEND,
+            code,
+            msg: String::new(),
+            data: seq.map_or(serde_json::Value::Null, |s| serde_json::json!({ "seq": s })),
+            client_msg_id: Some(id.to_owned()),
+        }
+    }
+
+    /// The stored message of send `id` in `conversation` at `seq`.
+    fn message(id: Option<&str>, conversation: &str, seq: i64) -> ChatMessage {
+        ChatMessage {
+            id: format!("m{seq}"),
+            conversation: conversation.to_owned(),
+            seq,
+            from: "1".to_owned(),
+            to: "2".to_owned(),
+            kind: crate::client::TEXT_TYPE,
+            content: "hi".to_owned(),
+            client_msg_id: id.map(str::to_owned),
+        }
+    }
+
+    /// A ledger with `n` receivers, all of them recipients of every message.
+    fn ledger(n: usize) -> (Arc<Ledger>, Recipients) {
+        let ledger = Ledger::new("t");
+        let all: Recipients = ledger.add_receivers(n).into();
+        (ledger, all)
+    }
+
+    /// Records a reply of `code` (with `seq`) to send `id` now; returns what the ledger made of it.
+    fn answer(ledger: &Ledger, id: &str, code: i64, seq: Option<i64>) -> Option<AckKind> {
+        ledger.reply(&reply(id, code, seq), Instant::now())
+    }
+
+    /// Delivers send `id` at `seq` of the 1:1 conversation to `receiver` now.
+    fn deliver(ledger: &Ledger, receiver: ReceiverId, id: &str, seq: i64) {
+        ledger.deliver(receiver, &message(Some(id), "u:1:2", seq), Instant::now());
+    }
+
+    /// Acks send `id` at `seq` and delivers it to every recipient.
+    fn ack_and_deliver(ledger: &Ledger, all: &Recipients, id: &str, seq: i64) {
+        assert_eq!(
+            answer(ledger, id, code::DELIVERED, Some(seq)),
+            Some(AckKind::Acked)
+        );
+        for &rx in all.iter() {
+            deliver(ledger, rx, id, seq);
+        }
+    }
+
+    /// The verdict of a report: every exactly-once violation it counts, by name (empty for a
+    /// clean run), so that a test names the one it expects and no other.
+    fn violations(r: &LedgerReport) -> Vec<(&'static str, u64)> {
+        [
+            ("lost", r.lost),
+            ("duplicated", r.duplicated),
+            ("reordered", r.reordered),
+            ("misrouted", r.misrouted),
+            ("phantom", r.phantom),
+            ("seq_mismatch", r.seq_mismatch),
+        ]
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+        .collect()
+    }
+
+    /// Asserts the verdict of a report: exactly the violations `expected` (by name and count),
+    /// and exactly-once when there are none.
+    #[track_caller]
+    fn assert_verdict(r: &LedgerReport, expected: &[(&str, u64)]) {
+        assert_eq!(violations(r), expected, "{r:?}");
+        assert_eq!(r.exactly_once(), expected.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_clean_run_is_exactly_once() {
+        let (ledger, all) = ledger(2);
+        for seq in 1..=3 {
+            let id = ledger.send(&all);
+            ack_and_deliver(&ledger, &all, &id, seq);
+        }
+        let r = ledger.report();
+        assert_verdict(&r, &[]);
+        assert_eq!((r.sent, r.acked, r.delivered), (3, 3, 6));
+        assert_eq!((r.expected_deliveries, r.unanswered, r.foreign), (6, 0, 0));
+        assert_eq!((r.latency.count, r.ack_latency.count), (6, 3));
+        assert_eq!(r.last_delivery_latency.count, 3);
+        assert_eq!((ledger.unanswered(), ledger.outstanding()), (0, 0));
+    }
+
+    #[test]
+    fn an_acked_message_a_receiver_never_gets_is_lost() {
+        let (ledger, all) = ledger(2);
+        let id = ledger.send(&all);
+        answer(&ledger, &id, code::STORED_OFFLINE, Some(1));
+        deliver(&ledger, all[0], &id, 1);
+        let r = ledger.report();
+        assert_verdict(&r, &[("lost", 1)]);
+        assert_eq!((r.acked, r.delivered, r.expected_deliveries), (1, 1, 2));
+        assert_eq!(ledger.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_second_delivery_to_one_receiver_is_a_duplicate() {
+        let (ledger, all) = ledger(1);
+        let id = ledger.send(&all);
+        ack_and_deliver(&ledger, &all, &id, 1);
+        deliver(&ledger, all[0], &id, 1);
+        let r = ledger.report();
+        assert_verdict(&r, &[("duplicated", 1)]);
+        // The duplicate is not a second delivery owed or made.
+        assert_eq!((r.delivered, r.expected_deliveries), (1, 1));
+    }
+
+    #[test]
+    fn a_seq_below_the_last_one_seen_in_a_conversation_is_reordered() {
+        let (ledger, all) = ledger(1);
+        let first = ledger.send(&all);
+        let second = ledger.send(&all);
+        answer(&ledger, &first, code::DELIVERED, Some(1));
+        answer(&ledger, &second, code::DELIVERED, Some(2));
+        deliver(&ledger, all[0], &second, 2);
+        deliver(&ledger, all[0], &first, 1);
+        let r = ledger.report();
+        assert_verdict(&r, &[("reordered", 1)]);
+        assert_eq!(r.delivered, 2);
+        // Seqs are per conversation: another conversation starting at 1 is in order.
+        let third = ledger.send(&all);
+        answer(&ledger, &third, code::OK, Some(1));
+        ledger.deliver(all[0], &message(Some(&third), "g:7", 1), Instant::now());
+        assert_verdict(&ledger.report(), &[("reordered", 1)]);
+    }
+
+    #[tokio::test]
+    async fn an_ack_after_the_deadline_leaves_the_send_unanswered_not_lost() {
+        let (ledger, all) = ledger(1);
+        // Delivered in time, its ack still on the way when the run ends.
+        let id = ledger.send(&all);
+        deliver(&ledger, all[0], &id, 1);
+        assert!(!ledger.settle(Duration::from_millis(20)).await);
+        let at_deadline = ledger.report();
+        assert_verdict(&at_deadline, &[]);
+        assert_eq!((at_deadline.unanswered, at_deadline.acked), (1, 0));
+        assert_eq!(
+            (at_deadline.expected_deliveries, at_deadline.delivered),
+            (0, 1)
+        );
+        // The ack arrives after the run's end: the next report counts it acked, still clean.
+        assert_eq!(
+            answer(&ledger, &id, code::DELIVERED, Some(1)),
+            Some(AckKind::Acked)
+        );
+        assert!(ledger.settle(Duration::ZERO).await);
+        let after = ledger.report();
+        assert_verdict(&after, &[]);
+        assert_eq!(
+            (after.unanswered, after.acked, after.expected_deliveries),
+            (0, 1, 1)
+        );
+        assert_eq!(after.ack_latency.count, 1);
+    }
+
+    #[tokio::test]
+    async fn an_acked_message_still_undelivered_at_the_deadline_is_lost_until_it_arrives() {
+        let (ledger, all) = ledger(1);
+        let id = ledger.send(&all);
+        answer(&ledger, &id, code::DELIVERED, Some(1));
+        assert!(!ledger.settle(Duration::from_millis(20)).await);
+        assert_eq!((ledger.unanswered(), ledger.outstanding()), (0, 1));
+        assert_verdict(&ledger.report(), &[("lost", 1)]);
+        deliver(&ledger, all[0], &id, 1);
+        assert!(ledger.settle(Duration::ZERO).await);
+        assert_verdict(&ledger.report(), &[]);
+    }
+
+    #[test]
+    fn an_ack_after_its_delivery_or_after_a_failure_still_counts() {
+        let (ledger, all) = ledger(1);
+        // Delivered before its ack arrives, then acked: in order, nothing lost.
+        let early = ledger.send(&all);
+        deliver(&ledger, all[0], &early, 1);
+        assert_eq!(ledger.unanswered(), 1);
+        answer(&ledger, &early, code::DELIVERED, Some(1));
+        // Failed (50000), then the retry is acked: the message counts as acked and owed.
+        let retried = ledger.send(&all);
+        assert_eq!(
+            answer(&ledger, &retried, code::FAILED, None),
+            Some(AckKind::Failed)
+        );
+        answer(&ledger, &retried, code::DELIVERED, Some(2));
+        assert_eq!(ledger.outstanding(), 1);
+        deliver(&ledger, all[0], &retried, 2);
+        let r = ledger.report();
+        assert_verdict(&r, &[]);
+        assert_eq!((r.acked, r.failed, r.unanswered), (2, 0, 0));
+        // A later answer to a stored message never unstores it.
+        answer(&ledger, &retried, code::FAILED, None);
+        assert_eq!((ledger.report().acked, ledger.report().failed), (2, 0));
+    }
+
+    #[test]
+    fn a_second_ack_or_a_delivery_with_another_seq_is_a_seq_mismatch() {
+        let (ledger, all) = ledger(1);
+        // Acked twice with two seqs: two stored copies of one send.
+        let twice = ledger.send(&all);
+        ack_and_deliver(&ledger, &all, &twice, 1);
+        answer(&ledger, &twice, code::DELIVERED, Some(2));
+        assert_verdict(&ledger.report(), &[("seq_mismatch", 1)]);
+        // Delivered under another seq than its ack named.
+        let moved = ledger.send(&all);
+        answer(&ledger, &moved, code::DELIVERED, Some(3));
+        deliver(&ledger, all[0], &moved, 4);
+        let r = ledger.report();
+        assert_verdict(&r, &[("seq_mismatch", 2)]);
+    }
+
+    #[test]
+    fn an_unanswered_send_is_not_lost_and_a_refused_one_must_not_arrive() {
+        let (ledger, all) = ledger(1);
+        let silent = ledger.send(&all);
+        let refused = ledger.send(&all);
+        assert_eq!(
+            answer(&ledger, &refused, code::REFUSED, None),
+            Some(AckKind::Refused)
+        );
+        let r = ledger.report();
+        assert_verdict(&r, &[]);
+        assert_eq!((r.unanswered, r.refused, r.expected_deliveries), (1, 1, 0));
+        deliver(&ledger, all[0], &refused, 1);
+        let r = ledger.report();
+        assert_verdict(&r, &[("phantom", 1)]);
+        // The unanswered one may still arrive: it may have been stored before the failure.
+        deliver(&ledger, all[0], &silent, 2);
+        assert_verdict(&ledger.report(), &[("phantom", 1)]);
+    }
+
+    #[test]
+    fn deliveries_to_the_wrong_receiver_or_of_unknown_messages_are_told_apart() {
+        let ledger = Ledger::new("t");
+        let receivers = ledger.add_receivers(2);
+        let only_first: Recipients = vec![receivers[0]].into();
+        let id = ledger.send(&only_first);
+        answer(&ledger, &id, code::DELIVERED, Some(1));
+        deliver(&ledger, receivers[0], &id, 1);
+        deliver(&ledger, receivers[1], &id, 1);
+        ledger.deliver(receivers[1], &message(None, "g:1", 5), Instant::now());
+        let r = ledger.report();
+        assert_verdict(&r, &[("misrouted", 1)]);
+        // A message this ledger did not send is counted apart, not as a violation.
+        assert_eq!(r.foreign, 1);
+        // A reply to a send of another ledger is not this ledger's business.
+        assert_eq!(answer(&ledger, "other-1", code::OK, Some(1)), None);
+    }
+}

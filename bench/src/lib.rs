@@ -21,5 +21,7 @@ pub mod relay;
 pub mod report;
 pub mod scenarios;
 pub mod server;
+pub mod server_conf;
 pub mod storage;
 pub mod sys;
+pub mod table;

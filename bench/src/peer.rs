@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
 use crate::client::{self, ChatMessage, Incoming, WsConn, WsSender, op};
@@ -155,10 +155,8 @@ impl Peer {
             // The send time travels in the content too, for anybody reading the stored messages.
             let content = format!("bench {id} t={}", chrono::Utc::now().timestamp_micros());
             let frame = match target {
-                Target::User(to) => json!({"op_type": op::SEND, "to": to, "type": 1,
-                    "content": content, "client_msg_id": id}),
-                Target::Group(group) => json!({"op_type": op::GROUP_SEND, "to": group,
-                    "type": 1, "content": content, "client_msg_id": id}),
+                Target::User(to) => client::send_frame(op::SEND, to, &content, &id),
+                Target::Group(group) => client::send_frame(op::GROUP_SEND, group, &content, &id),
             };
             state.inflight.insert(id, frame.clone());
             frame

@@ -69,27 +69,28 @@ pub fn draw_all(report: &Report, dir: &Path, prefix: &str) -> Result<Vec<PathBuf
         .iter()
         .cloned()
         .partition(|c| !c.name.contains("M="));
-    if !one_to_one.is_empty() {
-        let path = dir.join(format!("{prefix}-throughput.png"));
-        throughput(
-            &one_to_one,
-            &path,
+    let plots = [
+        (
+            one_to_one,
+            "throughput",
             "1:1 throughput vs offered rate (log-log)",
             "offered msg/s (window runs: at the rate achieved)",
             "acked msg/s",
-        )?;
-        written.push(path);
-    }
-    if !fanout.is_empty() {
-        let path = dir.join(format!("{prefix}-fanout.png"));
-        throughput(
-            &fanout,
-            &path,
+        ),
+        (
+            fanout,
+            "fanout",
             "Group fan-out: deliveries vs offered (log-log)",
             "offered deliveries/s",
             "deliveries/s",
-        )?;
-        written.push(path);
+        ),
+    ];
+    for (curves, name, title, x_label, y_label) in plots {
+        if !curves.is_empty() {
+            let path = dir.join(format!("{prefix}-{name}.png"));
+            throughput(&curves, &path, title, x_label, y_label)?;
+            written.push(path);
+        }
     }
     Ok(written)
 }
@@ -131,37 +132,62 @@ fn latency(report: &Report, path: &Path) -> Result<()> {
         .draw()
         .map_err(err)?;
     for (i, dist) in report.latency_distributions.iter().enumerate() {
-        let style = color(i);
         let points: Vec<(f64, f64)> = dist
             .percentiles
             .iter()
             .map(|&(p, ms)| (nines(p), ms.max(0.05)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), style.stroke_width(2)))
-            .map_err(err)?
-            .label(dist.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, style.filled())),
-            )
-            .map_err(err)?;
+        line_with_points(&mut chart, points, color(i), &dist.name, 3)?;
     }
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One named curve: a line through its points, each point marked with a dot of `radius`.
+fn line_with_points<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    points: Vec<(f64, f64)>,
+    style: RGBColor,
+    name: &str,
+    radius: i32,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    chart
+        .draw_series(LineSeries::new(points.clone(), style.stroke_width(2)))
+        .map_err(err)?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, radius, style.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The legend of the curves, at `position`.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 14))
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+        .map_err(err)
 }
 
 fn throughput(
@@ -209,32 +235,11 @@ fn throughput(
         .label("offered = achieved")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.3)));
     for (i, curve) in curves.iter().enumerate() {
-        let style = color(i);
         let mut points = curve.points.clone();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(points.clone(), style.stroke_width(2)))
-            .map_err(err)?
-            .label(curve.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, style.filled())),
-            )
-            .map_err(err)?;
+        line_with_points(&mut chart, points, color(i), &curve.name, 4)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(err)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::ledger::{Latency, LedgerReport};
 use crate::redis_stats::RedisWork;
 use crate::sys::{CpuUse, Machine};
+use crate::table::Table;
 
 /// One figure of one scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -216,48 +217,62 @@ impl Report {
 
     /// The headline table: scenario, figure, value, limit, ratio, target, pass/miss.
     pub fn table(&self) -> String {
-        let mut out = String::from(
-            "| scenario | figure | value | limit (same run) | ratio | target | result |\n\
-             |---|---|---|---|---|---|---|\n",
+        let mut table = Table::new(
+            &[
+                "scenario",
+                "figure",
+                "value",
+                "limit (same run)",
+                "ratio",
+                "target",
+                "result",
+            ],
+            "",
         );
         for r in &self.rows {
             let limit = match (&r.limit_name, r.limit) {
                 (Some(name), Some(v)) => format!("{} {name}", num(v)),
                 _ => String::new(),
             };
-            let ratio = r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
             let result = match r.pass {
                 Some(true) => "pass",
                 Some(false) => "**miss**",
                 None => "",
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} {} | {limit} | {ratio} | {} | {result} |",
-                r.scenario,
-                r.figure,
-                num(r.value),
-                r.unit,
-                r.target.as_deref().unwrap_or("")
-            );
+            table.row([
+                r.scenario.clone(),
+                r.figure.clone(),
+                format!("{} {}", num(r.value), r.unit),
+                limit,
+                r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default(),
+                r.target.clone().unwrap_or_default(),
+                result.to_owned(),
+            ]);
         }
-        out
+        table.finish()
     }
 
     /// Exactly-once checks as a table.
     pub fn checks_table(&self) -> String {
-        let mut out = String::from(
-            "| scenario | measurement | sent | acked | delivered | expected | lost | duplicated | reordered | other errors | reconnects |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n",
+        let mut table = Table::new(
+            &[
+                "scenario",
+                "measurement",
+                "sent",
+                "acked",
+                "delivered",
+                "expected",
+                "lost",
+                "duplicated",
+                "reordered",
+                "other errors",
+                "reconnects",
+            ],
+            "",
         );
         for c in &self.checks {
             let l = &c.ledger;
-            let other = l.misrouted + l.phantom + l.seq_mismatch;
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                c.scenario,
-                c.label,
+            let counts = [
                 l.sent,
                 l.acked,
                 l.delivered,
@@ -265,17 +280,32 @@ impl Report {
                 l.lost,
                 l.duplicated,
                 l.reordered,
-                other,
-                c.reconnects
+                l.misrouted + l.phantom + l.seq_mismatch,
+                c.reconnects,
+            ];
+            table.row(
+                [c.scenario.clone(), c.label.clone()]
+                    .into_iter()
+                    .chain(counts.iter().map(u64::to_string)),
             );
         }
-        out
+        table.finish()
     }
 
     pub fn latency_table(&self) -> String {
-        let mut out = String::from(
-            "| scenario | system | offered msgs/s | acked msgs/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+        let mut table = Table::new(
+            &[
+                "scenario",
+                "system",
+                "offered msgs/s",
+                "acked msgs/s",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "max ms",
+            ],
+            "",
         );
         for r in &self.latencies {
             let l = &r.latency;
@@ -284,42 +314,46 @@ impl Report {
             } else {
                 "max (window)".to_owned()
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {offered} | {} | {} | {} | {} | {} | {} |",
-                r.scenario,
-                r.system,
-                num(r.achieved),
-                num(l.p50_ms),
-                num(l.p90_ms),
-                num(l.p99_ms),
-                num(l.p999_ms),
-                num(l.max_ms)
+            table.row(
+                [r.scenario.clone(), r.system.clone(), offered]
+                    .into_iter()
+                    .chain(
+                        [
+                            r.achieved, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms,
+                        ]
+                        .map(num),
+                    ),
             );
         }
-        out
+        table.finish()
     }
 
     pub fn redis_table(&self) -> String {
-        let mut out = String::from(
-            "| scenario | measurement | messages | script calls / msg | pool checks / msg | round trips / msg | all calls / msg (in-script included) |\n\
-             |---|---|---|---|---|---|---|\n",
+        let mut table = Table::new(
+            &[
+                "scenario",
+                "measurement",
+                "messages",
+                "script calls / msg",
+                "pool checks / msg",
+                "round trips / msg",
+                "all calls / msg (in-script included)",
+            ],
+            "",
         );
         for r in &self.redis {
             let w = &r.work;
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} |",
-                r.scenario,
-                r.label,
-                w.messages,
-                w.script_invocations_per_message,
-                w.pool_checks_per_message,
-                w.round_trips_per_message,
-                w.calls_per_message
-            );
+            table.row([
+                r.scenario.clone(),
+                r.label.clone(),
+                w.messages.to_string(),
+                format!("{:.2}", w.script_invocations_per_message),
+                format!("{:.2}", w.pool_checks_per_message),
+                format!("{:.2}", w.round_trips_per_message),
+                format!("{:.1}", w.calls_per_message),
+            ]);
         }
-        out
+        table.finish()
     }
 
     pub fn cpu_table(&self) -> String {
@@ -330,27 +364,25 @@ impl Report {
             .collect();
         names.sort();
         names.dedup();
-        let mut out = format!("| scenario | measurement | {} |\n", names.join(" | "));
-        let _ = writeln!(out, "|---|---|{}", "---|".repeat(names.len()));
+        let headers: Vec<&str> = ["scenario", "measurement"]
+            .into_iter()
+            .chain(names.iter().map(String::as_str))
+            .collect();
+        let mut table = Table::new(&headers, "");
         for c in &self.cpu {
-            let cells: Vec<String> = names
-                .iter()
-                .map(|n| {
-                    c.cores
-                        .get(n)
-                        .map(|v| format!("{v:.2}"))
-                        .unwrap_or_default()
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                c.scenario,
-                c.label,
-                cells.join(" | ")
+            let cells = names.iter().map(|n| {
+                c.cores
+                    .get(n)
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_default()
+            });
+            table.row(
+                [c.scenario.clone(), c.label.clone()]
+                    .into_iter()
+                    .chain(cells),
             );
         }
-        out
+        table.finish()
     }
 
     /// The short Markdown summary (tiny runs, and next to the JSON).

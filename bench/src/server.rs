@@ -49,6 +49,8 @@ pub struct Services {
     pub config_file: PathBuf,
     /// At least 64 characters; the same for every process, so a session is valid on all of them.
     pub session_secret: String,
+    /// The bearer token `GET /metrics` wants (`metrics.token`), the same for every process.
+    pub metrics_token: String,
 }
 
 impl Services {
@@ -70,6 +72,7 @@ impl Services {
             smtp_url: smtp_url.into(),
             config_file,
             session_secret: random_secret(),
+            metrics_token: random_secret(),
         })
     }
 
@@ -98,6 +101,7 @@ pub struct ServerProcess {
     child: Child,
     pid: u32,
     port: u16,
+    metrics_token: String,
     recent: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -115,6 +119,7 @@ impl ServerProcess {
             .env("CHAT__LOG__FORMAT", "json")
             .env("CHAT__LOG__FILTER", "info")
             .env("CHAT__SESSION__SECRET", &services.session_secret)
+            .env("CHAT__METRICS__TOKEN", &services.metrics_token)
             .env("CHAT__REDIS__URL", &services.redis_url)
             .env("CHAT__MYSQL__URL", &services.mysql_url)
             .env("CHAT__MONGODB__URI", &services.mongodb_uri)
@@ -164,12 +169,18 @@ impl ServerProcess {
             child,
             pid,
             port,
+            metrics_token: services.metrics_token.clone(),
             recent,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bearer token of this process's `/metrics`.
+    pub fn metrics_token(&self) -> &str {
+        &self.metrics_token
     }
 
     pub fn pid(&self) -> u32 {

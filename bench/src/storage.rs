@@ -14,8 +14,6 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
 use serde::Serialize;
 
-/// The server's `messages.batch_max` default.
-pub const SERVER_BATCH_MAX: usize = 256;
 const DATABASE: &str = "bench_limit";
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,7 +121,7 @@ fn message(n: u64, conversations: u64, content: &str) -> Document {
         "seq": i64::try_from(n / conversations + 1).unwrap_or(i64::MAX),
         "from": i64::try_from(low).unwrap_or(i64::MAX),
         "to": high.to_string(),
-        "type": 1_i32,
+        "type": crate::client::TEXT_TYPE as i32,
         "content": content,
         "client_msg_id": format!("limit-{n}"),
         "created_at": bson::DateTime::now(),

@@ -15,6 +15,8 @@
 #   run           newman and the scenarios; per-IP login/registration limits raised, because
 #                 both register users from 127.0.0.1 within the same minute
 #   run-antispam  scenarios.py --expect-antispam, with CHAT__ANTISPAM__RATE_LIMIT=3
+# Every server gets a random metrics.token (CHAT__METRICS__TOKEN, exported, so scenarios.py sends
+# it too); newman gets it as metricsToken and checks that /metrics refuses a request without it.
 # The end-to-end test starts and stops its own servers through start-server.sh (its own NAMEs);
 # it gets CHAT_E2E_START=scripts/clients/start-server.sh (and CHAT_E2E_STOP) in its environment.
 #
@@ -148,6 +150,8 @@ show_scenarios() {
 }
 
 header "server"
+CHAT__METRICS__TOKEN="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export CHAT__METRICS__TOKEN
 if ! start_server run CHAT__AUTH__REGISTER_PER_IP_PER_MINUTE=1000 CHAT__AUTH__LOGIN_PER_IP_PER_MINUTE=1000; then
     record "server start (see var/test/clients/run/server.log)" 1
     URL=""
@@ -158,7 +162,8 @@ fi
 if [[ -n "$URL" ]]; then
     header "newman: scripts/postman/chat-server.postman_collection.json"
     (cd "$CLIENTS" && npx --no-install newman run ../postman/chat-server.postman_collection.json \
-        -e ../postman/chat-server.postman_environment.json --env-var "baseUrl=$URL" --bail \
+        -e ../postman/chat-server.postman_environment.json --env-var "baseUrl=$URL" \
+        --env-var "metricsToken=$CHAT__METRICS__TOKEN" --bail \
         -r cli --reporter-cli-no-success-assertions --color off) >"$LOGS/newman.log" 2>&1
     status=$?
     # The summary table and the failure details; every request is in the log.

@@ -65,6 +65,7 @@ class Http:
         *,
         wait_rate_limit: float = 0.0,
         send_cookie: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """Sends one request; never raises for an HTTP status. A 429 is retried after its
         `retry_after` while the total wait stays under `wait_rate_limit` seconds."""
@@ -78,6 +79,8 @@ class Http:
                 req.add_header("Content-Type", "application/json")
             if send_cookie and self.cookie:
                 req.add_header("Cookie", self.cookie)
+            for name, value in (headers or {}).items():
+                req.add_header(name, value)
             try:
                 with _OPENER.open(req, timeout=30) as resp:
                     status, raw, headers = resp.status, resp.read(), resp.headers
@@ -91,7 +94,9 @@ class Http:
             hdrs = {k.lower(): v for k, v in headers.items()}
             set_cookie = headers.get_all("Set-Cookie") or []
             if set_cookie:
-                hdrs["set-cookie"] = set_cookie[0]
+                # Every cookie of the answer (a login sets the session and the device cookie),
+                # as one `Cookie` header value: `name=value; name2=value2`.
+                hdrs["set-cookie"] = "; ".join(c.split(";", 1)[0].strip() for c in set_cookie)
             if status == 429 and waited < wait_rate_limit:
                 retry = 1.0
                 if isinstance(parsed, dict) and isinstance(parsed.get("retry_after"), (int, float)):
@@ -126,7 +131,7 @@ class Http:
         set_cookie = resp.headers.get("set-cookie")
         if not set_cookie:
             raise HttpError("POST", "/user/login", resp.status, "no Set-Cookie in the answer")
-        self.cookie = set_cookie.split(";", 1)[0].strip()
+        self.cookie = set_cookie
         self.user = resp.body["user"]
         return self.user
 

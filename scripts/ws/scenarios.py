@@ -62,6 +62,20 @@ def paint(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m" if COLOR else text
 
 
+def scrape_metrics(base: str) -> str:
+    """GET /metrics with the bearer token of scripts/run.sh: $CHAT__METRICS__TOKEN, else the
+    var/metrics_token it generated (none: /metrics is open)."""
+    token = os.environ.get("CHAT__METRICS__TOKEN", "")
+    if not token:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "var", "metrics_token")
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError:
+            token = ""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return Http(base).request("GET", "/metrics", headers=headers).body or ""
+
 class Results:
     def __init__(self, verbose: bool = True):
         self.passed = 0
@@ -696,7 +710,7 @@ class Scenarios:
         self.reply_ok("after a pause the connection is served again: 200", rep, 3, 200)
         await d1.close()
 
-        metrics = Http(self.base).request("GET", "/metrics").body or ""
+        metrics = scrape_metrics(self.base)
         for rule in ("unanswered", "duplicate", "local"):
             m = re.search(r'chat_messages_refused_total\{rule="%s"\} (\d+)' % rule, metrics)
             r.check(f"/metrics counts refusals of rule {rule}", bool(m) and int(m.group(1)) >= 1,
@@ -788,7 +802,7 @@ class Scenarios:
                 limits.get("muted_until") is not None and (limits.get("mutes_so_far") or 0) >= 1, limits)
         rep = await e1.request({"op_type": 3})
         self.reply_ok("reads still work while muted: 200", rep, 3, 200)
-        metrics = Http(self.base).request("GET", "/metrics").body or ""
+        metrics = scrape_metrics(self.base)
         for rule in ("rate", "muted"):
             m = re.search(r'chat_messages_refused_total\{rule="%s"\} (\d+)' % rule, metrics)
             r.check(f"/metrics counts refusals of rule {rule}", bool(m) and int(m.group(1)) >= 1,

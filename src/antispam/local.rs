@@ -8,14 +8,14 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::config::AntispamSettings;
 
-pub struct LocalLimiter {
+pub(crate) struct LocalLimiter {
     /// None for exempt users (never throttled).
     limiter: Option<DefaultDirectRateLimiter>,
     refused_in_a_row: u32,
     close_after: u32,
 }
 
-pub enum Verdict {
+pub(crate) enum Verdict {
     Pass,
     /// Refused; retry after this many whole seconds (at least 1).
     Refuse {
@@ -26,18 +26,18 @@ pub enum Verdict {
 }
 
 impl LocalLimiter {
-    pub fn new(settings: &AntispamSettings, exempt: bool) -> Self {
-        let per_sec = NonZeroU32::new(settings.local_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(settings.local_burst).unwrap_or(NonZeroU32::MIN);
+    pub(crate) fn new(settings: &AntispamSettings, exempt: bool) -> Self {
+        let per_sec = NonZeroU32::new(settings.local_per_sec.get()).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.local_burst.get()).unwrap_or(NonZeroU32::MIN);
         Self {
             limiter: (!exempt)
                 .then(|| RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst))),
             refused_in_a_row: 0,
-            close_after: settings.local_close_after,
+            close_after: settings.local_close_after.get(),
         }
     }
 
-    pub fn check(&mut self) -> Verdict {
+    pub(crate) fn check(&mut self) -> Verdict {
         let Some(limiter) = &self.limiter else {
             return Verdict::Pass;
         };

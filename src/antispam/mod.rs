@@ -3,23 +3,27 @@
 //! `GET /user/me/limits`. Refusals are reply code 50006 with the rule and the wait.
 //! When Redis cannot be reached, sends are refused (fail closed) and the outage is logged once.
 
-pub mod local;
-pub mod script;
+pub(crate) mod events;
+pub(crate) mod keys;
+pub(crate) mod local;
+pub(crate) mod script;
+
+pub(crate) use events::EventRule;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use redis::AsyncCommands;
 use serde::Serialize;
 
 use crate::config::AntispamSettings;
-use crate::domain::{GroupId, UserId};
+use crate::domain::{GroupId, Timestamp, UserId};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::store::redis::{Keys, Shared};
+use keys::SpamKeys;
 
 #[derive(Clone)]
-pub struct Antispam {
+pub(crate) struct Antispam {
     inner: Arc<Inner>,
 }
 
@@ -33,7 +37,7 @@ struct Inner {
 }
 
 impl Antispam {
-    pub fn new(
+    pub(crate) fn new(
         settings: AntispamSettings,
         redis: Shared,
         keys: Keys,
@@ -50,11 +54,7 @@ impl Antispam {
         }
     }
 
-    pub fn settings(&self) -> &AntispamSettings {
-        &self.inner.settings
-    }
-
-    pub fn is_exempt(&self, user: UserId) -> bool {
+    pub(crate) fn is_exempt(&self, user: UserId) -> bool {
         self.inner.settings.exempt_user_ids.contains(&user.0)
     }
 
@@ -62,7 +62,7 @@ impl Antispam {
     /// passed `client_msg_id` is not counted again). Refused → `AppError::Throttled`.
     /// Exempt senders pass unchecked (their messages still count as answers).
     #[tracing::instrument(skip_all, fields(user_id = %from))]
-    pub async fn check_send(
+    pub(crate) async fn check_send(
         &self,
         from: UserId,
         target: Target,
@@ -70,29 +70,14 @@ impl Antispam {
         client_msg_id: Option<&str>,
     ) -> AppResult<()> {
         let result = self.run_script(from, target, content, client_msg_id).await;
-        let inner = &self.inner;
-        match result {
-            Ok(verdict) => {
-                if inner.outage.swap(false, Ordering::Relaxed) {
-                    tracing::info!("anti-spam checks work again (Redis reachable)");
-                }
-                match verdict {
-                    None => Ok(()),
-                    Some((rule, retry_after_ms)) => {
-                        inner.metrics.refused(&rule);
-                        Err(AppError::Throttled {
-                            rule,
-                            retry_after_secs: whole_seconds(retry_after_ms),
-                        })
-                    }
-                }
-            }
-            Err(err) => {
-                inner.metrics.refused("unavailable");
-                if !inner.outage.swap(true, Ordering::Relaxed) {
-                    tracing::error!(error = %err, "anti-spam checks failing: sends are refused until Redis answers");
-                }
-                Err(AppError::AntispamUnavailable)
+        match self.note_outcome(result)? {
+            None => Ok(()),
+            Some((rule, retry_after_ms)) => {
+                self.inner.metrics.refused(&rule);
+                Err(AppError::Throttled {
+                    rule,
+                    retry_after_secs: whole_seconds(retry_after_ms),
+                })
             }
         }
     }
@@ -111,23 +96,24 @@ impl Antispam {
             Target::Direct { to, .. } => ("direct", to, GroupId(0)),
             Target::Group { group } => ("group", from, group),
         };
+        let sk = SpamKeys::new(k);
         let mut invocation = script::CHECK.prepare_invoke();
         invocation
-            .key(k.antispam(&format!("mute:{from}")))
-            .key(k.antispam(&format!("strike:{from}")))
-            .key(k.antispam(&format!("step:{from}")))
-            .key(k.antispam(&format!("rate:{from}")))
-            .key(k.antispam(&format!("dup:{from}:{:016x}", content_fingerprint(content))))
-            .key(k.antispam(&format!("grate:{from}:{group}")))
-            .key(k.antispam(&format!("una:{from}:{recipient}")))
-            .key(k.antispam(&format!("unablock:{from}:{recipient}")))
-            .key(k.antispam(&format!("answered:{from}:{recipient}")))
-            .key(k.antispam(&format!("answered:{recipient}:{from}")))
-            .key(k.antispam(&format!("una:{recipient}:{from}")))
-            .key(k.antispam(&format!("unablock:{recipient}:{from}")))
+            .key(sk.mute(from))
+            .key(sk.strike(from))
+            .key(sk.step(from))
+            .key(sk.rate(from))
+            .key(sk.duplicate(from, content_fingerprint(content)))
+            .key(sk.group_rate(from, group))
+            .key(sk.unanswered(from, recipient))
+            .key(sk.unanswered_block(from, recipient))
+            .key(sk.answered(from, recipient))
+            .key(sk.answered(recipient, from))
+            .key(sk.unanswered(recipient, from))
+            .key(sk.unanswered_block(recipient, from))
             .key(k.sent(from.0, client_msg_id.unwrap_or("")))
-            .key(k.antispam(&format!("unaset:{from}")))
-            .key(k.antispam(&format!("unaset:{recipient}")));
+            .key(sk.unanswered_peers(from))
+            .key(sk.unanswered_peers(recipient));
         invocation
             .arg(kind)
             // Friends are no first contact.
@@ -140,16 +126,16 @@ impl Antispam {
             )
             .arg(if client_msg_id.is_some() { "1" } else { "0" })
             .arg(s.rate_limit)
-            .arg(ms(s.rate_window_secs))
+            .arg(ms(s.rate_window_secs.get()))
             .arg(s.duplicate_limit)
-            .arg(ms(s.duplicate_window_secs))
+            .arg(ms(s.duplicate_window_secs.get()))
             .arg(s.group_rate_limit)
-            .arg(ms(s.group_rate_window_secs))
+            .arg(ms(s.group_rate_window_secs.get()))
             .arg(s.unanswered_limit)
-            .arg(ms(s.unanswered_window_secs))
-            .arg(ms(s.unanswered_block_secs))
-            .arg(ms(s.strike_window_secs))
-            .arg(ms(s.retry_memory_secs))
+            .arg(ms(s.unanswered_window_secs.get()))
+            .arg(ms(s.unanswered_block_secs.get()))
+            .arg(ms(s.strike_window_secs.get()))
+            .arg(ms(s.retry_memory_secs.get()))
             .arg(from.0)
             .arg(recipient.0)
             .arg(if self.is_exempt(from) { "1" } else { "0" });
@@ -161,68 +147,146 @@ impl Antispam {
         Ok(parse_verdict(&reply))
     }
 
-    /// The caller's standing: mute, strikes, and the counters nearest their limits.
-    pub async fn standing(&self, user: UserId) -> AppResult<Standing> {
+    /// The caller's standing: mute, strikes, and the counters nearest their limits. One Redis
+    /// round trip whatever the number of peers (see [`STANDING`]).
+    pub(crate) async fn standing(&self, user: UserId) -> AppResult<Standing> {
         let s = &self.inner.settings;
         let k = &self.inner.keys;
+        let mut invocation = STANDING.prepare_invoke();
+        let sk = SpamKeys::new(k);
+        invocation
+            .key(sk.mute(user))
+            .key(sk.strike(user))
+            .key(sk.step(user))
+            .key(sk.rate(user))
+            .key(sk.unanswered_peers(user))
+            .arg(sk.prefix())
+            .arg(user.0);
         let mut conn = self.inner.redis.get().await?;
-        let mute_key = k.antispam(&format!("mute:{user}"));
-        let rate_key = k.antispam(&format!("rate:{user}"));
-        let (mute_ms, strike, step, rate, rate_ms, pending): (
-            i64,
-            bool,
-            Option<u64>,
-            Option<u64>,
-            i64,
-            Vec<u64>,
-        ) = redis::pipe()
-            .pttl(&mute_key)
-            .exists(k.antispam(&format!("strike:{user}")))
-            .get(k.antispam(&format!("step:{user}")))
-            .get(&rate_key)
-            .pttl(&rate_key)
-            .smembers(k.antispam(&format!("unaset:{user}")))
-            .query_async(&mut conn)
-            .await?;
-        let mut unanswered = Vec::new();
-        for peer in pending {
-            let count: Option<u64> = conn.get(k.antispam(&format!("una:{user}:{peer}"))).await?;
-            let block_ms: i64 = conn
-                .pttl(k.antispam(&format!("unablock:{user}:{peer}")))
-                .await?;
-            if count.is_none() && block_ms < 0 {
-                continue;
-            }
-            unanswered.push(UnansweredStanding {
-                user_id: UserId(peer),
-                sent: count.unwrap_or(0),
-                limit: s.unanswered_limit,
-                blocked_for_secs: (block_ms > 0).then(|| whole_seconds(block_ms)),
-            });
-        }
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        let figures = StandingReply::parse(&reply)?;
+        let unanswered = figures
+            .peers
+            .into_iter()
+            .filter(|p| p.sent.is_some() || p.block_ms > 0)
+            .map(|p| UnansweredStanding {
+                user_id: UserId(p.user),
+                sent: p.sent.unwrap_or(0),
+                limit: s.unanswered_limit.get(),
+                blocked_for_secs: (p.block_ms > 0).then(|| whole_seconds(p.block_ms)),
+            })
+            .collect();
+        let mute_ms = figures.mute_ms;
         Ok(Standing {
             exempt: self.is_exempt(user),
             muted_for_secs: (mute_ms > 0).then(|| whole_seconds(mute_ms)),
             muted_until: (mute_ms > 0).then(|| {
-                (chrono::Utc::now() + chrono::Duration::milliseconds(mute_ms))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                Timestamp(chrono::Utc::now() + chrono::Duration::milliseconds(mute_ms)).to_string()
             }),
-            strike_active: strike,
-            mutes_so_far: step.unwrap_or(0),
+            strike_active: figures.strike,
+            mutes_so_far: figures.step.unwrap_or(0),
             rate: RateStanding {
-                sent: rate.unwrap_or(0),
-                limit: s.rate_limit,
-                window_secs: s.rate_window_secs,
-                resets_in_secs: (rate_ms > 0).then(|| whole_seconds(rate_ms)),
+                sent: figures.rate.unwrap_or(0),
+                limit: s.rate_limit.get(),
+                window_secs: s.rate_window_secs.get(),
+                resets_in_secs: (figures.rate_ms > 0).then(|| whole_seconds(figures.rate_ms)),
             },
             unanswered,
+            typing_interval_secs: s.typing_interval_secs.get(),
+        })
+    }
+}
+
+/// Everything `GET /user/me/limits` shows, read in one round trip. The per-peer keys are only
+/// known once the set of pending peers is read, so the script derives them from the prefix
+/// (as the send script names them) instead of taking them as KEYS.
+///
+/// KEYS: 1 mute(S)  2 strike(S)  3 mute step(S)  4 rate(S)  5 unanswered set(S).
+/// ARGV: 1 the anti-spam key prefix, 2 S.
+/// Returns: mute pttl, strike exists (0/1), step (`''` when none), rate count (`''`), rate pttl,
+/// then per pending peer R: R, unanswered count(S→R) (`''`), unanswered block(S→R) pttl.
+static STANDING: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        local prefix, sender = ARGV[1], ARGV[2]
+        local out = {
+            redis.call('PTTL', KEYS[1]),
+            redis.call('EXISTS', KEYS[2]),
+            redis.call('GET', KEYS[3]) or '',
+            redis.call('GET', KEYS[4]) or '',
+            redis.call('PTTL', KEYS[4]),
+        }
+        for _, peer in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+            out[#out + 1] = peer
+            out[#out + 1] = redis.call('GET', prefix .. 'una:' .. sender .. ':' .. peer) or ''
+            out[#out + 1] = redis.call('PTTL', prefix .. 'unablock:' .. sender .. ':' .. peer)
+        end
+        return out
+        "#,
+    )
+});
+
+/// The standing script's reply, typed.
+#[derive(Debug, PartialEq, Eq)]
+struct StandingReply {
+    mute_ms: i64,
+    strike: bool,
+    step: Option<u64>,
+    rate: Option<u64>,
+    rate_ms: i64,
+    peers: Vec<PeerFigures>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct PeerFigures {
+    user: u64,
+    sent: Option<u64>,
+    block_ms: i64,
+}
+
+impl StandingReply {
+    fn parse(reply: &[redis::Value]) -> AppResult<Self> {
+        use redis::FromRedisValue;
+        let malformed = || AppError::Internal(anyhow::anyhow!("standing script reply: {reply:?}"));
+        let int = |v: &redis::Value| i64::from_redis_value(v).map_err(|_| malformed());
+        // `''` stands for a missing counter (a Lua table cannot hold nil).
+        let count = |v: &redis::Value| -> AppResult<Option<u64>> {
+            let raw = String::from_redis_value(v).map_err(|_| malformed())?;
+            if raw.is_empty() {
+                Ok(None)
+            } else {
+                raw.parse().map(Some).map_err(|_| malformed())
+            }
+        };
+        let [mute, strike, step, rate, rate_ms, peers @ ..] = reply else {
+            return Err(malformed());
+        };
+        if peers.len() % 3 != 0 {
+            return Err(malformed());
+        }
+        Ok(Self {
+            mute_ms: int(mute)?,
+            strike: int(strike)? == 1,
+            step: count(step)?,
+            rate: count(rate)?,
+            rate_ms: int(rate_ms)?,
+            peers: peers
+                .chunks_exact(3)
+                .map(|peer| {
+                    Ok(PeerFigures {
+                        user: count(&peer[0])?.ok_or_else(malformed)?,
+                        sent: count(&peer[1])?,
+                        block_ms: int(&peer[2])?,
+                    })
+                })
+                .collect::<AppResult<_>>()?,
         })
     }
 }
 
 /// The target of a send.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub(crate) enum Target {
     /// `friends`: the two are friends, so rule `unanswered` does not apply.
     Direct {
         to: UserId,
@@ -234,7 +298,7 @@ pub enum Target {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Standing {
+pub(crate) struct Standing {
     pub exempt: bool,
     pub muted_until: Option<String>,
     pub muted_for_secs: Option<u64>,
@@ -242,10 +306,13 @@ pub struct Standing {
     pub mutes_so_far: u64,
     pub rate: RateStanding,
     pub unanswered: Vec<UnansweredStanding>,
+    /// At most one typing notice of the caller is pushed per conversation this often: clients
+    /// pace their op 8 frames (and how long they show a peer's notice) by it.
+    pub typing_interval_secs: u64,
 }
 
 #[derive(Debug, Serialize)]
-pub struct RateStanding {
+pub(crate) struct RateStanding {
     pub sent: u64,
     pub limit: u64,
     pub window_secs: u64,
@@ -253,7 +320,7 @@ pub struct RateStanding {
 }
 
 #[derive(Debug, Serialize)]
-pub struct UnansweredStanding {
+pub(crate) struct UnansweredStanding {
     pub user_id: UserId,
     pub sent: u64,
     pub limit: u64,
@@ -273,7 +340,7 @@ fn parse_verdict(reply: &[redis::Value]) -> Option<(String, i64)> {
 
 /// The duplicate rule compares content trimmed, case-folded and with whitespace collapsed;
 /// the key holds a 64-bit FNV-1a fingerprint of that form, not the content.
-pub fn normalise(content: &str) -> String {
+pub(crate) fn normalise(content: &str) -> String {
     content
         .split_whitespace()
         .collect::<Vec<_>>()

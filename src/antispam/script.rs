@@ -20,7 +20,7 @@ use redis::Script;
 /// still answer their recipients.
 ///
 /// Returns `{0}` when the send passes (and has been counted), or `{1, rule, retry_after_ms}`.
-pub static CHECK: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static CHECK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
         local kind = ARGV[1]

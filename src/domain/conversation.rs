@@ -4,7 +4,9 @@
 use std::fmt;
 
 use crate::domain::UserId;
+use crate::error::AppError;
 
+/// A group's id; 0 is the lobby, the group every user is in. Serialised as a string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupId(pub u64);
 
@@ -12,6 +14,7 @@ impl GroupId {
     /// The built-in group every user belongs to.
     pub const LOBBY: GroupId = GroupId(0);
 
+    /// Whether this is the lobby.
     pub fn is_lobby(self) -> bool {
         self == Self::LOBBY
     }
@@ -29,23 +32,35 @@ impl GroupId {
     }
 }
 
+/// Group ids leave as strings, like user ids.
+impl serde::Serialize for GroupId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
 }
 
+/// A conversation: `u:<low>:<high>` between two users, or `g:<group>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConversationId {
     /// Always `low <= high`.
     Direct {
+        /// The smaller of the two user ids.
         low: UserId,
+        /// The larger of the two user ids (equal to `low` for notes to oneself).
         high: UserId,
     },
+    /// A group's conversation.
     Group(GroupId),
 }
 
 impl ConversationId {
+    /// The conversation between two users, whichever order they are given in.
     pub fn direct(a: UserId, b: UserId) -> Self {
         Self::Direct {
             low: a.min(b),
@@ -53,6 +68,7 @@ impl ConversationId {
         }
     }
 
+    /// A conversation of its wire name (`u:<a>:<b>` with a ≤ b, or `g:<id>`).
     pub fn parse(raw: &str) -> Option<Self> {
         if let Some(rest) = raw.strip_prefix("u:") {
             let (a, b) = rest.split_once(':')?;
@@ -80,6 +96,7 @@ impl ConversationId {
         }
     }
 
+    /// The group of a group conversation.
     pub fn group(&self) -> Option<GroupId> {
         match *self {
             Self::Group(g) => Some(g),
@@ -102,10 +119,49 @@ impl fmt::Display for ConversationId {
 pub struct MessageType(pub i32);
 
 impl MessageType {
+    /// A type a client may send (1 to 5).
     pub fn parse(raw: i64) -> Option<Self> {
         (1..=5)
             .contains(&raw)
             .then(|| Self(i32::try_from(raw).unwrap_or(1)))
+    }
+}
+
+/// The text of a message as a sender gives it: not blank, at most `max_chars` characters, and
+/// no control characters other than line breaks and tabs (invisible in a chat, and escaped to
+/// six bytes each in every reply and event that carries the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageContent(String);
+
+impl MessageContent {
+    /// The content of a send, checked (40000 blank or control characters, 40013 too long).
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, AppError> {
+        if raw.trim().is_empty() {
+            return Err(AppError::validation("content", "must not be empty"));
+        }
+        if raw.chars().count() > max_chars {
+            return Err(AppError::ContentTooLong { max: max_chars });
+        }
+        if raw
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(AppError::validation(
+                "content",
+                "must not contain control characters other than line breaks (\\n) and tabs (\\t)",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -144,6 +200,30 @@ mod tests {
         assert_eq!(GroupId::parse(""), Some(GroupId::LOBBY));
         assert_eq!(GroupId::parse("17"), Some(GroupId(17)));
         assert_eq!(GroupId::parse("1x"), None);
+    }
+
+    #[test]
+    fn content_refuses_control_characters_but_line_breaks_and_tabs() {
+        assert!(MessageContent::parse("two\nlines\tand a tab", 100).is_ok());
+        for bad in [
+            "nul\u{0}",
+            "bell\u{7}",
+            "cr\r",
+            "esc\u{1b}[2J",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            let err = MessageContent::parse(bad, 100).unwrap_err();
+            assert_eq!(err.ws_code(), 40000, "{bad:?}");
+        }
+        assert_eq!(
+            MessageContent::parse(" \n ", 100).unwrap_err().ws_code(),
+            40000
+        );
+        assert_eq!(
+            MessageContent::parse("12345", 4).unwrap_err().ws_code(),
+            40013
+        );
     }
 
     #[test]

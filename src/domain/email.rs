@@ -3,12 +3,14 @@
 
 use crate::error::AppError;
 
-pub const MAX_BYTES: usize = 254;
+pub(super) const MAX_BYTES: usize = 254;
 
+/// An email address as the API takes it: trimmed, lowercased, one `@` with a dotted domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
+    /// The address of a request's `field`.
     pub fn parse(raw: &str, field: &'static str) -> Result<Self, AppError> {
         let trimmed = raw.trim();
         if is_valid(trimmed) {
@@ -18,6 +20,7 @@ impl Email {
         }
     }
 
+    /// The address.
     pub fn as_str(&self) -> &str {
         &self.0
     }

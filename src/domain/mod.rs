@@ -3,14 +3,22 @@
 
 mod conversation;
 mod email;
+mod group;
 mod nick_name;
 mod password;
+mod record_id;
+mod request_status;
+mod timestamp;
 mod user_id;
 mod user_name;
 
-pub use conversation::{ConversationId, GroupId, MessageType};
+pub use conversation::{ConversationId, GroupId, MessageContent, MessageType};
 pub use email::Email;
+pub use group::{JoinMode, Role};
 pub use nick_name::NickName;
 pub use password::Password;
+pub use record_id::RecordId;
+pub use request_status::RequestStatus;
+pub use timestamp::Timestamp;
 pub use user_id::UserId;
 pub use user_name::{MAX_CHARS as USER_NAME_MAX_CHARS, UserName};

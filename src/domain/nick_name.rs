@@ -2,12 +2,14 @@
 
 use crate::error::AppError;
 
-pub const MAX_CHARS: usize = 32;
+pub(super) const MAX_CHARS: usize = 32;
 
+/// A display name: 1 to 32 printable characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NickName(String);
 
 impl NickName {
+    /// The name of a request's `field`.
     pub fn parse(raw: &str, field: &'static str) -> Result<Self, AppError> {
         let trimmed = raw.trim();
         let count = trimmed.chars().count();
@@ -26,6 +28,7 @@ impl NickName {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }

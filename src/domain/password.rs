@@ -5,13 +5,15 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::AppError;
 
-pub const MIN_BYTES: usize = 8;
-pub const MAX_BYTES: usize = 72;
+pub(super) const MIN_BYTES: usize = 8;
+pub(super) const MAX_BYTES: usize = 72;
 
+/// A new password as the API accepts it (length rules), kept out of logs.
 #[derive(Debug)]
 pub struct Password(SecretString);
 
 impl Password {
+    /// The password of a request's `field`.
     pub fn parse(raw: String, field: &'static str) -> Result<Self, AppError> {
         if (MIN_BYTES..=MAX_BYTES).contains(&raw.len()) {
             Ok(Self(SecretString::from(raw)))
@@ -23,6 +25,7 @@ impl Password {
         }
     }
 
+    /// The password itself, for hashing.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }

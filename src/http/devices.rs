@@ -2,20 +2,21 @@
 
 use actix_web::{HttpResponse, web};
 
+use crate::chat::Chat;
 use crate::error::{AppError, AppResult};
 use crate::http::pagination::Params;
+use crate::http::replies::DeviceRevoked;
 use crate::session::CurrentSession;
-use crate::state::AppState;
 use crate::store::redis::logins;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/user/devices").route(web::get().to(list)))
         .service(web::resource("/user/devices/{id}").route(web::delete().to(revoke)));
 }
 
 async fn list(
     session: CurrentSession,
-    state: web::Data<AppState>,
+    state: web::Data<Chat>,
     params: Params,
 ) -> AppResult<HttpResponse> {
     let page = params.page()?;
@@ -33,7 +34,7 @@ async fn list(
 #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
 async fn revoke(
     session: CurrentSession,
-    state: web::Data<AppState>,
+    state: web::Data<Chat>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -41,5 +42,5 @@ async fn revoke(
         return Err(AppError::NotFound("no such device".into()));
     }
     state.hub.revoke_logins(std::slice::from_ref(&id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "revoked": true })))
+    Ok(HttpResponse::Ok().json(DeviceRevoked { id, revoked: true }))
 }

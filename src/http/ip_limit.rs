@@ -1,49 +1,17 @@
-//! Per-client-IP rate limits for login and registration: a governor keyed limiter, local to the
-//! process (brute force is slowed on every node; the cluster-wide counters are anti-spam's).
+//! The per-IP limits of the HTTP routes (login, registration, email codes): each counts the
+//! request's client ([`crate::peer::client_ip`]) against one of the limiters of the state.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use actix_web::HttpRequest;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use crate::chat::Chat;
+use crate::error::AppResult;
+use crate::peer::limiter::IpLimiter;
 
-use crate::error::AppError;
-
-/// How often keys of idle IPs are dropped so the limiter's memory stays bounded.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-#[derive(Clone)]
-pub struct IpLimiter {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-}
-
-impl IpLimiter {
-    /// `per_minute` requests per IP per minute, all of which may come in one burst.
-    /// Spawns a pruning task that ends when the limiter is dropped.
-    pub fn per_minute(per_minute: NonZeroU32) -> Self {
-        let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
-        let weak: Weak<DefaultKeyedRateLimiter<IpAddr>> = Arc::downgrade(&limiter);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                tick.tick().await;
-                let Some(limiter) = weak.upgrade() else { break };
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        });
-        Self { limiter }
-    }
-
-    /// Counts one request from `ip`; refused requests get 429 with the wait in whole seconds.
-    pub fn check(&self, ip: IpAddr) -> Result<(), AppError> {
-        self.limiter.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AppError::RateLimited {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }
-        })
+/// Counts the request against `limiter` by its client's key; 429 over the limit.
+pub(crate) fn limit(req: &HttpRequest, state: &Chat, limiter: &IpLimiter) -> AppResult<()> {
+    match crate::peer::client_ip(req, &state.settings.server) {
+        Some(ip) => limiter.check(ip),
+        // No peer address (e.g. a Unix socket): nothing to key on, so nothing to limit.
+        None => Ok(()),
     }
 }

@@ -1,61 +1,94 @@
-//! Typed JSON bodies and the shared JSON formats. `JsonBody<T>` checks the content type and
+//! Typed JSON bodies. `JsonBody<T>` checks the content type and
 //! the size limit, then deserialises with the path of any bad field in the error, so clients
-//! learn which field to fix.
+//! learn which field to fix. `OptionalJsonBody<T>` is for routes whose body may be left out:
+//! no body is `None`, any body obeys the same rules (never silently ignored).
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use serde::Serializer;
 use serde::de::DeserializeOwned;
 
+use crate::chat::Chat;
 use crate::error::AppError;
-use crate::state::AppState;
 
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.server.max_body_bytes)
-            .unwrap_or(64 * 1024);
-        let content_type_ok = is_json_content_type(req);
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !content_type_ok {
-                return Err(AppError::UnsupportedMediaType(
-                    "the body must be JSON (Content-Type: application/json)".into(),
-                ));
-            }
-            if declared_len.is_some_and(|len| len > limit) {
-                return Err(AppError::PayloadTooLarge { limit });
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|e| AppError::BadRequest(format!("reading body: {e}").into()))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(AppError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse(&body).map(JsonBody)
-        })
+        let body = read_json::<T>(req, payload);
+        Box::pin(async move { body.await.map(JsonBody) })
     }
 }
 
+/// A JSON body the client may leave out (no `Content-Length`, or 0, and no chunked body).
+pub(crate) struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !has_body(req) {
+            return Box::pin(std::future::ready(Ok(OptionalJsonBody(None))));
+        }
+        let body = read_json::<T>(req, payload);
+        Box::pin(async move { body.await.map(|b| OptionalJsonBody(Some(b))) })
+    }
+}
+
+fn has_body(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// Checks the content type and the size limit, then parses the body.
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<T, AppError>> {
+    let limit = req
+        .app_data::<web::Data<Chat>>()
+        .map(|s| s.settings.server.max_body_bytes)
+        .unwrap_or(64 * 1024);
+    let content_type_ok = is_json_content_type(req);
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if !content_type_ok {
+            return Err(AppError::UnsupportedMediaType(
+                "the body must be JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        if declared_len.is_some_and(|len| len > limit) {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| AppError::BadRequest(format!("reading body: {e}").into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(AppError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse(&body)
+    })
+}
+
 /// Deserialises a JSON document, naming the offending field when the shape is wrong.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -112,21 +145,6 @@ fn is_json_content_type(req: &HttpRequest) -> bool {
         .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-/// Now, in the API's timestamp format.
-pub fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Ids leave as strings, so JavaScript clients never lose precision.
-pub fn as_string<S: Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(id)
-}
-
-/// Timestamps leave as RFC 3339 UTC with milliseconds, e.g. `2026-11-21T10:00:00.123Z`.
-pub fn rfc3339_millis<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 #[cfg(test)]

@@ -6,13 +6,42 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
+use crate::session::CurrentSession;
 
-pub const DEFAULT_LIMIT: i64 = 20;
-pub const MAX_LIMIT: i64 = 100;
+pub(crate) const DEFAULT_LIMIT: i64 = 20;
+pub(crate) const MAX_LIMIT: i64 = 100;
+
+/// A page of a list of the caller's: their session, then the page asked for (so a request
+/// without a session is 401 before a bad query is 400).
+pub(crate) struct MyPage {
+    pub user: UserId,
+    pub page: Page,
+    pub params: Params,
+}
+
+impl actix_web::FromRequest for MyPage {
+    type Error = AppError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let session = CurrentSession::from_request(req, payload);
+        let params = Params::from_request(req, payload).into_inner();
+        Box::pin(async move {
+            let user = session.await?.user_id;
+            let params = params?;
+            let page = params.page()?;
+            Ok(Self { user, page, params })
+        })
+    }
+}
 
 /// The query string of a request, with typed access.
-pub struct Params(pub HashMap<String, String>);
+pub(crate) struct Params(pub HashMap<String, String>);
 
 impl actix_web::FromRequest for Params {
     type Error = AppError;
@@ -28,11 +57,11 @@ impl actix_web::FromRequest for Params {
 }
 
 impl Params {
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
-    pub fn page(&self) -> AppResult<Page> {
+    pub(crate) fn page(&self) -> AppResult<Page> {
         let limit = match self.get("limit") {
             None => DEFAULT_LIMIT,
             Some(raw) => match raw.trim().parse::<i64>() {
@@ -62,14 +91,19 @@ impl Params {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Page {
+pub(crate) struct Page {
     pub limit: i64,
     pub offset: i64,
 }
 
 impl Page {
     /// The list body for this page of `total` items.
-    pub fn body<T: Serialize>(self, key: &str, items: Vec<T>, total: i64) -> AppResult<Value> {
+    pub(crate) fn body<T: Serialize>(
+        self,
+        key: &str,
+        items: Vec<T>,
+        total: i64,
+    ) -> AppResult<Value> {
         let shown = i64::try_from(items.len()).unwrap_or(i64::MAX);
         let mut body = Map::new();
         body.insert(
@@ -85,7 +119,7 @@ impl Page {
     }
 
     /// A page of a list already in memory.
-    pub fn slice<T>(self, mut all: Vec<T>) -> (Vec<T>, i64) {
+    pub(crate) fn slice<T>(self, mut all: Vec<T>) -> (Vec<T>, i64) {
         let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
         let start = usize::try_from(self.offset)
             .unwrap_or(usize::MAX)

@@ -1,129 +1,113 @@
-//! Public profiles and user search. A profile shows what anybody may see, plus the caller's own
-//! view of the relation (friend, remark) and whether the user is online.
+//! Public profiles and user search over HTTP; what a profile shows is
+//! [`crate::chat::profiles`]'s rule.
 
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+
+use crate::chat::Chat;
 
 use crate::domain::UserId;
+use crate::domain::UserName;
 use crate::error::{AppError, AppResult};
 use crate::http::pagination::Params;
 use crate::session::CurrentSession;
-use crate::state::AppState;
-use crate::store::mysql::people;
-use crate::store::mysql::users::{self, ExactColumn, User};
+use crate::store::mysql::users;
+use crate::store::redis::counters;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The `rule` of a refused email lookup.
+pub(crate) const EMAIL_LOOKUPS_RULE: &str = "email_lookups";
+/// The window of `people.email_lookups_per_hour`.
+const EMAIL_LOOKUP_WINDOW_SECS: u64 = 3600;
+/// Longest `?q=`, in characters (longer than any user or nick name).
+const SEARCH_MAX_CHARS: usize = 64;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/users").route(web::get().to(search)))
         .service(web::resource("/users/{id}").route(web::get().to(profile)));
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Profile {
-    pub id: UserId,
-    pub user_name: String,
-    pub nick_name: String,
-    pub avatar: String,
-    pub sex: u8,
-    pub online: bool,
-    pub is_friend: bool,
-    pub remark: Option<String>,
-}
-
-/// Profiles of these users as `viewer` sees them, in the same order.
-pub async fn profiles(
-    state: &AppState,
-    viewer: UserId,
-    users: Vec<User>,
-) -> AppResult<Vec<Profile>> {
-    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
-    let (relations, online) = tokio::try_join!(
-        people::relations(&state.mysql, viewer, &ids),
-        state.hub.online_many(&ids),
-    )?;
-    Ok(users
-        .into_iter()
-        .zip(online)
-        .map(|(user, online)| {
-            let relation = relations.get(&user.id).cloned().unwrap_or_default();
-            Profile {
-                id: user.id,
-                user_name: user.user_name,
-                nick_name: user.nick_name,
-                avatar: user.avatar,
-                sex: user.sex,
-                online,
-                is_friend: relation.is_friend,
-                remark: relation.remark,
-            }
-        })
-        .collect())
-}
-
-pub async fn profile_of(state: &AppState, viewer: UserId, user: User) -> AppResult<Profile> {
-    profiles(state, viewer, vec![user])
-        .await?
-        .pop()
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("profile vanished")))
-}
-
 /// A user id from a path; anything else is an unknown user.
-pub fn path_user(raw: &str) -> AppResult<UserId> {
+pub(crate) fn path_user(raw: &str) -> AppResult<UserId> {
     UserId::parse(raw).ok_or_else(|| AppError::NotFound("no such user".into()))
 }
 
 async fn profile(
     session: CurrentSession,
-    state: web::Data<AppState>,
+    state: web::Data<Chat>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = path_user(&path)?;
     let user = users::find_by_id(&state.mysql, id)
         .await?
         .ok_or_else(|| AppError::NotFound("no such user".into()))?;
-    Ok(HttpResponse::Ok().json(profile_of(&state, session.user_id, user).await?))
+    Ok(HttpResponse::Ok().json(state.profile_of(session.user_id, user).await?))
 }
 
-/// `?q=` searches; `?user_name=` and `?email=` are exact lookups. Listing everybody is not
-/// offered: one of them is required.
+/// `?q=` searches (a prefix of the user or nick name, at least `people.search_min_chars`
+/// characters, at most `people.search_max_results` matches); `?user_name=` and `?email=` are
+/// exact lookups, the latter `people.email_lookups_per_hour` per caller. Listing everybody is
+/// not offered: one of them is required.
 async fn search(
     session: CurrentSession,
-    state: web::Data<AppState>,
+    state: web::Data<Chat>,
     params: Params,
 ) -> AppResult<HttpResponse> {
     let page = params.page()?;
-    let exact = |column, value: &str| {
-        let state = state.clone();
-        let value = value.trim().to_owned();
-        async move { users::find_exact(&state.mysql, column, &value).await }
-    };
-    let (found, total) =
-        if let Some(name) = params.get("user_name").filter(|v| !v.trim().is_empty()) {
-            page.slice(
-                exact(ExactColumn::UserName, name)
-                    .await?
-                    .into_iter()
-                    .collect(),
-            )
-        } else if let Some(email) = params.get("email").filter(|v| !v.trim().is_empty()) {
-            page.slice(
-                exact(ExactColumn::Email, email)
-                    .await?
-                    .into_iter()
-                    .collect(),
-            )
-        } else {
-            let text = params.get("q").map(str::trim).unwrap_or("");
-            if text.is_empty() {
-                return Err(AppError::validation(
-                    "q",
-                    "is required (or an exact user_name or email)",
-                ));
-            }
-            if text.chars().count() > 64 {
-                return Err(AppError::validation("q", "must be at most 64 characters"));
-            }
-            users::search(&state.mysql, text, page.limit, page.offset).await?
+    let people_settings = &state.settings.people;
+    let (found, total) = if let Some(name) =
+        params.get("user_name").filter(|v| !v.trim().is_empty())
+    {
+        // Compared as logins compare names; what is no valid user name names nobody.
+        let found = match UserName::parse(name.trim().to_owned(), "user_name") {
+            Ok(name) => users::find_by_name(&state.mysql, &name).await?,
+            Err(_) => None,
         };
-    let profiles = profiles(&state, session.user_id, found).await?;
+        page.slice(found.into_iter().collect())
+    } else if let Some(email) = params.get("email").filter(|v| !v.trim().is_empty()) {
+        // Each lookup counts, found or not: the limit is against harvesting addresses.
+        counters::hit(
+            &state.redis,
+            &state
+                .keys
+                .counter(&format!("{EMAIL_LOOKUPS_RULE}:{}", session.user_id)),
+            EMAIL_LOOKUPS_RULE,
+            people_settings.email_lookups_per_hour.get(),
+            EMAIL_LOOKUP_WINDOW_SECS,
+        )
+        .await?;
+        let email = email.trim().to_lowercase();
+        page.slice(
+            users::find_by_email(&state.mysql, &email)
+                .await?
+                .into_iter()
+                .collect(),
+        )
+    } else {
+        let text = params.get("q").map(str::trim).unwrap_or("");
+        let min = people_settings.search_min_chars.get();
+        if text.is_empty() {
+            return Err(AppError::validation(
+                "q",
+                "is required (or an exact user_name or email)",
+            ));
+        }
+        let chars = text.chars().count();
+        if chars < min {
+            return Err(AppError::validation(
+                "q",
+                format!("must be at least {min} characters"),
+            ));
+        }
+        if chars > SEARCH_MAX_CHARS {
+            return Err(AppError::validation(
+                "q",
+                format!("must be at most {SEARCH_MAX_CHARS} characters"),
+            ));
+        }
+        let ids =
+            users::search_ids(&state.mysql, text, people_settings.search_max_results.get()).await?;
+        let (shown, total) = page.slice(ids);
+        (users::find_many(&state.mysql, &shown).await?, total)
+    };
+    let profiles = state.profiles(session.user_id, found).await?;
     Ok(HttpResponse::Ok().json(page.body("users", profiles, total)?))
 }

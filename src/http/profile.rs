@@ -1,22 +1,39 @@
-//! `PATCH /user/me`: the user edits their own profile.
+//! `/user/me`: the user's own profile, `GET` to read it and `PATCH` to edit it.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::chat::Chat;
 use crate::domain::{Email, NickName};
 use crate::error::{AppError, AppResult};
 use crate::http::json::JsonBody;
+use crate::http::replies::UserReply;
 use crate::session::CurrentSession;
-use crate::state::AppState;
 use crate::store::mysql::users::{self, ProfileChange};
 
-pub const AVATAR_MAX_CHARS: usize = 512;
+pub(crate) const AVATAR_MAX_CHARS: usize = 512;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/user/me")
+            .route(web::get().to(me))
+            .route(web::patch().to(update_me)),
+    );
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+async fn me(session: CurrentSession, state: web::Data<Chat>) -> AppResult<HttpResponse> {
+    let user = users::find_by_id(&state.mysql, session.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(UserReply { user }))
+}
 
 /// Every field optional; `email` distinguishes "absent" from `null` (remove it).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProfileBody {
+pub(crate) struct ProfileBody {
     #[serde(default)]
     nick_name: Option<String>,
     #[serde(default)]
@@ -36,9 +53,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-pub async fn update_me(
+async fn update_me(
     session: CurrentSession,
-    state: web::Data<AppState>,
+    state: web::Data<Chat>,
     JsonBody(body): JsonBody<ProfileBody>,
 ) -> AppResult<HttpResponse> {
     let nick_name = body
@@ -65,28 +82,9 @@ pub async fn update_me(
         Some(_) => return Err(AppError::validation("email", "must be a string or null")),
     };
     if let Some(Some(new_email)) = &email {
-        let code = body
-            .email_code
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty());
-        match code {
-            Some(code) => {
-                crate::http::email::check_code(
-                    &state,
-                    crate::http::email::PURPOSE_REGISTER,
-                    new_email,
-                    code,
-                )
-                .await?;
-            }
-            None if state.settings.mail.require_email_verification => {
-                return Err(AppError::InvalidEmailCode(
-                    "email_code is required for a new email".into(),
-                ));
-            }
-            None => {}
-        }
+        state
+            .require_verified_email(new_email, body.email_code.as_deref())
+            .await?;
     }
     let user = users::update_profile(
         &state.mysql,
@@ -99,11 +97,11 @@ pub async fn update_me(
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(UserReply { user }))
 }
 
 /// An http(s) URL, or "" to clear the avatar.
-pub fn parse_avatar(raw: &str) -> AppResult<&str> {
+pub(crate) fn parse_avatar(raw: &str) -> AppResult<&str> {
     let url = raw.trim();
     if url.is_empty() {
         return Ok(url);

@@ -1,5 +1,6 @@
 //! The connections this process holds, by user. Delivery never waits on a connection: a full
-//! queue means the client reads too slowly, and it is told to go (it resumes with op 7).
+//! outbound queue (in frames or bytes, see [`super::outbound`]) means the client reads too
+//! slowly, and it is told to go (it resumes with op 7).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,13 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use crate::domain::UserId;
+use crate::hub::outbound::{Frame, Outbound, Refused};
 
-pub type ConnId = Arc<str>;
+pub(crate) type ConnId = Arc<str>;
 
 /// Why the server ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    /// The outgoing queue was full.
+pub(crate) enum Kick {
+    /// The outbound queue was full.
     SlowConsumer,
     /// The session was revoked (logout, password change) or expired.
     Revoked,
@@ -22,15 +24,15 @@ pub enum Kick {
 }
 
 #[derive(Clone)]
-pub struct LocalConn {
+pub(crate) struct LocalConn {
     pub conn_id: ConnId,
     pub login_id: Arc<str>,
-    pub tx: mpsc::Sender<Arc<str>>,
+    pub outbound: Arc<Outbound>,
     pub kick: mpsc::Sender<Kick>,
 }
 
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     conns: Mutex<HashMap<UserId, Vec<LocalConn>>>,
 }
 
@@ -43,11 +45,11 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn add(&self, user: UserId, conn: LocalConn) {
+    pub(crate) fn add(&self, user: UserId, conn: LocalConn) {
         self.lock().entry(user).or_default().push(conn);
     }
 
-    pub fn remove(&self, user: UserId, conn_id: &str) {
+    pub(crate) fn remove(&self, user: UserId, conn_id: &str) {
         let mut conns = self.lock();
         if let Some(list) = conns.get_mut(&user) {
             list.retain(|c| &*c.conn_id != conn_id);
@@ -59,13 +61,13 @@ impl Registry {
 
     /// Queues `event` for the users' connections here (all connections when `users` is None),
     /// except `skip`.
-    pub fn dispatch(&self, users: Option<&[u64]>, skip: Option<&str>, event: &Arc<str>) {
+    pub(crate) fn dispatch(&self, users: Option<&[u64]>, skip: Option<&str>, event: &Arc<str>) {
         let conns = self.lock();
         let mut offer = |conn: &LocalConn| {
             if Some(&*conn.conn_id) == skip {
                 return;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(event.clone()) {
+            if let Err(Refused::Full) = conn.outbound.push(Frame::Event(event.clone())) {
                 let _ = conn.kick.try_send(Kick::SlowConsumer);
             }
         };
@@ -82,7 +84,7 @@ impl Registry {
     }
 
     /// Tells the connections of these logins to close.
-    pub fn kick_logins(&self, login_ids: &[String], why: Kick) {
+    pub(crate) fn kick_logins(&self, login_ids: &[String], why: Kick) {
         let conns = self.lock();
         for conn in conns.values().flatten() {
             if login_ids.iter().any(|l| **l == *conn.login_id) {
@@ -91,19 +93,19 @@ impl Registry {
         }
     }
 
-    pub fn kick_all(&self, why: Kick) {
+    pub(crate) fn kick_all(&self, why: Kick) {
         for conn in self.lock().values().flatten() {
             let _ = conn.kick.try_send(why);
         }
     }
 
     /// Forgets connections whose task is gone without detaching (it panicked); returns them.
-    pub fn prune_closed(&self) -> Vec<(UserId, ConnId)> {
+    pub(crate) fn prune_closed(&self) -> Vec<(UserId, ConnId)> {
         let mut gone = Vec::new();
         let mut conns = self.lock();
         for (user, list) in conns.iter_mut() {
             list.retain(|c| {
-                let closed = c.tx.is_closed();
+                let closed = c.outbound.is_ended();
                 if closed {
                     gone.push((*user, c.conn_id.clone()));
                 }
@@ -115,7 +117,7 @@ impl Registry {
     }
 
     /// (user, connection, login) for every connection here.
-    pub fn snapshot(&self) -> Vec<(UserId, ConnId, Arc<str>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(UserId, ConnId, Arc<str>)> {
         self.lock()
             .iter()
             .flat_map(|(user, list)| {
@@ -125,7 +127,7 @@ impl Registry {
             .collect()
     }
 
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
     }
 }

@@ -15,10 +15,11 @@ use tokio::sync::oneshot;
 use crate::domain::UserId;
 use crate::hub::registry::{ConnId, Kick, Registry};
 use crate::store::directory::{Change, Directory};
+use crate::store::redis::Shared;
 
 /// Who an event is for.
 #[derive(Debug, Clone)]
-pub enum Audience {
+pub(crate) enum Audience {
     /// These users' live connections; the first `primary` of them are the ones whose
     /// online state the caller wants to know.
     Users { users: Vec<UserId>, primary: usize },
@@ -27,7 +28,7 @@ pub enum Audience {
 }
 
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// The event JSON, as it goes out on the socket.
     pub event: Arc<str>,
     pub audience: Audience,
@@ -41,7 +42,7 @@ pub struct Delivery {
 /// `Keys::sent`): a retry of the send then publishes it again only if the first attempt never
 /// did (its process died between storing and publishing), so live recipients get it once.
 #[derive(Debug, Clone)]
-pub struct Mark {
+pub(crate) struct Mark {
     pub key: String,
     /// A retry: publish only when the marker does not say published.
     pub replay: bool,
@@ -51,7 +52,7 @@ pub struct Mark {
 /// per delivery: event, skip, n (-1: everyone), primary, mark mode (0 none, 1 mark, 2 replay) and
 /// n user ids; KEYS per delivery: its marker key when it has a mark, then its n presence keys.
 /// Returns, per delivery, how many primary users have a live connection.
-pub static DELIVER: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static DELIVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
         local now = tonumber(ARGV[1])
@@ -148,34 +149,47 @@ struct Envelope<'a> {
     revoke: Option<Vec<String>>,
     #[serde(default)]
     invalidate: Option<Change>,
+    /// Where to confirm the invalidation (a list the changing process waits on).
+    #[serde(default)]
+    ack: Option<String>,
 }
 
 /// The broadcast message that closes the sockets of revoked logins on every process.
-pub fn revoke_message(login_ids: &[String]) -> String {
+pub(crate) fn revoke_message(login_ids: &[String]) -> String {
     serde_json::json!({ "revoke": login_ids }).to_string()
 }
 
-/// The broadcast message that makes every process forget cached groups and relations.
-pub fn invalidate_message(change: &Change) -> String {
-    serde_json::json!({ "invalidate": change }).to_string()
+/// The broadcast message that makes every process forget cached groups and relations, and
+/// confirm it by pushing to the list `ack`.
+pub(crate) fn invalidate_message(change: &Change, ack: &str) -> String {
+    serde_json::json!({ "invalidate": change, "ack": ack }).to_string()
 }
 
-/// Hands one pub/sub payload to the local connections (and the cache).
-pub fn dispatch(registry: &Registry, directory: &Directory, payload: &str) {
+/// Hands one pub/sub payload to the local connections (and the cache). Returns the list to
+/// confirm an applied invalidation in.
+pub(crate) fn dispatch(
+    registry: &Registry,
+    directory: &Directory,
+    payload: &str,
+) -> Option<String> {
     let envelope: Envelope<'_> = match serde_json::from_str(payload) {
         Ok(e) => e,
         Err(err) => {
             tracing::warn!(error = %err, "dropping a malformed relay message");
-            return;
+            return None;
         }
     };
+    let mut confirm = None;
     if let Some(change) = envelope.invalidate {
         directory.forget(&change);
+        confirm = envelope.ack;
     }
     if let Some(logins) = envelope.revoke {
         registry.kick_logins(&logins, Kick::Revoked);
     }
-    let Some(event) = envelope.event else { return };
+    let Some(event) = envelope.event else {
+        return confirm;
+    };
     let event: Arc<str> = Arc::from(event.get());
     let skip = envelope.skip.as_deref().filter(|s| !s.is_empty());
     match envelope.users {
@@ -183,12 +197,37 @@ pub fn dispatch(registry: &Registry, directory: &Directory, payload: &str) {
         Some(Users::All(all)) if all == "*" => registry.dispatch(None, skip, &event),
         Some(Users::All(_)) | None => {}
     }
+    confirm
+}
+
+/// Confirms an applied invalidation to the process waiting for it (in the background, so the
+/// listener goes on with the next message at once).
+fn confirm(redis: &Shared, list: String, keep_ms: u64) {
+    let redis = redis.clone();
+    tokio::spawn(async move {
+        let confirmed = async {
+            let mut conn = redis.get().await?;
+            let _: () = redis::pipe()
+                .rpush(&list, 1)
+                .ignore()
+                .pexpire(&list, i64::try_from(keep_ms).unwrap_or(i64::MAX))
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, crate::error::AppError>(())
+        };
+        if let Err(err) = confirmed.await {
+            tracing::warn!(error = %err, "cache invalidation applied but not confirmed");
+        }
+    });
 }
 
 /// Listens on `channels` for as long as `registry` lives, reconnecting after any failure.
 /// `ready` fires once the first subscription is in place.
-pub async fn listen(
+pub(crate) async fn listen(
     client: redis::Client,
+    redis: Shared,
+    confirm_keep_ms: u64,
     channels: Vec<String>,
     registry: std::sync::Weak<Registry>,
     directory: Arc<Directory>,
@@ -224,7 +263,11 @@ pub async fn listen(
                         return;
                     };
                     match message.get_payload::<String>() {
-                        Ok(payload) => dispatch(&registry, &directory, &payload),
+                        Ok(payload) => {
+                            if let Some(list) = dispatch(&registry, &directory, &payload) {
+                                confirm(&redis, list, confirm_keep_ms);
+                            }
+                        }
                         Err(err) => tracing::warn!(error = %err, "unreadable relay message"),
                     }
                 }

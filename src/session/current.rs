@@ -6,16 +6,16 @@ use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
+use crate::chat::Chat;
 use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
-use crate::http::client_ip;
-use crate::state::AppState;
+use crate::peer::client_ip;
 use crate::store::redis::logins;
 
 const USER_ID_KEY: &str = "uid";
 const LOGIN_ID_KEY: &str = "lid";
 
-pub struct CurrentSession {
+pub(crate) struct CurrentSession {
     pub user_id: UserId,
     pub login_id: String,
     session: Session,
@@ -23,7 +23,7 @@ pub struct CurrentSession {
 
 impl CurrentSession {
     /// Ends this session: the login record and the session state both go.
-    pub async fn logout(self, state: &AppState) -> AppResult<()> {
+    pub(crate) async fn logout(self, state: &Chat) -> AppResult<()> {
         logins::delete(&state.redis, &state.keys, self.user_id, &self.login_id).await?;
         self.session.purge();
         state.hub.revoke_logins(&[self.login_id]).await?;
@@ -37,11 +37,10 @@ impl FromRequest for CurrentSession {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = req.get_session();
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = req.app_data::<web::Data<Chat>>().cloned();
         Box::pin(async move {
-            let state = state.ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("AppState missing from app data"))
-            })?;
+            let state = state
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("Chat missing from app data")))?;
             let user_id = session.get::<u64>(USER_ID_KEY).ok().flatten();
             let login_id = session.get::<String>(LOGIN_ID_KEY).ok().flatten();
             let (Some(user_id), Some(login_id)) = (user_id, login_id) else {
@@ -65,9 +64,9 @@ impl FromRequest for CurrentSession {
 }
 
 /// Logs `user_id` in on this request: a fresh session key (no fixation) carrying a new login.
-pub async fn start_login(
+pub(crate) async fn start_login(
     req: &HttpRequest,
-    state: &AppState,
+    state: &Chat,
     user_id: UserId,
 ) -> AppResult<String> {
     let session = req.get_session();
@@ -77,7 +76,7 @@ pub async fn start_login(
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let ip = client_ip(req, state.settings.server.trust_forwarded_for)
+    let ip = client_ip(req, &state.settings.server)
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     logins::create(

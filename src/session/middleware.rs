@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::store::redis::Keys;
 
-pub async fn store(pool: Pool, keys: &Keys) -> anyhow::Result<RedisSessionStore> {
+pub(crate) async fn store(pool: Pool, keys: &Keys) -> anyhow::Result<RedisSessionStore> {
     let keys = keys.clone();
     RedisSessionStore::builder_pooled(pool)
         .cache_keygen(move |session_key| keys.session(session_key))
@@ -25,7 +25,7 @@ pub async fn store(pool: Pool, keys: &Keys) -> anyhow::Result<RedisSessionStore>
         .context("building the Redis session store")
 }
 
-pub fn build(
+pub(crate) fn build(
     settings: &Settings,
     store: RedisSessionStore,
 ) -> SessionMiddleware<RedisSessionStore> {
@@ -49,7 +49,7 @@ pub fn build(
 /// request fails before any handler runs, and actix would answer 500 with an empty body. This
 /// turns that failure into 503 `{"code":"unavailable"}`, like every other route whose backend
 /// is down. (Handlers' own errors are responses by now and pass untouched.)
-pub async fn store_unavailable(
+pub(crate) async fn store_unavailable(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {

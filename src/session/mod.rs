@@ -1,8 +1,8 @@
-//! Sessions: the login guard extractor, the session middleware on the shared Redis pool, and
-//! password hashing.
+//! Sessions: the login guard extractor, the session middleware on the shared Redis pool,
+//! and the device cookies that exempt known browsers from account lockouts.
 
 mod current;
-pub mod middleware;
-pub mod password;
+pub(crate) mod device;
+pub(crate) mod middleware;
 
-pub use current::{CurrentSession, start_login};
+pub(crate) use current::{CurrentSession, start_login};

@@ -23,22 +23,22 @@ use crate::config::CacheSettings;
 use crate::domain::{GroupId, UserId};
 use crate::error::AppResult;
 use crate::store::mysql::groups::{self, Group, Membership};
-use crate::store::mysql::people::{self, SendRelation};
+use crate::store::mysql::relations::{self, SendRelation};
 
 /// A group as the send path sees it.
 #[derive(Debug)]
-pub struct GroupView {
+pub(crate) struct GroupView {
     pub group: Group,
     pub members: HashMap<UserId, Membership>,
 }
 
 impl GroupView {
-    pub fn member_ids(&self) -> Vec<UserId> {
+    pub(crate) fn member_ids(&self) -> Vec<UserId> {
         self.members.keys().copied().collect()
     }
 
     /// Members who want live message pushes (do-not-disturb ones do not).
-    pub fn push_member_ids(&self) -> Vec<UserId> {
+    pub(crate) fn push_member_ids(&self) -> Vec<UserId> {
         self.members
             .iter()
             .filter(|(_, m)| m.dnd == 0)
@@ -49,7 +49,7 @@ impl GroupView {
 
 /// A change that makes cached entries wrong.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Change {
+pub(crate) struct Change {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<u64>,
     /// Unordered user pairs.
@@ -58,14 +58,14 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn group(group: GroupId) -> Self {
+    pub(crate) fn group(group: GroupId) -> Self {
         Self {
             groups: vec![group.0],
             pairs: Vec::new(),
         }
     }
 
-    pub fn pair(a: UserId, b: UserId) -> Self {
+    pub(crate) fn pair(a: UserId, b: UserId) -> Self {
         Self {
             groups: Vec::new(),
             pairs: vec![[a.0, b.0]],
@@ -147,7 +147,7 @@ impl<K: Eq + Hash + Copy, V: Clone> Map<K, V> {
     }
 }
 
-pub struct Directory {
+pub(crate) struct Directory {
     groups: Map<GroupId, Option<Arc<GroupView>>>,
     pairs: Map<(UserId, UserId), SendRelation>,
     epoch: AtomicU64,
@@ -161,19 +161,19 @@ pub struct Directory {
 type Loaded<V> = AppResult<(V, bool)>;
 
 impl Directory {
-    pub fn new(settings: &CacheSettings) -> Arc<Self> {
+    pub(crate) fn new(settings: &CacheSettings) -> Arc<Self> {
         Arc::new(Self {
             groups: Map::new(),
             pairs: Map::new(),
             epoch: AtomicU64::new(0),
             ttl: Duration::from_secs(settings.ttl_secs),
             keep_for: Duration::from_secs(settings.serve_stale_secs.max(settings.ttl_secs)),
-            capacity: settings.max_entries,
+            capacity: settings.max_entries.get(),
         })
     }
 
     /// A group that exists (dissolved or not) with its members; None for an unknown group.
-    pub async fn group(
+    pub(crate) async fn group(
         self: &Arc<Self>,
         pool: &MySqlPool,
         id: GroupId,
@@ -184,7 +184,7 @@ impl Directory {
     }
 
     /// What decides a 1:1 send from `from` to `to`.
-    pub async fn send_relation(
+    pub(crate) async fn send_relation(
         self: &Arc<Self>,
         pool: &MySqlPool,
         from: UserId,
@@ -197,7 +197,7 @@ impl Directory {
             move || {
                 let pool = pool.clone();
                 async move {
-                    let relation = people::send_relation(&pool, from, to).await?;
+                    let relation = relations::send_relation(&pool, from, to).await?;
                     Ok((relation, relation.recipient_exists))
                 }
             },
@@ -206,7 +206,7 @@ impl Directory {
     }
 
     /// Forgets what `change` makes wrong.
-    pub fn forget(&self, change: &Change) {
+    pub(crate) fn forget(&self, change: &Change) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         for group in &change.groups {
             self.groups.remove(&GroupId(*group));
@@ -218,7 +218,7 @@ impl Directory {
     }
 
     /// Forgets everything (after missing changes, e.g. while the relay was unsubscribed).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.groups.clear();
         self.pairs.clear();

@@ -3,7 +3,10 @@
 //! send path (`directory`). Plain async functions over a pool; no traits until a second
 //! implementation needs one.
 
-pub mod directory;
+pub(crate) mod directory;
 pub mod mongo;
-pub mod mysql;
-pub mod redis;
+pub(crate) mod mysql;
+pub(crate) mod redis;
+
+/// The user search as one statement (its `EXPLAIN` shows one index range scan per half).
+pub use mysql::users::SEARCH_SQL as USER_SEARCH_SQL;

@@ -1,6 +1,8 @@
 //! One task per socket. It selects over: a kick (slow consumer, revoked session, shutdown; the ops
-//! in flight are still finished and answered before the close), the next reply, events queued by
-//! the hub, the next frame, and the heartbeat.
+//! in flight are still finished and answered before the close), the next reply, the next frame,
+//! and the heartbeat. Everything it sends, and every event the hub delivers, goes through the
+//! connection's bounded outbound queue (hub::outbound), which never makes anybody wait: a
+//! client that lets it fill is disconnected with 1013.
 //!
 //! Ops in flight ([`Pipeline`]): up to `ws.pipeline_depth` sends (op 1, 6) at once, checked and
 //! queued for storage in the order they arrived (ws::order), so a user's messages keep the order
@@ -9,53 +11,77 @@
 
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use std::sync::Arc;
+
+use actix_web::body::BodyStream;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesOrdered;
 use tokio::time::{Instant, interval_at};
 
 use crate::antispam::local::{LocalLimiter, Verdict};
-use crate::error::AppError;
+use crate::config::WsSettings;
+use crate::error::{AppError, AppResult};
+use crate::hub::outbound::{Frame, Outbound, Refused};
 use crate::hub::{Attached, Kick};
+use crate::peer::slots::Slot;
 use crate::ws::ops::{self, OpCtx};
 use crate::ws::order::Order;
 use crate::ws::protocol::{self, Limits, Reply, Request};
-use crate::ws::slots::Slot;
 
-/// How long a close frame may take to go out before the socket is dropped anyway.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The WebSocket handshake: the 101 response, whose body sends the frames of the returned
+/// outbound queue (bounded by `ws.outbound_queue` frames and `ws.max_outbound_bytes` bytes),
+/// and the client's frames.
+pub(crate) fn handle(
+    req: &HttpRequest,
+    body: web::Payload,
+    settings: &WsSettings,
+) -> AppResult<(HttpResponse, Arc<Outbound>, MessageStream)> {
+    let (response, _unbounded, stream) = actix_ws::handle(req, body)
+        .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}").into()))?;
+    let outbound = Outbound::new(settings.outbound_queue.get(), settings.max_outbound_bytes);
+    let response = response
+        .set_body(BodyStream::new(outbound.body()))
+        .map_into_boxed_body();
+    Ok((response, outbound, stream))
+}
+
+/// Ends the outbound queue however the task ends (a panic included), so the registry can
+/// tell a dead connection and the client's response ends.
+struct EndOnDrop(Arc<Outbound>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
 
 #[tracing::instrument(name = "ws", skip_all, fields(user_id = %ctx.user, conn = %ctx.conn_id))]
-pub async fn run(
+pub(crate) async fn run(
     ctx: OpCtx,
-    mut socket: Session,
-    stream: actix_ws::MessageStream,
+    outbound: Arc<Outbound>,
+    stream: MessageStream,
     attached: Attached,
     // Held for as long as the socket lives: its place under the connection caps.
     _slot: Slot,
 ) {
+    let _end = EndOnDrop(outbound.clone());
     let settings = ctx.state.settings.clone();
     let max_frame = settings.ws.max_frame_bytes;
     let mut stream = stream
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
-    let limits = Limits {
-        max_content_chars: settings.messages.max_content_chars,
-        history_default_limit: i64::from(settings.messages.history_default_limit),
-        history_max_limit: i64::from(settings.messages.history_max_limit),
-    };
-    let Attached {
-        conn_id,
-        mut events,
-        mut kicks,
-    } = attached;
-    let beat = Duration::from_secs(settings.ws.heartbeat_secs);
+    let limits = Limits::from_settings(&settings);
+    let Attached { conn_id, mut kicks } = attached;
+    let beat = Duration::from_secs(settings.ws.heartbeat_secs.get());
     let timeout = Duration::from_secs(settings.ws.client_timeout_secs);
     let mut heartbeat = interval_at(Instant::now() + beat, beat);
     let mut last_heard = Instant::now();
-    let mut inflight = Pipeline::new(settings.ws.pipeline_depth);
+    let mut inflight = Pipeline::new(settings.ws.pipeline_depth.get());
     let mut local_limit =
         LocalLimiter::new(&settings.antispam, ctx.state.antispam.is_exempt(ctx.user));
     tracing::debug!("connected");
@@ -69,17 +95,13 @@ pub async fn run(
                 // Frames (pongs too) are not read while the pipeline is full; a slow backend is
                 // not the client's silence.
                 last_heard = Instant::now();
-                if let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await {
+                if let Err(stop) = send(&outbound, Frame::Reply(reply.to_text())) {
                     break stop;
                 }
             }
-            event = events.recv() => {
-                let Some(event) = event else { break None };
-                if let Err(stop) = write(&mut kicks, timeout, socket.text(event.to_string())).await {
-                    break stop;
-                }
-            }
-            frame = stream.recv(), if inflight.reading() => {
+            // The queue is full of frames: the client reads more slowly than it sends.
+            () = outbound.taken(), if !outbound.has_room() => {}
+            frame = stream.recv(), if inflight.reading() && outbound.has_room() => {
                 last_heard = Instant::now();
                 match frame {
                     None => break None,
@@ -104,7 +126,7 @@ pub async fn run(
                             (Verdict::Pass, Err(bad)) => Reply::error(bad.op_type, bad.client_msg_id, &bad.error),
                         };
                         if let Some(reply) = inflight.in_turn(reply)
-                            && let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await
+                            && let Err(stop) = send(&outbound, Frame::Reply(reply.to_text()))
                         {
                             break stop;
                         }
@@ -116,13 +138,13 @@ pub async fn run(
                             Verdict::Pass => AppError::BadRequest("binary frames are not supported; send JSON text frames".into()),
                         };
                         if let Some(reply) = inflight.in_turn(Reply::error(0, None, &error))
-                            && let Err(stop) = write(&mut kicks, timeout, socket.text(reply.to_text())).await
+                            && let Err(stop) = send(&outbound, Frame::Reply(reply.to_text()))
                         {
                             break stop;
                         }
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if let Err(stop) = write(&mut kicks, timeout, socket.pong(&bytes)).await {
+                        if let Err(stop) = send(&outbound, Frame::Pong(bytes)) {
                             break stop;
                         }
                     }
@@ -139,7 +161,7 @@ pub async fn run(
                 if inflight.running.is_empty() && last_heard.elapsed() > timeout {
                     break Some(CloseReason { code: CloseCode::Away, description: Some("heartbeat timeout".into()) });
                 }
-                if let Err(stop) = write(&mut kicks, timeout, socket.ping(b"")).await {
+                if let Err(stop) = send(&outbound, Frame::Ping(Bytes::new())) {
                     break stop;
                 }
             }
@@ -158,17 +180,18 @@ pub async fn run(
                 () = &mut grace => None,
             };
             let Some(reply) = reply else { break };
-            if tokio::time::timeout(CLOSE_GRACE, socket.text(reply.to_text()))
-                .await
-                .is_err()
-            {
+            // A client too slow for these too just does not get them: the close follows.
+            if outbound.push(Frame::Reply(reply.to_text())).is_err() {
                 break;
             }
         }
     }
-    if let Some(reason) = close {
-        tracing::debug!(code = ?reason.code, "closing");
-        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(Some(reason))).await;
+    match close {
+        Some(reason) => {
+            tracing::debug!(code = ?reason.code, "closing");
+            outbound.close(Some(reason));
+        }
+        None => outbound.end(),
     }
 }
 
@@ -236,23 +259,13 @@ impl Pipeline {
     }
 }
 
-/// Sends a frame, giving up when a kick arrives meanwhile or when the client has not taken it
-/// within `timeout` (a client that does not read would otherwise hold this task, its queue and
-/// its connection slot forever). Err carries the close reason, if any.
-async fn write(
-    kicks: &mut tokio::sync::mpsc::Receiver<Kick>,
-    timeout: Duration,
-    send: impl Future<Output = Result<(), actix_ws::Closed>>,
-) -> Result<(), Option<CloseReason>> {
-    tokio::select! {
-        sent = tokio::time::timeout(timeout, send) => match sent {
-            Ok(sent) => sent.map_err(|_| None),
-            Err(_) => Err(Some(CloseReason {
-                code: CloseCode::Away,
-                description: Some("not reading".into()),
-            })),
-        },
-        kick = kicks.recv() => Err(kick.map(kick_reason)),
+/// Queues a frame for the socket. Err carries the close reason: the queue is full (the client
+/// reads too slowly: 1013, as for events), or none when the connection is already gone.
+fn send(outbound: &Outbound, frame: Frame) -> Result<(), Option<CloseReason>> {
+    match outbound.push(frame) {
+        Ok(()) => Ok(()),
+        Err(Refused::Full) => Err(Some(kick_reason(Kick::SlowConsumer))),
+        Err(Refused::Closed) => Err(None),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Hands out the tickets of one connection.
-pub struct Order {
+pub(crate) struct Order {
     /// The ticket whose turn it is.
     turn: Arc<watch::Sender<u64>>,
     next: u64,
@@ -25,7 +25,7 @@ impl Default for Order {
 }
 
 impl Order {
-    pub fn ticket(&mut self) -> Ticket {
+    pub(crate) fn ticket(&mut self) -> Ticket {
         let ticket = Ticket {
             turn: self.turn.clone(),
             number: self.next,
@@ -37,14 +37,14 @@ impl Order {
 
 /// One send's place in its connection's order. Dropping it (after [`Ticket::wait`]) lets the
 /// next send go.
-pub struct Ticket {
+pub(crate) struct Ticket {
     turn: Arc<watch::Sender<u64>>,
     number: u64,
 }
 
 impl Ticket {
     /// Waits until every earlier ticket has been dropped.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut turn = self.turn.subscribe();
         // The sender lives in `self`, so this cannot fail.
         let _ = turn.wait_for(|now| *now >= self.number).await;

@@ -8,39 +8,47 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{ConversationId, GroupId, MessageType, UserId};
+use crate::domain::{ConversationId, GroupId, MessageContent, MessageType, UserId};
 use crate::error::AppError;
 
 /// Longest accepted `client_msg_id`, in characters.
-pub const CLIENT_MSG_ID_MAX_CHARS: usize = 64;
-/// The deepest history page a `"<skip>-<limit>"` may ask for.
-pub const MAX_SKIP: u64 = 1_000_000_000;
-/// Most conversations one resume may name.
-pub const RESUME_MAX_CONVERSATIONS: usize = 1000;
+pub(crate) const CLIENT_MSG_ID_MAX_CHARS: usize = 64;
 
+/// op 1: send to a user.
 pub const OP_SEND: i64 = 1;
+/// op 2: a page of history.
 pub const OP_HISTORY: i64 = 2;
+/// op 3: unread messages, or the unread counts.
 pub const OP_UNREAD: i64 = 3;
+/// op 4: mark read.
 pub const OP_MARK_READ: i64 = 4;
+/// op 5: delete or recall a message.
 pub const OP_DELETE: i64 = 5;
+/// op 6: send to a group (or the lobby).
 pub const OP_GROUP_SEND: i64 = 6;
+/// op 7: everything not seen since a reconnect.
 pub const OP_RESUME: i64 = 7;
+/// op 8: a typing notice.
 pub const OP_TYPING: i64 = 8;
 
+/// The reply code of success.
 pub const CODE_OK: u32 = 200;
+/// A 1:1 send stored, the recipient live.
 pub const CODE_DELIVERED: u32 = 50004;
+/// A 1:1 send stored, the recipient offline.
 pub const CODE_STORED_OFFLINE: u32 = 50005;
+/// A frame that does not parse, or a value out of range.
 pub const CODE_BAD_FRAME: u32 = 40000;
 
 /// What a request is about: a peer (1:1) or a conversation id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     User(UserId),
     Conversation(ConversationId),
 }
 
 impl Target {
-    pub fn conversation_for(self, me: UserId) -> ConversationId {
+    pub(crate) fn conversation_for(self, me: UserId) -> ConversationId {
         match self {
             Self::User(peer) => ConversationId::direct(me, peer),
             Self::Conversation(c) => c,
@@ -49,7 +57,7 @@ impl Target {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Paging {
+pub(crate) enum Paging {
     /// Skip the newest `skip` messages, then `limit`.
     SkipLimit { skip: u64, limit: i64 },
     /// The newest `limit` below `before_seq` (all when None).
@@ -57,7 +65,7 @@ pub enum Paging {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadTarget {
+pub(crate) enum ReadTarget {
     Message(ObjectId),
     Position {
         conversation: ConversationId,
@@ -66,13 +74,13 @@ pub enum ReadTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub kind: MessageType,
-    pub content: String,
+    pub content: MessageContent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientOp {
+pub(crate) enum ClientOp {
     Send { to: UserId, message: Outgoing },
     History { target: Target, paging: Paging },
     Unread { target: Option<Target> },
@@ -85,13 +93,13 @@ pub enum ClientOp {
 
 impl ClientOp {
     /// A send (op 1 or 6): may be pipelined with the connection's other sends.
-    pub fn is_send(&self) -> bool {
+    pub(crate) fn is_send(&self) -> bool {
         matches!(self, Self::Send { .. } | Self::GroupSend { .. })
     }
 }
 
 #[derive(Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub op_type: i64,
     pub client_msg_id: Option<String>,
     pub op: ClientOp,
@@ -99,7 +107,7 @@ pub struct Request {
 
 /// A frame that could not become a request.
 #[derive(Debug)]
-pub struct FrameError {
+pub(crate) struct FrameError {
     pub op_type: i64,
     pub client_msg_id: Option<String>,
     pub error: AppError,
@@ -107,7 +115,7 @@ pub struct FrameError {
 
 /// The reply every request gets.
 #[derive(Debug, Serialize)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub op_type: i64,
     pub code: u32,
     pub msg: Cow<'static, str>,
@@ -116,13 +124,13 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| {
             format!(r#"{{"op_type":{},"code":50000,"msg":"reply not serialisable","data":null,"client_msg_id":null}}"#, self.op_type)
         })
     }
 
-    pub fn error(op_type: i64, client_msg_id: Option<String>, error: &AppError) -> Self {
+    pub(crate) fn error(op_type: i64, client_msg_id: Option<String>, error: &AppError) -> Self {
         Self {
             op_type,
             code: error.ws_code(),
@@ -135,13 +143,29 @@ impl Reply {
 
 /// The limits parsing enforces, from the configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_content_chars: usize,
     pub history_default_limit: i64,
     pub history_max_limit: i64,
+    /// The deepest `"<skip>-<limit>"` history page (deeper ones page with `before_seq`).
+    pub max_history_skip: u64,
+    /// Most conversations one resume may name in `since`.
+    pub max_resume_conversations: usize,
 }
 
-pub fn parse(text: &str, limits: &Limits) -> Result<Request, FrameError> {
+impl Limits {
+    pub(crate) fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            max_content_chars: settings.messages.max_content_chars.get(),
+            history_default_limit: i64::from(settings.messages.history_default_limit),
+            history_max_limit: i64::from(settings.messages.history_max_limit.get()),
+            max_history_skip: settings.messages.max_history_skip,
+            max_resume_conversations: settings.ws.max_resume_conversations.get(),
+        }
+    }
+}
+
+pub(crate) fn parse(text: &str, limits: &Limits) -> Result<Request, FrameError> {
     let bad = |op_type: i64, client_msg_id: Option<String>, error: AppError| FrameError {
         op_type,
         client_msg_id,
@@ -220,7 +244,9 @@ fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, A
             group: f.group_id("to")?,
             message: f.outgoing(limits)?,
         },
-        OP_RESUME => ClientOp::Resume { since: f.since()? },
+        OP_RESUME => ClientOp::Resume {
+            since: f.since(limits)?,
+        },
         OP_TYPING => ClientOp::Typing {
             target: f
                 .target()?
@@ -337,17 +363,9 @@ impl Fields<'_> {
         let content = self
             .string("content")?
             .ok_or_else(|| invalid("content", "is required"))?;
-        if content.trim().is_empty() {
-            return Err(invalid("content", "must not be empty"));
-        }
-        if content.chars().count() > limits.max_content_chars {
-            return Err(AppError::ContentTooLong {
-                max: limits.max_content_chars,
-            });
-        }
         Ok(Outgoing {
             kind,
-            content: content.to_owned(),
+            content: MessageContent::parse(content, limits.max_content_chars)?,
         })
     }
 
@@ -365,7 +383,14 @@ impl Fields<'_> {
                 Some((skip.parse::<u64>().ok()?, limit.parse::<i64>().ok()?))
             });
             return match parsed {
-                Some((skip, limit)) if limit >= 1 && skip <= MAX_SKIP => Ok(Paging::SkipLimit {
+                Some((skip, _)) if skip > limits.max_history_skip => Err(invalid(
+                    "content",
+                    format!(
+                        "a skip above {} is refused: page older messages with before_seq",
+                        limits.max_history_skip
+                    ),
+                )),
+                Some((skip, limit)) if limit >= 1 => Ok(Paging::SkipLimit {
                     skip,
                     limit: limit.min(limits.history_max_limit),
                 }),
@@ -406,16 +431,19 @@ impl Fields<'_> {
         Ok(ReadTarget::Message(self.message_id()?))
     }
 
-    fn since(&self) -> Result<Vec<(ConversationId, i64)>, AppError> {
+    fn since(&self, limits: &Limits) -> Result<Vec<(ConversationId, i64)>, AppError> {
         let map = match self.get("since") {
             None => return Ok(Vec::new()),
             Some(Value::Object(map)) => map,
             Some(_) => return Err(invalid("since", "must be an object of conversation → seq")),
         };
-        if map.len() > RESUME_MAX_CONVERSATIONS {
+        if map.len() > limits.max_resume_conversations {
             return Err(invalid(
                 "since",
-                format!("names more than {RESUME_MAX_CONVERSATIONS} conversations"),
+                format!(
+                    "names more than {} conversations",
+                    limits.max_resume_conversations
+                ),
             ));
         }
         map.iter()
@@ -444,6 +472,8 @@ mod tests {
         max_content_chars: 10,
         history_default_limit: 20,
         history_max_limit: 100,
+        max_history_skip: 50,
+        max_resume_conversations: 2,
     };
 
     fn op(text: &str) -> ClientOp {
@@ -460,7 +490,7 @@ mod tests {
             to: UserId(7),
             message: Outgoing {
                 kind: MessageType(1),
-                content: "hi".into(),
+                content: MessageContent::parse("hi", 10).unwrap(),
             },
         };
         assert_eq!(
@@ -545,6 +575,7 @@ mod tests {
             r#"{"op_type":2,"to":"7","limit":-3}"#,
             r#"{"op_type":2,"to":"7","content":"a-b"}"#,
             r#"{"op_type":2,"to":"7","content":"1-0"}"#,
+            r#"{"op_type":2,"to":"7","content":"51-10"}"#,
             r#"{"op_type":2}"#,
         ] {
             assert_eq!(err(bad).error.ws_code(), 40000, "{bad}");
@@ -588,6 +619,12 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"op_type":7,"since":{"u:1:2":-1}}"#).error.ws_code(),
+            40000
+        );
+        assert_eq!(
+            err(r#"{"op_type":7,"since":{"u:1:2":1,"u:1:3":1,"u:1:4":1}}"#)
+                .error
+                .ws_code(),
             40000
         );
     }

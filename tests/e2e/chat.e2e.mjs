@@ -588,7 +588,7 @@ async function main() {
         const composer = tid(bob.page, 'composer');
         await composer.click();
         // A few seconds of typing, as a person would (the page may throttle its typing frames).
-        const typing = composer.pressSequentially('I am typing a longer answer, wait', { delay: 100 });
+        const typing = composer.pressSequentially('I am typing a longer answer, wait for it, nearly done now', { delay: 100 });
         await waitText(alice.page, 'typing', /bob.*typing/i);
         await typing;
         // Bob's own view does not show himself typing.

@@ -72,12 +72,7 @@ impl Pair {
 
 /// The live connection count the process reports on /metrics.
 async fn live_connections(app: &TestApp) -> u64 {
-    let text = app
-        .get(&new_client(), "/metrics")
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let text = app.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("chat_ws_connections "))
         .and_then(|v| v.trim().parse().ok())
@@ -100,7 +95,7 @@ fn upgrade_head(app: &TestApp, cookie: &str, complete: bool) -> String {
 async fn abuse_a_thousand_handshakes_dropped_midway_leave_no_trace_and_chat_stays_fast() {
     let per_ip = 10;
     let app = spawn_app_with(|s| {
-        s.ws.max_connections_per_ip = per_ip;
+        s.ws.max_connections_per_ip = nz!(per_ip);
         s.ws.max_connections = 1000;
     })
     .await;
@@ -146,7 +141,7 @@ async fn abuse_a_thousand_handshakes_dropped_midway_leave_no_trace_and_chat_stay
 #[tokio::test]
 async fn abuse_a_client_that_only_pings_gets_its_pongs_and_keeps_its_socket() {
     let app = spawn_app_with(|s| {
-        s.ws.heartbeat_secs = 1;
+        s.ws.heartbeat_secs = nz!(1);
         s.ws.client_timeout_secs = 2;
         s.ws.presence_ttl_secs = 3;
     })
@@ -187,7 +182,7 @@ async fn abuse_a_client_that_only_pings_gets_its_pongs_and_keeps_its_socket() {
 #[tokio::test]
 async fn abuse_a_client_that_never_answers_pings_is_closed_with_1001() {
     let app = spawn_app_with(|s| {
-        s.ws.heartbeat_secs = 1;
+        s.ws.heartbeat_secs = nz!(1);
         s.ws.client_timeout_secs = 2;
         s.ws.presence_ttl_secs = 3;
     })
@@ -209,7 +204,7 @@ async fn abuse_a_client_that_never_answers_pings_is_closed_with_1001() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn abuse_a_client_that_pings_but_never_reads_the_pongs_is_disconnected() {
     let app = spawn_app_with(|s| {
-        s.ws.heartbeat_secs = 1;
+        s.ws.heartbeat_secs = nz!(1);
         s.ws.client_timeout_secs = 2;
         s.ws.presence_ttl_secs = 3;
     })
@@ -493,7 +488,7 @@ async fn connects_again(app: &TestApp, who: &Chatter, host: u8) -> WsClient {
 #[tokio::test]
 async fn abuse_connections_over_the_per_ip_cap_get_429_and_a_closed_one_frees_its_slot() {
     let app = spawn_app_with(|s| {
-        s.ws.max_connections_per_ip = 3;
+        s.ws.max_connections_per_ip = nz!(3);
         s.ws.max_connections = 5;
     })
     .await;
@@ -543,7 +538,7 @@ async fn abuse_connections_over_the_per_ip_cap_get_429_and_a_closed_one_frees_it
 #[tokio::test]
 async fn abuse_connections_over_the_global_cap_get_503_until_one_closes() {
     let app = spawn_app_with(|s| {
-        s.ws.max_connections_per_ip = 3;
+        s.ws.max_connections_per_ip = nz!(3);
         s.ws.max_connections = 5;
     })
     .await;
@@ -576,7 +571,7 @@ async fn abuse_connections_over_the_global_cap_get_503_until_one_closes() {
 #[tokio::test]
 async fn abuse_the_per_ip_cap_follows_x_forwarded_for_only_when_trusted() {
     let trusted = spawn_app_with(|s| {
-        s.ws.max_connections_per_ip = 2;
+        s.ws.max_connections_per_ip = nz!(2);
         s.ws.max_connections = 10;
         s.server.trust_forwarded_for = true;
     })
@@ -609,7 +604,7 @@ async fn abuse_the_per_ip_cap_follows_x_forwarded_for_only_when_trusted() {
 
     // Not behind a trusted proxy: an invented X-Forwarded-For does not buy more sockets.
     let direct = spawn_app_with(|s| {
-        s.ws.max_connections_per_ip = 2;
+        s.ws.max_connections_per_ip = nz!(2);
         s.ws.max_connections = 10;
     })
     .await;

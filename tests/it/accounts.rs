@@ -231,7 +231,7 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
 
 #[tokio::test]
 async fn login_is_rate_limited_per_ip_with_retry_after() {
-    let app = spawn_app_with(|s| s.auth.login_per_ip_per_minute = 3).await;
+    let app = spawn_app_with(|s| s.auth.login_per_ip_per_minute = nz!(3)).await;
     app.register("frank").await;
     for _ in 0..3 {
         let resp = app.login_with(&app.client, "frank", "wrong password").await;
@@ -256,7 +256,7 @@ async fn login_is_rate_limited_per_ip_with_retry_after() {
 
 #[tokio::test]
 async fn register_is_rate_limited_per_ip() {
-    let app = spawn_app_with(|s| s.auth.register_per_ip_per_minute = 2).await;
+    let app = spawn_app_with(|s| s.auth.register_per_ip_per_minute = nz!(2)).await;
     assert_eq!(app.register("gina1").await.status(), StatusCode::CREATED);
     assert_eq!(app.register("gina2").await.status(), StatusCode::CREATED);
     let resp = app.register("gina3").await;

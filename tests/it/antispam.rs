@@ -28,8 +28,8 @@ fn shipped_antispam() -> AntispamSettings {
 fn rules(change: impl FnOnce(&mut AntispamSettings)) -> impl FnOnce(&mut Settings) {
     move |settings: &mut Settings| {
         let mut antispam = shipped_antispam();
-        antispam.local_per_sec = 1_000_000;
-        antispam.local_burst = 1_000_000;
+        antispam.local_per_sec = nz!(1_000_000);
+        antispam.local_burst = nz!(1_000_000);
         change(&mut antispam);
         settings.antispam = antispam;
     }
@@ -53,7 +53,7 @@ fn text(n: usize) -> String {
 
 #[tokio::test]
 async fn unanswered_first_contact_trips_after_the_limit_and_a_reply_lifts_it() {
-    let app = spawn_app_with(rules(|a| a.unanswered_limit = 3)).await;
+    let app = spawn_app_with(rules(|a| a.unanswered_limit = nz!(3))).await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (bob, mut bob_ws) = app.login_ws("bob").await;
     for n in 1..=3 {
@@ -95,8 +95,8 @@ async fn unanswered_first_contact_trips_after_the_limit_and_a_reply_lifts_it() {
 #[tokio::test]
 async fn an_unanswered_block_expires() {
     let app = spawn_app_with(rules(|a| {
-        a.unanswered_limit = 1;
-        a.unanswered_block_secs = 1;
+        a.unanswered_limit = nz!(1);
+        a.unanswered_block_secs = nz!(1);
     }))
     .await;
     let (_alice, mut alice_ws) = app.login_ws("alice").await;
@@ -120,8 +120,8 @@ async fn an_unanswered_block_expires() {
 #[tokio::test]
 async fn notes_to_self_are_not_first_contact_but_count_towards_the_rate() {
     let app = spawn_app_with(rules(|a| {
-        a.unanswered_limit = 1;
-        a.rate_limit = 3;
+        a.unanswered_limit = nz!(1);
+        a.rate_limit = nz!(3);
     }))
     .await;
     let (alice, mut ws) = app.login_ws("alice").await;
@@ -133,7 +133,7 @@ async fn notes_to_self_are_not_first_contact_but_count_towards_the_rate() {
 
 #[tokio::test]
 async fn the_sender_rate_counts_direct_and_group_messages_together() {
-    let app = spawn_app_with(rules(|a| a.rate_limit = 4)).await;
+    let app = spawn_app_with(rules(|a| a.rate_limit = nz!(4))).await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (bob, mut bob_ws) = app.login_ws("bob").await;
     let group = app.group_with(&alice, "team", &[&bob]).await;
@@ -159,7 +159,7 @@ async fn the_sender_rate_counts_direct_and_group_messages_together() {
 
 #[tokio::test]
 async fn duplicate_content_is_refused_after_the_limit_whoever_it_goes_to() {
-    let app = spawn_app_with(rules(|a| a.duplicate_limit = 2)).await;
+    let app = spawn_app_with(rules(|a| a.duplicate_limit = nz!(2))).await;
     let (_alice, mut alice_ws) = app.login_ws("alice").await;
     let bob = app.chatter("bob").await;
     let carol = app.chatter("carol").await;
@@ -184,7 +184,7 @@ async fn duplicate_content_is_refused_after_the_limit_whoever_it_goes_to() {
 
 #[tokio::test]
 async fn group_flood_is_limited_per_group() {
-    let app = spawn_app_with(rules(|a| a.group_rate_limit = 2)).await;
+    let app = spawn_app_with(rules(|a| a.group_rate_limit = nz!(2))).await;
     let (alice, mut ws) = app.login_ws("alice").await;
     let one = app.create_group(&alice, "one").await;
     let two = app.create_group(&alice, "two").await;
@@ -198,8 +198,8 @@ async fn group_flood_is_limited_per_group() {
 #[tokio::test]
 async fn repeated_refusals_mute_for_growing_durations() {
     let app = spawn_app_with(rules(|a| {
-        a.rate_limit = 1;
-        a.rate_window_secs = 1;
+        a.rate_limit = nz!(1);
+        a.rate_window_secs = nz!(1);
         a.mute_steps_secs = vec![1, 3];
     }))
     .await;
@@ -224,9 +224,9 @@ async fn repeated_refusals_mute_for_growing_durations() {
 async fn exempt_users_are_never_throttled() {
     // The first user registered in a fresh database gets id 1.
     let app = spawn_app_with(rules(|a| {
-        a.rate_limit = 1;
-        a.duplicate_limit = 1;
-        a.unanswered_limit = 1;
+        a.rate_limit = nz!(1);
+        a.duplicate_limit = nz!(1);
+        a.unanswered_limit = nz!(1);
         a.exempt_user_ids = vec![1];
     }))
     .await;
@@ -245,7 +245,7 @@ async fn exempt_users_are_never_throttled() {
 
 #[tokio::test]
 async fn a_retry_of_a_passed_send_is_not_counted_again() {
-    let app = spawn_app_with(rules(|a| a.rate_limit = 2)).await;
+    let app = spawn_app_with(rules(|a| a.rate_limit = nz!(2))).await;
     let (_alice, mut ws) = app.login_ws("alice").await;
     let bob = app.chatter("bob").await;
     let first = ws.send_to_with_id(&bob.id, "one", "c-1").await;
@@ -262,9 +262,9 @@ async fn a_retry_of_a_passed_send_is_not_counted_again() {
 #[tokio::test]
 async fn the_rate_is_exact_across_connections_and_processes() {
     let app = spawn_app_with(rules(|a| {
-        a.rate_limit = 10;
-        a.rate_window_secs = 60;
-        a.unanswered_limit = 1000;
+        a.rate_limit = nz!(10);
+        a.rate_window_secs = nz!(60);
+        a.unanswered_limit = nz!(1000);
     }))
     .await;
     let second = spawn_app_sharing(&app).await;
@@ -307,9 +307,9 @@ async fn the_rate_is_exact_across_connections_and_processes() {
 #[tokio::test]
 async fn the_local_first_line_limits_every_op_and_closes_abusive_sockets() {
     let app = spawn_app_with(rules(|a| {
-        a.local_per_sec = 1;
-        a.local_burst = 3;
-        a.local_close_after = 5;
+        a.local_per_sec = nz!(1);
+        a.local_burst = nz!(3);
+        a.local_close_after = nz!(5);
     }))
     .await;
     let (alice, mut ws) = app.login_ws("alice").await;
@@ -365,7 +365,7 @@ async fn normal_conversations_at_the_default_limits_are_never_refused() {
 
 #[tokio::test]
 async fn standing_and_metrics_show_the_counters() {
-    let app = spawn_app_with(rules(|a| a.rate_limit = 2)).await;
+    let app = spawn_app_with(rules(|a| a.rate_limit = nz!(2))).await;
     let (alice, mut ws) = app.login_ws("alice").await;
     let bob = app.chatter("bob").await;
     ws.send_to(&bob.id, &text(1)).await.expect(STORED_OFFLINE);
@@ -379,9 +379,7 @@ async fn standing_and_metrics_show_the_counters() {
 
     ws.send_to(&bob.id, &text(2)).await.expect(STORED_OFFLINE);
     refused(&ws.send_to(&bob.id, &text(3)).await, "rate");
-    let resp = app.get(&app.client, "/metrics").await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let metrics = resp.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("chat_messages_sent_total{kind=\"direct\"} 2"),
         "{metrics}"

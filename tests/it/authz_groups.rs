@@ -75,24 +75,40 @@ fn refusals(c: &Cast) -> Vec<Row> {
     let (owner, admin, member, blocked) = (&c.owner.id, &c.admin.id, &c.member.id, &c.blocked.id);
     let rid = &c.join_request;
     let mut rows = Vec::new();
-    for outsider in ["outsider", "blocked"] {
+    // The group is private (approval): a stranger is told nothing, as for an unknown id; the
+    // blocked user, who asked to join, knows it exists and is refused as a non-member.
+    for (outsider, status, code) in [
+        ("outsider", 404, "not_found"),
+        ("blocked", 403, "not_a_member"),
+    ] {
         rows.extend([
-            row(outsider, Method::GET, format!("/groups/{g}"), 403).code("not_a_member"),
-            row(outsider, Method::PATCH, format!("/groups/{g}"), 403)
+            row(outsider, Method::GET, format!("/groups/{g}"), status).code(code),
+            row(outsider, Method::PATCH, format!("/groups/{g}"), status)
                 .body(json!({"notice": "pwned"}))
-                .code("not_a_member"),
-            row(outsider, Method::DELETE, format!("/groups/{g}"), 403).code("not_a_member"),
-            row(outsider, Method::GET, format!("/groups/{g}/members"), 403).code("not_a_member"),
-            row(outsider, Method::POST, format!("/groups/{g}/members"), 403)
-                .body(json!({"user_id": c.outsider.id}))
-                .code("not_a_member"),
+                .code(code),
+            row(outsider, Method::DELETE, format!("/groups/{g}"), status).code(code),
+            row(
+                outsider,
+                Method::GET,
+                format!("/groups/{g}/members"),
+                status,
+            )
+            .code(code),
+            row(
+                outsider,
+                Method::POST,
+                format!("/groups/{g}/members"),
+                status,
+            )
+            .body(json!({"user_id": c.outsider.id}))
+            .code(code),
             row(
                 outsider,
                 Method::DELETE,
                 format!("/groups/{g}/members/{member}"),
-                403,
+                status,
             )
-            .code("not_a_member"),
+            .code(code),
             row(
                 outsider,
                 Method::DELETE,
@@ -100,41 +116,57 @@ fn refusals(c: &Cast) -> Vec<Row> {
                 404,
             )
             .code("not_found"),
-            row(outsider, Method::GET, format!("/groups/{g}/requests"), 403).code("not_a_member"),
+            row(
+                outsider,
+                Method::GET,
+                format!("/groups/{g}/requests"),
+                status,
+            )
+            .code(code),
             row(
                 outsider,
                 Method::POST,
                 format!("/groups/{g}/requests/{rid}/accept"),
-                403,
+                status,
             )
             .body(json!({}))
-            .code("not_a_member"),
-            row(outsider, Method::POST, format!("/groups/{g}/transfer"), 403)
-                .body(json!({"user_id": c.outsider.id}))
-                .code("not_a_member"),
-            row(outsider, Method::POST, format!("/groups/{g}/admins"), 403)
-                .body(json!({"user_id": member}))
-                .code("not_a_member"),
+            .code(code),
+            row(
+                outsider,
+                Method::POST,
+                format!("/groups/{g}/transfer"),
+                status,
+            )
+            .body(json!({"user_id": c.outsider.id}))
+            .code(code),
+            row(
+                outsider,
+                Method::POST,
+                format!("/groups/{g}/admins"),
+                status,
+            )
+            .body(json!({"user_id": member}))
+            .code(code),
             row(
                 outsider,
                 Method::DELETE,
                 format!("/groups/{g}/admins/{admin}"),
-                403,
+                status,
             )
-            .code("not_a_member"),
-            row(outsider, Method::POST, format!("/groups/{g}/mutes"), 403)
+            .code(code),
+            row(outsider, Method::POST, format!("/groups/{g}/mutes"), status)
                 .body(json!({"user_id": member, "duration_secs": 60}))
-                .code("not_a_member"),
+                .code(code),
             row(
                 outsider,
                 Method::DELETE,
                 format!("/groups/{g}/mutes/{member}"),
-                403,
+                status,
             )
-            .code("not_a_member"),
-            row(outsider, Method::PATCH, format!("/groups/{g}/me"), 403)
+            .code(code),
+            row(outsider, Method::PATCH, format!("/groups/{g}/me"), status)
                 .body(json!({"remark": "x"}))
-                .code("not_a_member"),
+                .code(code),
         ]);
     }
     // The user the owner blocked cannot be invited by the owner either.
@@ -320,7 +352,8 @@ fn permitted(c: &Cast) -> Vec<Row> {
             format!("/groups/{g}/members/{member}"),
             200,
         ),
-        row("member", Method::GET, format!("/groups/{g}"), 403).code("not_a_member"),
+        // Kicked from a private group: it is hidden from them now.
+        row("member", Method::GET, format!("/groups/{g}"), 404).code("not_found"),
         row("owner", Method::POST, format!("/groups/{g}/transfer"), 200)
             .body(json!({"user_id": admin})),
         // The old owner is an admin now; the new one dissolves.

@@ -269,11 +269,12 @@ async fn authz_http_anonymous_gets_401_on_every_session_route_and_the_open_route
             }
         })
         .collect();
+    // /metrics wants the operator's bearer token (metrics.token), not a session.
+    rows.push(row("anonymous", Method::GET, "/metrics", 401).code("unauthorized"));
     // The routes without a session answer anybody, and never with a 401 `unauthorized`.
     rows.extend([
         row("anonymous", Method::GET, "/ping", 200),
         row("anonymous", Method::GET, "/health", 200),
-        row("anonymous", Method::GET, "/metrics", 200),
         row("anonymous", Method::GET, "/", 200),
         row("anonymous", Method::POST, "/user/register", 400)
             .body(json!({}))
@@ -430,13 +431,16 @@ async fn authz_http_account_resources_belong_to_their_owner_only() {
             403,
         )
         .body(json!({})),
+        // The group is an approval group: to a stranger its conversation answers as an unknown
+        // one does (a private group's existence is not revealed).
         row(
             "outsider",
             Method::PATCH,
             format!("/conversations/{}", group_conv(&w.group)),
-            403,
+            404,
         )
         .body(json!({"hidden": true})),
+        // `blocked` has a pending request to join: they know the group exists.
         row(
             "blocked",
             Method::POST,

@@ -70,6 +70,19 @@ fn bad_values_name_their_key() {
         ("[mongodb]\nuri = \"http://x\"\n", "mongodb.uri"),
         ("[session]\nttl_secs = \"soon\"\n", "session.ttl_secs"),
         ("[ws]\npipeline_depth = 0\n", "ws.pipeline_depth"),
+        ("[mysql]\nmax_connections = 0\n", "mysql.max_connections"),
+        ("[messages]\nbatch_max = 0\n", "messages.batch_max"),
+        ("[antispam]\nrate_limit = 0\n", "antispam.rate_limit"),
+        (
+            "[cache]\ninvalidation_wait_ms = 0\n",
+            "cache.invalidation_wait_ms",
+        ),
+        ("[mail]\ncode_ttl_secs = 0\n", "mail.code_ttl_secs"),
+        (
+            "[people]\nsearch_min_chars = 0\n",
+            "people.search_min_chars",
+        ),
+        ("[server]\naddr = \"127.0.0.1\"\n", "server.addr"),
         (
             "[server]\nallowed_origins = [\"example.com\"]\n",
             "server.allowed_origins",

@@ -9,7 +9,7 @@ use crate::groups_support::{
     next_chat_message, ok_json, request_list, role_of,
 };
 use crate::helpers::{expect_error, json_of, spawn_app};
-use crate::people_support::{assert_rfc3339, json_with};
+use crate::people_support::{assert_rfc3339, json_with, make_friends};
 use crate::ws_client::{FORBIDDEN, OK};
 
 #[track_caller]
@@ -81,10 +81,14 @@ async fn groups_join_invite_only_is_forbidden() {
     let (bob, mut bob_ws) = app.login_ws("bob").await;
     let group = group_in_mode(&app, &alice, "invite_only").await;
 
+    // A stranger knocking learns nothing: 404, as for an unknown id.
     let resp = join(&app, &bob, &group, &json!({"message": "let me in"})).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
     assert!(my_group_ids(&app, &bob).await.is_empty());
-    bob_ws.send_group(&group, "hello?").await.expect(FORBIDDEN);
+    bob_ws
+        .send_group(&group, "hello?")
+        .await
+        .expect(crate::ws_client::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -167,7 +171,11 @@ async fn groups_join_approval_rejected_request_does_not_add() {
 
     assert!(my_group_ids(&app, &bob).await.is_empty());
     assert_eq!(role_of(&app, &alice, &group, &bob.id).await, None);
-    bob_ws.send_group(&group, "please").await.expect(FORBIDDEN);
+    // Rejected, bob is a stranger again: the private group answers as an unknown one.
+    bob_ws
+        .send_group(&group, "please")
+        .await
+        .expect(crate::ws_client::NOT_FOUND);
     let resp = decide_request(&app, &alice, &group, &rid, "accept").await;
     expect_error(resp, StatusCode::CONFLICT, "conflict").await;
 
@@ -216,6 +224,9 @@ async fn groups_invitation_in_approval_mode_by_a_member_creates_a_request() {
     app.add_to_group(&alice, &group, &admin).await;
     app.add_to_group(&alice, &group, &member).await;
     crate::groups_support::make_admin(&app, &alice, &group, &admin).await;
+    // Friends are added without an invitation of their own to accept.
+    make_friends(&app, &member, &bob).await;
+    make_friends(&app, &admin, &carol).await;
 
     let resp = invite(&app, &member, &group, &bob.id).await;
     let body = json_with(resp, StatusCode::ACCEPTED).await;
@@ -269,6 +280,7 @@ async fn groups_invitation_in_open_mode_joins_and_repeats_say_member() {
     let bob = app.chatter("bob").await;
     let carol = app.chatter("carol").await;
     let group = app.group_with(&alice, "team", &[&bob]).await;
+    make_friends(&app, &bob, &carol).await;
 
     let resp = invite(&app, &bob, &group, &carol.id).await;
     assert_eq!(resp.status(), StatusCode::OK);

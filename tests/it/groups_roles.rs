@@ -11,7 +11,7 @@ use crate::groups_support::{
     patch_group, remove_admin, request_list, requests_of, role_of, transfer, unmute,
 };
 use crate::helpers::{expect_error, spawn_app};
-use crate::people_support::{assert_rfc3339, json_with};
+use crate::people_support::{assert_rfc3339, json_with, make_friends};
 use crate::ws_client::{FORBIDDEN, OK};
 
 #[track_caller]
@@ -125,8 +125,9 @@ async fn groups_get_group_members_see_it_with_their_role() {
         assert_eq!(body["group"]["member_count"], 3, "{body}");
         assert_eq!(body["my_role"], role, "{body}");
     }
+    // A private group is not revealed to a stranger: 404, as for an unknown id.
     let resp = get_group(&app, &outsider, &group).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "not_a_member").await;
+    expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]
@@ -136,7 +137,7 @@ async fn groups_get_group_invite_only_hides_it_from_outsiders() {
     let body = ok_json(get_group(&app, &c.member, &c.group).await, "GET group").await;
     assert_eq!(body["my_role"], "member");
     let resp = get_group(&app, &c.outsider, &c.group).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "not_a_member").await;
+    expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]
@@ -222,8 +223,9 @@ async fn groups_patch_managers_only() {
 
     let resp = patch_group(&app, &c.member, &c.group, &json!({"name": "Mine"})).await;
     expect_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    // Now an approval group: hidden from a stranger.
     let resp = patch_group(&app, &c.outsider, &c.group, &json!({"name": "Mine"})).await;
-    expect_outsider_refused(resp, "outsider patches").await;
+    expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 
     let body = ok_json(get_group(&app, &c.member, &c.group).await, "GET group").await;
     assert_eq!(body["group"]["name"], "Renamed");
@@ -624,9 +626,11 @@ async fn groups_requests_list_accept_reject_managers_only() {
     );
 
     expect_role_refused(requests_of(&app, &c.member, &c.group).await, "member lists").await;
-    expect_outsider_refused(
+    // The group is private: hidden from a stranger.
+    expect_error(
         requests_of(&app, &c.outsider, &c.group).await,
-        "outsider lists",
+        StatusCode::NOT_FOUND,
+        "not_found",
     )
     .await;
     let by_owner = request_list(&app, &c.owner, &c.group).await;
@@ -648,7 +652,7 @@ async fn groups_requests_list_accept_reject_managers_only() {
         let resp = decide_request(&app, &c.member, &c.group, &x_rid, action).await;
         expect_role_refused(resp, "member decides").await;
         let resp = decide_request(&app, &c.outsider, &c.group, &x_rid, action).await;
-        expect_outsider_refused(resp, "outsider decides").await;
+        expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
     }
     assert_eq!(
         decide_request(&app, &c.admin, &c.group, &x_rid, "accept")
@@ -676,10 +680,20 @@ async fn groups_invite_only_managers_invite_members_cannot() {
     let x = app.chatter("user_x").await;
     let y = app.chatter("user_y").await;
     let z = app.chatter("user_z").await;
+    // Friends of the inviters: added at once, without an invitation to accept.
+    for (inviter, user) in [(&c.member, &x), (&c.admin, &x), (&c.owner, &y)] {
+        make_friends(&app, inviter, user).await;
+    }
 
     let resp = invite(&app, &c.member, &c.group, &x.id).await;
     expect_status(resp, StatusCode::FORBIDDEN).await;
-    expect_outsider_refused(invite(&app, &c.outsider, &c.group, &x.id).await, "outsider").await;
+    // Hidden from a stranger.
+    expect_error(
+        invite(&app, &c.outsider, &c.group, &x.id).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     assert_eq!(role_of(&app, &c.owner, &c.group, &x.id).await, None);
 
     let body = ok_json(
@@ -700,9 +714,9 @@ async fn groups_invite_only_managers_invite_members_cannot() {
             Some("member")
         );
     }
-    // Joining by oneself stays closed.
+    // Joining by oneself stays closed (and a stranger is not told the group exists).
     let resp = join(&app, &z, &c.group, &json!({})).await;
-    expect_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]

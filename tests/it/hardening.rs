@@ -46,8 +46,8 @@ async fn asking_again_after_being_ignored_changes_nothing() {
 #[tokio::test]
 async fn wrong_codes_for_one_email_run_out_across_fresh_codes() {
     let app = spawn_app_with(|s| {
-        s.mail.code_max_failures_per_day = 2;
-        s.mail.code_resend_secs = 1;
+        s.mail.code_max_failures_per_day = nz!(2);
+        s.mail.code_resend_secs = nz!(1);
     })
     .await;
     let email = unique_email("guess");

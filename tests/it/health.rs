@@ -32,7 +32,7 @@ async fn health_marks_an_unreachable_mongodb_down() {
     let app = spawn_app_with(|s| {
         s.mongodb.uri = format!("mongodb://127.0.0.1:{port}").into();
         s.mongodb.server_selection_timeout_ms = 300;
-        s.server.health_timeout_ms = 1000;
+        s.server.health_timeout_ms = nz!(1000);
     })
     .await;
     let resp = app.get(&app.client, "/health").await;
@@ -49,7 +49,7 @@ async fn health_marks_an_unreachable_redis_down() {
     let app = spawn_app_with(|s| {
         s.redis.url = format!("redis://127.0.0.1:{port}").into();
         s.redis.timeout_ms = 300;
-        s.server.health_timeout_ms = 1000;
+        s.server.health_timeout_ms = nz!(1000);
     })
     .await;
     let resp = app.get(&app.client, "/health").await;

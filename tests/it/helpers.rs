@@ -120,6 +120,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `GET /metrics` with the configured bearer token; asserts 200 and returns the text.
+    pub async fn metrics(&self) -> String {
+        let resp = new_client()
+            .get(self.url("/metrics"))
+            .bearer_auth(self.settings.metrics.token.expose_secret())
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(resp.status(), StatusCode::OK, "GET /metrics");
+        resp.text().await.expect("metrics text")
+    }
+
     pub async fn register(&self, user_name: &str) -> Response {
         self.post(
             &self.client,
@@ -189,6 +201,15 @@ pub async fn spawn_app_sharing(first: &TestApp) -> TestApp {
 pub struct ProcessNode {
     pub app: TestApp,
     _child: tokio::process::Child,
+}
+
+impl ProcessNode {
+    /// The OS process id of the server.
+    pub fn pid(&self) -> u32 {
+        self._child
+            .id()
+            .expect("the chat-server process is running")
+    }
 }
 
 /// Starts the built binary with the first app's backends and secret (from the environment,

@@ -8,6 +8,14 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+/// A positive setting of the test server (`conf/config.toml`'s counts and durations are
+/// `NonZero`).
+macro_rules! nz {
+    ($n:expr) => {
+        std::num::NonZero::new($n).expect("a positive test setting")
+    };
+}
+
 mod helpers;
 
 mod accounts;
@@ -51,6 +59,12 @@ mod ws_slow_consumer;
 mod authz_support;
 
 mod abuse;
+mod abuse_edge;
+mod abuse_groups;
+mod abuse_invites;
+mod abuse_login;
+mod abuse_reads;
+mod abuse_ws;
 mod authz_groups;
 mod authz_http;
 mod authz_ws;

@@ -310,7 +310,7 @@ async fn people_reset_password_with_a_wrong_code_changes_nothing() {
 #[tokio::test]
 async fn people_five_wrong_tries_use_up_a_code() {
     let app = spawn_app().await;
-    assert_eq!(app.settings.mail.code_max_attempts, 5, "the default");
+    assert_eq!(app.settings.mail.code_max_attempts, nz!(5), "the default");
     let email = unique_email("attempts");
     register_user(&app, "alice", "Alice", Some(&email)).await;
     code_sent(&app, &email, "reset_password").await;
@@ -330,7 +330,7 @@ async fn people_five_wrong_tries_use_up_a_code() {
 
 #[tokio::test]
 async fn people_a_code_expires_after_its_ttl() {
-    let app = spawn_app_with(|s| s.mail.code_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| s.mail.code_ttl_secs = nz!(1)).await;
     let email = unique_email("expiry");
     register_user(&app, "alice", "Alice", Some(&email)).await;
     code_sent(&app, &email, "reset_password").await;

@@ -604,7 +604,7 @@ async fn people_deleting_a_friend_ends_it_on_both_sides_and_tells_both() {
 
 #[tokio::test]
 async fn people_friends_are_exempt_from_the_unanswered_rule() {
-    let app = spawn_app_with(|s| s.antispam.unanswered_limit = 1).await;
+    let app = spawn_app_with(|s| s.antispam.unanswered_limit = nz!(1)).await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (_carol, mut carol_ws) = app.login_ws("carol").await;
     let bob = app.chatter("bob").await;

@@ -308,7 +308,7 @@ fn case_variant(name: &str, i: usize) -> String {
 async fn security_login_guessing_is_limited_per_account_across_ips_and_alike_for_unknown_users() {
     let app = spawn_app_with(|s| {
         s.server.trust_forwarded_for = true;
-        s.auth.login_per_ip_per_minute = 5;
+        s.auth.login_per_ip_per_minute = nz!(5);
     })
     .await;
     app.register("victim").await;
@@ -360,7 +360,7 @@ async fn security_login_guessing_is_limited_per_account_across_ips_and_alike_for
 async fn security_the_per_ip_login_limit_counts_the_proxys_address_not_the_clients_claims() {
     let app = spawn_app_with(|s| {
         s.server.trust_forwarded_for = true;
-        s.auth.login_per_ip_per_minute = 3;
+        s.auth.login_per_ip_per_minute = nz!(3);
     })
     .await;
     app.register("alice").await;

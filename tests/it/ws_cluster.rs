@@ -237,6 +237,83 @@ async fn ws_cluster_changes_on_one_process_reach_the_send_path_of_the_other_at_o
         .expect(FORBIDDEN);
 }
 
+/// A change is answered only once every process has forgotten what it touches, so the very
+/// next send through another process sees it, every time (not only when that process's relay
+/// happened to run first).
+#[tokio::test]
+async fn ws_cluster_a_block_through_one_process_refuses_the_next_send_through_another_every_time() {
+    use crate::people_support::delete;
+    use crate::ws_client::FORBIDDEN;
+
+    let node_a = spawn_app().await;
+    let node_b = spawn_app_sharing(&node_a).await;
+    let owner = node_a.chatter("blocker").await;
+    let other = node_a.chatter("sender").await;
+    let mut other_on_b = node_b.connect_ws(&other).await;
+    for round in 0..15 {
+        other_on_b
+            .send_to(&owner.id, &format!("before {round}"))
+            .await
+            .expect(STORED_OFFLINE);
+        let blocked = node_a
+            .post(&owner.http, "/blocks", &json!({ "user_id": other.id }))
+            .await;
+        assert_eq!(
+            blocked.status(),
+            StatusCode::CREATED,
+            "block, round {round}"
+        );
+        other_on_b
+            .send_to(&owner.id, &format!("blocked {round}"))
+            .await
+            .expect(FORBIDDEN);
+        let unblocked = delete(&node_a, &owner.http, &format!("/blocks/{}", other.id)).await;
+        assert!(
+            unblocked.status().is_success(),
+            "unblock, round {round}: {}",
+            unblocked.status()
+        );
+    }
+}
+
+/// A process that never confirms an invalidation (its relay is stuck) delays a change's
+/// answer by `cache.invalidation_wait_ms`, never hangs it.
+#[tokio::test]
+async fn ws_cluster_a_process_that_never_confirms_does_not_hang_changes() {
+    let app = crate::helpers::spawn_app_with(|s| s.cache.invalidation_wait_ms = nz!(300)).await;
+    let owner = app.chatter("owner").await;
+    let other = app.chatter("other").await;
+
+    // A subscriber of the broadcast channel that reads nothing and confirms nothing.
+    let client = redis::Client::open(secrecy::ExposeSecret::expose_secret(
+        &app.settings.redis.url,
+    ))
+    .expect("the test Redis URL parses");
+    let mut silent = client
+        .get_async_pubsub()
+        .await
+        .expect("the test Redis answers");
+    silent
+        .subscribe(format!("{}broadcast", app.settings.redis.key_prefix))
+        .await
+        .expect("subscribe to the broadcast channel");
+
+    let started = std::time::Instant::now();
+    let blocked = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.post(&owner.http, "/blocks", &json!({ "user_id": other.id })),
+    )
+    .await
+    .expect("the block is answered although one subscriber never confirms");
+    assert_eq!(blocked.status(), StatusCode::CREATED);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the answer waited for the silent subscriber: {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
 /// Processes of a rolling deploy may start at the same moment on an empty database: one
 /// applies the migrations while the others wait, and all of them start.
 #[tokio::test]

@@ -171,7 +171,7 @@ async fn ws_the_server_answers_a_ping_with_a_pong() {
 async fn ws_a_frame_over_max_frame_bytes_closes_with_1009() {
     let app = spawn_app_with(|s| {
         s.ws.max_frame_bytes = 1024;
-        s.messages.max_content_chars = 100_000;
+        s.messages.max_content_chars = nz!(100_000);
     })
     .await;
     let (alice, mut ws) = app.login_ws("alice").await;

@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{expect_error, json_of, spawn_app};
+use crate::people_support::make_friends;
 use crate::ws_client::{FORBIDDEN, NOT_FOUND, OK, dm, group_conv, ids};
 
 const QUIET_MS: u64 = 400;
@@ -83,6 +84,9 @@ async fn groups_any_member_may_add_and_adding_twice_is_a_no_op() {
     let carol = app.chatter("carol").await;
     let group = app.create_group(&alice, "team").await;
     let path = format!("/groups/{group}/members");
+    // Friends are added at once (anybody else is invited: see abuse_invites.rs).
+    make_friends(&app, &alice, &bob).await;
+    make_friends(&app, &bob, &carol).await;
 
     let resp = app
         .post(&alice.http, &path, &json!({"user_id": bob.id}))

@@ -106,7 +106,7 @@ async fn ws_history_pages_with_before_seq_and_limit() {
 async fn ws_history_limit_is_capped_and_must_be_positive() {
     let app = spawn_app_with(|s| {
         s.messages.history_default_limit = 4;
-        s.messages.history_max_limit = 6;
+        s.messages.history_max_limit = nz!(6);
     })
     .await;
     let (alice, mut alice_ws, bob) = alice_wrote_to_bob(&app, 10).await;

@@ -80,7 +80,7 @@ async fn ws_sends_sent_without_waiting_are_stored_and_answered_in_the_order_they
 
 #[tokio::test]
 async fn ws_a_pipeline_deeper_than_the_limit_is_read_as_the_replies_go_out() {
-    let app = spawn_app_with(|s| s.ws.pipeline_depth = 2).await;
+    let app = spawn_app_with(|s| s.ws.pipeline_depth = nz!(2)).await;
     let owner = app.chatter("owner").await;
     let member = app.chatter("member").await;
     let group = app.group_with(&owner, "pipes", &[&member]).await;
@@ -116,7 +116,7 @@ async fn ws_a_refused_send_in_the_middle_of_a_pipeline_does_not_stop_the_others(
 
     alice_ws.send_json(&send_frame(&bob.id, 0)).await;
     // Too long: refused with its own reply, in its place; the sends around it are stored.
-    let too_long = "x".repeat(app.settings.messages.max_content_chars + 1);
+    let too_long = "x".repeat(app.settings.messages.max_content_chars.get() + 1);
     alice_ws
         .send_json(&json!({"op_type": 1, "to": bob.id, "type": 1, "content": too_long, "client_msg_id": "p-1"}))
         .await;

@@ -42,7 +42,7 @@ async fn ws_unread_lists_messages_from_others_above_my_read_position() {
 
 #[tokio::test]
 async fn ws_unread_is_capped_at_unread_max() {
-    let app = spawn_app_with(|s| s.messages.unread_max = 2).await;
+    let app = spawn_app_with(|s| s.messages.unread_max = nz!(2)).await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (bob, mut bob_ws) = app.login_ws("bob").await;
 

@@ -210,7 +210,7 @@ async fn ws_live_events_and_resume_together_cover_the_history_without_gap_or_dup
 
 #[tokio::test]
 async fn ws_resume_pages_with_has_more_and_since() {
-    let app = spawn_app_with(|s| s.messages.resume_max = 3).await;
+    let app = spawn_app_with(|s| s.messages.resume_max = nz!(3)).await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (carol, mut carol_ws) = app.login_ws("carol").await;
     let bob = app.chatter("bob").await;

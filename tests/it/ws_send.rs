@@ -168,7 +168,7 @@ async fn ws_a_bad_type_or_empty_content_is_40000_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn ws_content_over_max_content_chars_is_40013() {
-    let app = spawn_app_with(|s| s.messages.max_content_chars = 10).await;
+    let app = spawn_app_with(|s| s.messages.max_content_chars = nz!(10)).await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let bob = app.chatter("bob").await;
 

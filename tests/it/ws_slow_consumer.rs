@@ -15,9 +15,9 @@ const PROBE_EVERY: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ws_a_client_that_never_reads_is_disconnected_without_slowing_anybody_else() {
     let app = spawn_app_with(|s| {
-        s.ws.outbound_queue = 4;
+        s.ws.outbound_queue = nz!(4);
         s.ws.max_frame_bytes = 1024 * 1024;
-        s.messages.max_content_chars = 200_000;
+        s.messages.max_content_chars = nz!(200_000);
     })
     .await;
     let (sender, mut sender_ws) = app.login_ws("sender").await;

@@ -379,21 +379,19 @@ async fn inject(
             )));
             (start, start)
         }
-        Fault::RedisRestart | Fault::RedisFlush => {
+        Fault::RedisRestart | Fault::RedisFlush | Fault::MongoStop => {
+            let service = if fault == Fault::MongoStop {
+                Service::Mongo
+            } else {
+                Service::Redis
+            };
             let start = Instant::now();
-            env.control.down(Service::Redis).await?;
+            env.control.down(service).await?;
             if fault == Fault::RedisFlush {
                 env.control.wipe_redis_data().await?;
             }
             tokio::time::sleep(size.hold).await;
-            env.control.up(Service::Redis).await?;
-            (start, Instant::now())
-        }
-        Fault::MongoStop => {
-            let start = Instant::now();
-            env.control.down(Service::Mongo).await?;
-            tokio::time::sleep(size.hold).await;
-            env.control.up(Service::Mongo).await?;
+            env.control.up(service).await?;
             (start, Instant::now())
         }
         Fault::MysqlStop => {

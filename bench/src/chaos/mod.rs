@@ -100,18 +100,30 @@ impl Common {
         Ok(exe.with_file_name("chat-server"))
     }
 
-    fn prepare_out(&self) -> anyhow::Result<()> {
+    /// Creates the output directory; returns the server binary and the services' control.
+    fn prepare(&self) -> anyhow::Result<(PathBuf, ServiceControl)> {
         std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("creating {}", self.out.display()))
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        let server_bin = self.server_bin()?;
+        let control = ServiceControl::new(std::path::absolute(&self.root)?);
+        Ok((server_bin, control))
+    }
+
+    /// Writes a run's table as `<name>.md` in the output directory and, with --doc, into the
+    /// document's `<name>-figures` section.
+    fn publish(&self, name: &str, table: &str) -> anyhow::Result<()> {
+        std::fs::write(self.out.join(format!("{name}.md")), table)?;
+        if let Some(doc) = &self.doc {
+            report::update_doc(doc, &format!("{name}-figures"), table)?;
+        }
+        Ok(())
     }
 }
 
 /// Runs the faults one after another; Err when any of them found a violation.
 pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
     let common = &args.common;
-    common.prepare_out()?;
-    let server_bin = common.server_bin()?;
-    let control = ServiceControl::new(std::path::absolute(&common.root)?);
+    let (server_bin, control) = common.prepare()?;
     let services = control.services()?;
     let mut size = match args.size {
         RunSize::Small => faults::Size::small(),
@@ -155,11 +167,7 @@ pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
         report::write_json(&common.out.join("chaos.json"), &runs)?;
     }
     restore_services(&control).await;
-    let table = report::faults_table(&runs);
-    std::fs::write(common.out.join("chaos.md"), &table)?;
-    if let Some(doc) = &common.doc {
-        report::update_doc(doc, "chaos-figures", &table)?;
-    }
+    common.publish("chaos", &report::faults_table(&runs))?;
     let failed: Vec<&str> = runs
         .iter()
         .filter(|r| !r.passed())
@@ -174,9 +182,7 @@ pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
 /// The soak; Err when it found a violation.
 pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     let common = &args.common;
-    common.prepare_out()?;
-    let server_bin = common.server_bin()?;
-    let control = ServiceControl::new(std::path::absolute(&common.root)?);
+    let (server_bin, control) = common.prepare()?;
     let plan = soak::Plan {
         connections: args.connections,
         duration: Duration::from_secs(args.duration_secs),
@@ -184,25 +190,24 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     };
     let figures = soak::run(&plan, &server_bin, &control).await?;
     report::write_json(&common.out.join("soak.json"), &figures)?;
-    let table = report::soak_table(&figures);
-    std::fs::write(common.out.join("soak.md"), &table)?;
-    if let Some(doc) = &common.doc {
-        report::update_doc(doc, "soak-figures", &table)?;
-    }
-    tracing::info!(
-        connections = figures.connections,
-        sent = figures.sent,
-        acked = figures.acked,
-        refused = figures.refused,
-        errors = figures.errors,
-        lost = figures.lost,
-        duplicates = figures.duplicates,
-        rss_kib = ?figures.rss.iter().map(|s| s.rss_kib).collect::<Vec<_>>(),
-        "soak done"
+    common.publish("soak", &report::soak_table(&figures))?;
+    log_outcome(
+        "soak",
+        format_args!(
+            "done: {} connections, sent {}, acked {}, refused {}, errors {}, lost {}, \
+             duplicates {}, server RSS {:?} KiB",
+            figures.connections,
+            figures.sent,
+            figures.acked,
+            figures.refused,
+            figures.errors,
+            figures.lost,
+            figures.duplicates,
+            figures.rss.iter().map(|s| s.rss_kib).collect::<Vec<_>>(),
+        ),
+        &[],
+        &figures.violations,
     );
-    for v in &figures.violations {
-        tracing::error!(violation = %v, "soak");
-    }
     if !figures.violations.is_empty() {
         bail!("the soak found {} violations", figures.violations.len());
     }
@@ -210,26 +215,42 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
 }
 
 fn log_fault(f: &FaultFigures, took: Duration) {
-    tracing::info!(
-        fault = %f.fault,
-        took_secs = took.as_secs(),
-        sent = f.sent,
-        acked = f.acked,
-        delivered = f.delivered,
-        expected = f.expected_deliveries,
-        lost = f.lost,
-        undelivered = f.undelivered,
-        duplicates = f.duplicates,
-        reconnects = f.reconnects,
-        recovery_ms = ?f.recovery_ms,
-        "{}",
-        if f.passed() { "pass" } else { "FAIL" }
+    log_outcome(
+        &format!("fault {}", f.fault),
+        format_args!(
+            "{} in {} s: sent {}, acked {}, delivered {} / {}, lost {}, undelivered {}, \
+             duplicates {}, reconnects {}, recovery {:?} ms",
+            if f.passed() { "pass" } else { "FAIL" },
+            took.as_secs(),
+            f.sent,
+            f.acked,
+            f.delivered,
+            f.expected_deliveries,
+            f.lost,
+            f.undelivered,
+            f.duplicates,
+            f.reconnects,
+            f.recovery_ms,
+        ),
+        &f.checks,
+        &f.violations,
     );
-    for check in &f.checks {
-        tracing::info!(fault = %f.fault, "check: {check}");
+}
+
+/// Logs how a run (one fault, or the soak) ended: its figures, then each check that held and
+/// each violation.
+fn log_outcome(
+    run: &str,
+    figures: std::fmt::Arguments<'_>,
+    checks: &[String],
+    violations: &[String],
+) {
+    tracing::info!("{run}: {figures}");
+    for check in checks {
+        tracing::info!("{run}: check: {check}");
     }
-    for v in &f.violations {
-        tracing::error!(fault = %f.fault, "violation: {v}");
+    for v in violations {
+        tracing::error!("{run}: violation: {v}");
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
+use chat_loadgen::table::Table;
 use serde::Serialize;
 
 /// What one fault did to the traffic, and what the checks afterwards found.
@@ -105,36 +106,44 @@ fn ms(value: Option<u64>) -> String {
 }
 
 pub fn faults_table(runs: &[FaultFigures]) -> String {
-    let mut out = String::from(
-        "| fault | clients | sent | acked | delivered | lost | undelivered | duplicates | \
-         out of order | 50000 / timed out / cut off (retried) | reconnects (re-login) | /health 200 after | \
-         time to recover | result |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    let mut table = Table::new(
+        &[
+            "fault",
+            "clients",
+            "sent",
+            "acked",
+            "delivered",
+            "lost",
+            "undelivered",
+            "duplicates",
+            "out of order",
+            "50000 / timed out / cut off (retried)",
+            "reconnects (re-login)",
+            "/health 200 after",
+            "time to recover",
+            "result",
+        ],
+        "lrrrrrrrrrrrrl",
     );
     for r in runs {
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} / {} / {} | {} ({}) | {} | {} | {} |",
-            r.fault,
-            r.clients,
-            r.sent,
-            r.acked,
-            r.delivered,
-            r.expected_deliveries,
-            r.lost,
-            r.undelivered,
-            r.duplicates,
-            r.out_of_order,
-            r.failed,
-            r.timeouts,
-            r.dropped,
-            r.reconnects,
-            r.relogins,
+        table.row([
+            format!("`{}`", r.fault),
+            r.clients.to_string(),
+            r.sent.to_string(),
+            r.acked.to_string(),
+            format!("{} / {}", r.delivered, r.expected_deliveries),
+            r.lost.to_string(),
+            r.undelivered.to_string(),
+            r.duplicates.to_string(),
+            r.out_of_order.to_string(),
+            format!("{} / {} / {}", r.failed, r.timeouts, r.dropped),
+            format!("{} ({})", r.reconnects, r.relogins),
             ms(r.health_ms),
             ms(r.recovery_ms),
-            if r.passed() { "pass" } else { "**FAIL**" },
-        );
+            (if r.passed() { "pass" } else { "**FAIL**" }).to_owned(),
+        ]);
     }
+    let mut out = table.finish();
     for r in runs {
         if !r.checks.is_empty() {
             let _ = writeln!(out, "\n`{}`: {}.", r.fault, r.checks.join("; "));
@@ -147,40 +156,50 @@ pub fn faults_table(runs: &[FaultFigures]) -> String {
 }
 
 pub fn soak_table(soak: &SoakFigures) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| connections | duration | target rate | sent | acked | refused (50006) | errors | \
-         delivered | lost | duplicates | dropped sockets | ack p50 / p99 / max |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
-         | {} | {} s | {:.0}/s | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} / {} / {} ms |",
-        soak.connections,
-        soak.duration_secs,
-        soak.rate_per_sec,
-        soak.sent,
-        soak.acked,
-        soak.refused,
-        soak.errors,
-        soak.delivered,
-        soak.expected_deliveries,
-        soak.lost,
-        soak.duplicates,
-        soak.dropped,
-        soak.ack_p50_ms,
-        soak.ack_p99_ms,
-        soak.ack_max_ms,
+    let mut figures = Table::new(
+        &[
+            "connections",
+            "duration",
+            "target rate",
+            "sent",
+            "acked",
+            "refused (50006)",
+            "errors",
+            "delivered",
+            "lost",
+            "duplicates",
+            "dropped sockets",
+            "ack p50 / p99 / max",
+        ],
+        "rrrrrrrrrrrr",
     );
-    out.push_str("\n| sample | at | server RSS | open sockets |\n|---|---:|---:|---:|\n");
+    figures.row([
+        soak.connections.to_string(),
+        format!("{} s", soak.duration_secs),
+        format!("{:.0}/s", soak.rate_per_sec),
+        soak.sent.to_string(),
+        soak.acked.to_string(),
+        soak.refused.to_string(),
+        soak.errors.to_string(),
+        format!("{} / {}", soak.delivered, soak.expected_deliveries),
+        soak.lost.to_string(),
+        soak.duplicates.to_string(),
+        soak.dropped.to_string(),
+        format!(
+            "{} / {} / {} ms",
+            soak.ack_p50_ms, soak.ack_p99_ms, soak.ack_max_ms
+        ),
+    ]);
+    let mut samples = Table::new(&["sample", "at", "server RSS", "open sockets"], "lrrr");
     for s in &soak.rss {
-        let _ = writeln!(
-            out,
-            "| {} | {} s | {:.1} MiB | {} |",
-            s.label,
-            s.at_secs,
-            s.rss_kib as f64 / 1024.0,
-            s.connections
-        );
+        samples.row([
+            s.label.clone(),
+            format!("{} s", s.at_secs),
+            format!("{:.1} MiB", s.rss_kib as f64 / 1024.0),
+            s.connections.to_string(),
+        ]);
     }
+    let mut out = format!("{}\n{}", figures.finish(), samples.finish());
     for v in &soak.violations {
         let _ = writeln!(out, "\nviolation: {v}");
     }

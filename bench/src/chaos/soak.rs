@@ -150,7 +150,7 @@ async fn drive(plan: &Plan, server: &ServerProcess) -> anyhow::Result<SoakFigure
             label: label.to_owned(),
             at_secs: at.as_secs(),
             rss_kib: server.rss_bytes().unwrap_or(0) / 1024,
-            connections: live_connections(&http).await,
+            connections: live_connections(&http, server.metrics_token()).await,
         });
         tracing::info!(
             label,
@@ -219,8 +219,8 @@ async fn drive(plan: &Plan, server: &ServerProcess) -> anyhow::Result<SoakFigure
 }
 
 /// `chat_ws_connections` from `/metrics` (0 when it cannot be read).
-async fn live_connections(http: &Http) -> usize {
-    let Ok(text) = http.metrics().await else {
+async fn live_connections(http: &Http, token: &str) -> usize {
+    let Ok(text) = http.metrics(token).await else {
         return 0;
     };
     text.lines()

@@ -31,12 +31,13 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// op 2 page size (the server's `messages.history_max_limit`).
-const HISTORY_PAGE: usize = 100;
+/// op 2 page size: as many as the server gives (it answers at most its
+/// `messages.history_max_limit` per page).
+const HISTORY_PAGE: u64 = u32::MAX as u64;
 /// Bound on resume / history pages for one request chain.
 const MAX_PAGES: usize = 1000;
 /// Message type of group system notices (joins ...), never sent by clients.
-const SYSTEM_TYPE: i64 = 10;
+const SYSTEM_TYPE: i64 = chat_server::ws::wire::SYSTEM_TYPE as i64;
 
 /// What the run asks of its clients; moves forward only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -241,10 +242,12 @@ impl ChaosClient {
         let cmid = record.client_msg_id.clone();
         let content = format!("{cmid} chaos");
         let frame = match record.target {
-            Target::Direct => json!({"op_type": op::SEND, "to": self.profile.partner_id,
-                "type": 1, "content": content, "client_msg_id": cmid}),
-            Target::Group => json!({"op_type": op::GROUP_SEND, "to": self.profile.group_id,
-                "type": 1, "content": content, "client_msg_id": cmid}),
+            Target::Direct => {
+                client::send_frame(op::SEND, &self.profile.partner_id, &content, &cmid)
+            }
+            Target::Group => {
+                client::send_frame(op::GROUP_SEND, &self.profile.group_id, &content, &cmid)
+            }
         };
         let sent_at = Instant::now();
         let sent_wall = chrono::Utc::now();
@@ -594,7 +597,7 @@ impl ChaosClient {
                 }
                 self.requests += 1;
                 let cmid = format!("h{}-{}", self.profile.idx, self.requests);
-                let mut frame = json!({"op_type": 2, "conversation": conversation,
+                let mut frame = json!({"op_type": op::HISTORY, "conversation": conversation,
                     "limit": HISTORY_PAGE, "client_msg_id": cmid});
                 if let Some(before) = before {
                     frame["before_seq"] = json!(before);

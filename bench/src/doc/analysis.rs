@@ -110,10 +110,11 @@ fn throughput(report: &Report, out: &mut String, machine_cores: usize) {
             out,
             "The same MongoDB written by one writer in batches of that size, one after another, \
              took {} docs/s; the server reached {} of that. The storage limit itself writes full \
-             batches of 256 from several writers at once, with nothing else running on the \
+             batches of {} from several writers at once, with nothing else running on the \
              machine.",
             num(seq.limit.unwrap_or(0.0)),
             seq.ratio.map_or("?".into(), |r| format!("{r:.2}")),
+            super::full_batch(),
         );
         if let (Some(b), Some(limit)) = (b, seq.limit.filter(|l| *l > 0.0))
             && acked.value > 0.0
@@ -131,10 +132,14 @@ fn throughput(report: &Report, out: &mut String, machine_cores: usize) {
         let _ = write!(
             out,
             " Redis: {:.2} script calls per message, the design's 1 + 2/B at that batch size \
-             (1.01 with full batches of 256), plus {:.2} connection checks by the pool (the hot \
+             ({} with full batches of {}), plus {:.2} connection checks by the pool (the hot \
              paths share one multiplexed connection, so the pool's `PING` per checkout is off the \
              send path): {:.2} round trips per message in all.",
-            w.script_invocations_per_message, w.pool_checks_per_message, w.round_trips_per_message
+            w.script_invocations_per_message,
+            super::full_batch_script_calls(),
+            super::full_batch(),
+            w.pool_checks_per_message,
+            w.round_trips_per_message
         );
     }
     out.push_str("\n\n");

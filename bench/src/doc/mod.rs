@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::report::{Report, num};
+use crate::server_conf;
 use crate::sys::MACHINE;
 
 /// Writes the report to `path`, linking `images` relative to it.
@@ -104,7 +105,7 @@ fn render(report: &Report, path: &Path, images: &[PathBuf]) -> String {
     out.push_str("## What bounds the results\n\n");
     out.push_str(&analysis::render(report));
     out.push_str("\n## The scenarios\n\n");
-    out.push_str(SCENARIOS);
+    out.push_str(&scenarios());
     out.push_str("\n## Latency\n\nSend → receive, measured in the load generator (the send time is the scheduled time of a paced send, so a late send counts).\n\n");
     out.push_str(&report.latency_table());
 
@@ -122,7 +123,7 @@ fn render(report: &Report, path: &Path, images: &[PathBuf]) -> String {
 
     out.push_str("\n## Redis work per message\n\n");
     out.push_str(&report.redis_table());
-    out.push_str(REDIS_MINIMUM);
+    out.push_str(&redis_minimum());
     for r in &report.redis {
         let x = r.work.script_invocations_per_message;
         if x > 1.0 {
@@ -182,11 +183,26 @@ fn render(report: &Report, path: &Path, images: &[PathBuf]) -> String {
     out
 }
 
-const SCENARIOS: &str = "\
+/// The full batch the prose speaks of: `messages.batch_max` of the shipped conf/config.toml.
+fn full_batch() -> String {
+    server_conf::batch_max().map_or_else(|_| "`messages.batch_max`".to_owned(), |b| b.to_string())
+}
+
+/// Script calls per message with full batches: 1 + 2/B.
+fn full_batch_script_calls() -> String {
+    server_conf::batch_max().map_or_else(
+        |_| "1 + 2/B".to_owned(),
+        |b| format!("{:.2}", 1.0 + 2.0 / b as f64),
+    )
+}
+
+fn scenarios() -> String {
+    format!(
+        "\
 1. **1:1 throughput**: P pairs, each sender keeping W messages unacked (op 1), for a fixed time. \
 Acked (stored) and delivered messages per second. Limits: the **storage limit** (as many message \
 documents of the server's shape, with its indexes, written straight into the same MongoDB with \
-`insert_many` in batches of 256 by a few concurrent writers) and the **relay limit** (the same \
+`insert_many` in batches of {batch} by a few concurrent writers) and the **relay limit** (the same \
 pairs and window on the bare relay: `loadgen relay`, an actix-ws forwarder with no auth, storage \
 or Redis).
 2. **Latency at a fixed rate**: the same pairs paced at 25 %, 50 % and 75 % of the maximum \
@@ -198,16 +214,21 @@ second and latency to the last member; the relay under the same ladder.
 RSS delta / C after they settle and the time to open them; the relay holding as many.
 5. **Two processes**: scenario 1 with each pair's sender on one process and its receiver on the \
 other, so every delivery crosses Redis pub/sub.
-";
+",
+        batch = full_batch()
+    )
+}
 
-const REDIS_MINIMUM: &str = "
+fn redis_minimum() -> String {
+    format!(
+        "
 Redis counts the commands a Lua script runs as calls of their own, so the table separates \
 script calls (one round trip each) from everything else. **The minimum the design needs** for \
 one message: the anti-spam check-and-count is one atomic script per send (it has to see every \
 send before it is stored, and the retry memory for `client_msg_id` lives in the same script); \
 the seq allocation and the publish (presence lookup and `PUBLISH` to each process holding a \
 recipient) are one script each per group-commit batch of B messages. That is 1 + 2/B round \
-trips per message: 3 with no batching, about 1.01 with full batches of 256. Session and \
+trips per message: 3 with no batching, about {calls} with full batches of {batch}. Session and \
 directory lookups are not on the send path (the session is read when the socket opens; groups \
 and relations come from an in-process cache). Presence refreshes (one pipeline per process \
 every heartbeat) are the only other traffic.
@@ -216,7 +237,11 @@ On top of that, the connection pool (deadpool-redis) checks every connection it 
 `UNWATCH` + `PING` (one pipelined round trip), so each script call costs two round trips as \
 measured: 2 × (1 + 2/B) per message. The *pool checks / msg* column counts them.
 
-";
+",
+        calls = full_batch_script_calls(),
+        batch = full_batch()
+    )
+}
 
 const REPRODUCE: &str = "
 ## Reproducing

@@ -30,10 +30,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::client::{code, op};
+
 pub use process::RelayProcess;
 
-/// Events queued per connection, as the server's `ws.outbound_queue`.
-const OUTBOUND_QUEUE: usize = 256;
 /// The op that joins a group (not a server op).
 const OP_JOIN: i64 = 100;
 
@@ -69,6 +69,8 @@ struct Hub {
     groups: RwLock<HashMap<String, Group>>,
     seq: AtomicU64,
     dropped: AtomicU64,
+    /// Events queued per connection: the server's `ws.outbound_queue`.
+    outbound_queue: usize,
 }
 
 impl Hub {
@@ -165,7 +167,10 @@ impl Frame {
 
 /// Serves until Ctrl-C.
 pub async fn serve(args: RelayArgs) -> Result<()> {
-    let hub = web::Data::new(Hub::default());
+    let hub = web::Data::new(Hub {
+        outbound_queue: crate::server_conf::outbound_queue()?,
+        ..Hub::default()
+    });
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(hub.clone())
@@ -212,7 +217,7 @@ async fn upgrade(
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let ConnectQuery { id, group } = query.into_inner();
     let hub = hub.into_inner();
-    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let (tx, rx) = mpsc::channel(hub.outbound_queue);
     if let Ok(mut users) = hub.users.write() {
         users.insert(id.clone(), tx.clone());
     }
@@ -274,7 +279,7 @@ fn handle(hub: &Arc<Hub>, me: &str, text: &str) -> Option<String> {
         Ok(frame) => frame,
         Err(err) => {
             return Some(
-                json!({"op_type": 0, "code": 40000, "msg": err.to_string(),
+                json!({"op_type": 0, "code": code::BAD_FRAME, "msg": err.to_string(),
                 "data": null, "client_msg_id": null})
                 .to_string(),
             );
@@ -282,17 +287,17 @@ fn handle(hub: &Arc<Hub>, me: &str, text: &str) -> Option<String> {
     };
     let to = frame.to();
     match frame.op_type {
-        1 => {
+        op::SEND => {
             let message = frame.message(hub.next_seq(), me, crate::client::dm(me, &to));
             let event = json!({"event": "message", "data": &message}).to_string();
             let online = hub.outbox(&to).is_some_and(|o| hub.push_now(&o, event));
             Some(if online {
-                frame.reply(50004, "delivered", message)
+                frame.reply(code::DELIVERED, "delivered", message)
             } else {
-                frame.reply(50005, "stored; recipient offline", message)
+                frame.reply(code::STORED_OFFLINE, "stored; recipient offline", message)
             })
         }
-        6 => match hub.group_jobs(&to) {
+        op::GROUP_SEND => match hub.group_jobs(&to) {
             Some(jobs) => {
                 let job = GroupJob {
                     from: me.to_owned(),
@@ -301,16 +306,16 @@ fn handle(hub: &Arc<Hub>, me: &str, text: &str) -> Option<String> {
                 // Unbounded: a connection never waits for a group (the group may be waiting
                 // for this connection's own queue).
                 jobs.send(job).ok().map(|()| None).unwrap_or_else(|| {
-                    Some(json!({"op_type": 6, "code": 50000, "msg": "group gone"}).to_string())
+                    Some(json!({"op_type": op::GROUP_SEND, "code": code::FAILED, "msg": "group gone"}).to_string())
                 })
             }
-            None => Some(frame.reply(40004, "no such group", Value::Null)),
+            None => Some(frame.reply(code::NOT_FOUND, "no such group", Value::Null)),
         },
         OP_JOIN => {
             hub.join(me, &to);
-            Some(frame.reply(200, "ok", Value::Null))
+            Some(frame.reply(code::OK, "ok", Value::Null))
         }
-        _ => Some(frame.reply(40000, "unknown op_type", Value::Null)),
+        _ => Some(frame.reply(code::BAD_FRAME, "unknown op_type", Value::Null)),
     }
 }
 
@@ -342,7 +347,7 @@ async fn group_task(
             let _ = outbox.send(event.clone()).await;
         }
         if let Some(sender) = hub.outbox(&from) {
-            let _ = sender.send(frame.reply(200, "ok", message)).await;
+            let _ = sender.send(frame.reply(code::OK, "ok", message)).await;
         }
     }
 }

@@ -34,8 +34,8 @@ fn still_open(conns: &mut [WsConn]) -> usize {
 }
 
 /// `chat_ws_connections` from the server's /metrics.
-async fn live_connections(http: &Http) -> Option<u64> {
-    let text = http.metrics().await.ok()?;
+async fn live_connections(http: &Http, token: &str) -> Option<u64> {
+    let text = http.metrics(token).await.ok()?;
     text.lines()
         .filter(|l| l.starts_with("chat_ws_connections"))
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         tokio::time::sleep(QUIET.max(Duration::from_secs_f64(ctx.sizes.idle_hold_secs))).await;
         let rss = server.rss_bytes()?;
         let per_conn = rss.saturating_sub(base) as f64 / conns.len() as f64 / 1024.0;
-        let live = live_connections(&http).await;
+        let live = live_connections(&http, server.metrics_token()).await;
         let open = still_open(&mut conns);
         tracing::info!(
             connections = conns.len(),

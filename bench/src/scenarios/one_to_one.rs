@@ -16,14 +16,18 @@ use crate::peer::Endpoint;
 use crate::redis_stats;
 use crate::relay::RelayProcess;
 use crate::report::{Distribution, Report, Row};
-use crate::scenarios::pairs::{Pairs, measure, record, server_endpoints};
+use crate::scenarios::pairs::{Measured, Pairs, measure, record, server_endpoints};
 use crate::scenarios::{Ctx, Scenario};
-use crate::storage;
+use crate::server_conf;
+use crate::storage::{self, StorageLimit};
 use crate::sys::CpuWatch;
 
 const S1: &str = "1:1 throughput";
 const S2: &str = "1:1 latency";
 const S5: &str = "two processes";
+
+/// As long as the load generator's contents: "bench <client_msg_id> t=<micros>".
+const CONTENT_LEN: usize = 40;
 
 /// Results of the single-process server runs the other parts compare with.
 #[derive(Default)]
@@ -50,91 +54,55 @@ pub async fn run(ctx: &Ctx, report: &mut Report, selected: &[Scenario]) -> Resul
     pairs.warm_up(ctx, report, S1, "chat-server").await;
     let cpu: CpuWatch = ctx.cpu_with(&[("chat-server", server.pid())]);
     let redis_before = redis_stats::snapshot(&ctx.services.redis_url).await?;
-    let m = measure(
-        ctx,
-        &mut pairs,
-        &cpu,
-        "1:1 max (server)",
-        None,
-        ctx.sizes.throughput_secs,
-    )
-    .await;
-    report.cpu(S1, "chat-server, window", m.cpu.clone());
+    let m = Step::window(S1, "chat-server", "server", ctx)
+        .plotted()
+        .run(ctx, report, &mut pairs, &cpu)
+        .await;
     let redis_after = redis_stats::snapshot(&ctx.services.redis_url).await?;
     let work = redis_stats::diff(&redis_before, &redis_after, m.ledger.acked);
     // Script calls per message are 1 + 2/B for batches of B (docs/benchmarks.md).
     let scripts = work.script_invocations_per_message;
+    let batch_max = server_conf::batch_max()?;
     let mean_batch = if scripts > 1.0 {
-        (2.0 / (scripts - 1.0))
-            .round()
-            .clamp(1.0, storage::SERVER_BATCH_MAX as f64) as usize
+        (2.0 / (scripts - 1.0)).round().clamp(1.0, batch_max as f64) as usize
     } else {
-        storage::SERVER_BATCH_MAX
+        batch_max
     };
     report.redis.push(crate::report::RedisRecord {
         scenario: S1.into(),
         label: "chat-server, 1 process".into(),
         work,
     });
-    record(report, S1, "chat-server", &m, 0.0);
-    report.latency_distributions.push(Distribution {
-        name: "chat-server, max rate".into(),
-        percentiles: m.distribution.clone(),
-    });
     server1.acked_per_sec = m.acked_per_sec;
     server1.delivered_per_sec = m.delivered_per_sec;
     server1.p99_ms = m.ledger.latency.p99_ms;
-    report.curve_point("chat-server (window)", m.acked_per_sec, m.acked_per_sec);
     let acked_total = m.ledger.acked;
 
     // Scenario 2 on the same process and connections.
     if want(Scenario::Latency) {
         for &fraction in &ctx.sizes.latency_fractions {
             let rate = (fraction * server1.acked_per_sec).max(1.0);
-            let label = format!("1:1 at {:.0}% (server)", fraction * 100.0);
-            let m = measure(
-                ctx,
-                &mut pairs,
-                &cpu,
-                &label,
-                Some(rate),
-                ctx.sizes.latency_secs,
-            )
-            .await;
-            record(
-                report,
-                S2,
-                &format!("chat-server at {:.0}%", fraction * 100.0),
-                &m,
-                rate,
-            );
-            report.cpu(
-                S2,
-                &format!("chat-server at {:.0}%", fraction * 100.0),
-                m.cpu.clone(),
-            );
-            report.curve_point("chat-server", rate, m.acked_per_sec);
-            report.latency_distributions.push(Distribution {
-                name: format!("chat-server, {:.0}% of max", fraction * 100.0),
-                percentiles: m.distribution.clone(),
-            });
+            let percent = fraction * 100.0;
+            let system = format!("chat-server at {percent:.0}%");
+            let m = Step::paced(S2, &system, "server", percent, rate, ctx.sizes.latency_secs)
+                .cpu(&system)
+                .curve("chat-server")
+                .distribution(&format!("chat-server, {percent:.0}% of max"))
+                .run(ctx, report, &mut pairs, &cpu)
+                .await;
             server1.latency_at.push((fraction, rate, m.ledger.latency));
         }
         // Offered at and beyond the maximum, for the throughput-vs-offered curve: where the
         // server stops keeping up.
         for &fraction in &ctx.sizes.overload_fractions {
             let rate = (fraction * server1.acked_per_sec).max(1.0);
-            let label = format!("1:1 at {:.0}% (server)", fraction * 100.0);
+            let percent = fraction * 100.0;
+            let system = format!("chat-server at {percent:.0}%");
             let secs = ctx.sizes.latency_secs / 2.0;
-            let m = measure(ctx, &mut pairs, &cpu, &label, Some(rate), secs).await;
-            record(
-                report,
-                S2,
-                &format!("chat-server at {:.0}%", fraction * 100.0),
-                &m,
-                rate,
-            );
-            report.curve_point("chat-server", rate, m.acked_per_sec);
+            Step::paced(S2, &system, "server", percent, rate, secs)
+                .curve("chat-server")
+                .run(ctx, report, &mut pairs, &cpu)
+                .await;
         }
     }
     pairs.close().await;
@@ -151,42 +119,31 @@ pub async fn run(ctx: &Ctx, report: &mut Report, selected: &[Scenario]) -> Resul
     server.terminate().await?;
 
     // The storage limit: as many documents as scenario 1 stored.
-    // As long as the load generator's contents: "bench <client_msg_id> t=<micros>".
-    let content_len = 40;
-    let storage_cpu = ctx.cpu.sample();
-    let limit = storage::measure(
-        &ctx.services.mongodb_uri,
-        acked_total.max(1),
-        ctx.sizes.pairs as u64,
-        content_len,
-        storage::SERVER_BATCH_MAX,
+    let documents = acked_total.max(1);
+    let limit = storage_limit(
+        ctx,
+        report,
+        documents,
+        batch_max,
         ctx.sizes.storage_writers,
-        Duration::from_secs_f64(ctx.sizes.storage_max_secs),
+        "storage limit (insert_many)",
     )
     .await?;
-    report.cpu(S1, "storage limit (insert_many)", storage_cpu.since());
     report.notes.push(format!(
         "Storage limit: {} documents in {:.1} s, insert_many of {} with {} concurrent writers.",
         limit.documents, limit.secs, limit.batch, limit.writers
     ));
     // The same documents as the server writes them: one writer, batches of the mean size
     // scenario 1 reached, one after another.
-    let storage_cpu = ctx.cpu.sample();
-    let sequential = storage::measure(
-        &ctx.services.mongodb_uri,
-        acked_total.max(1),
-        ctx.sizes.pairs as u64,
-        content_len,
+    let sequential = storage_limit(
+        ctx,
+        report,
+        documents,
         mean_batch,
         1,
-        Duration::from_secs_f64(ctx.sizes.storage_max_secs),
+        &format!("storage, 1 writer × {mean_batch}"),
     )
     .await?;
-    report.cpu(
-        S1,
-        &format!("storage, 1 writer × {mean_batch}"),
-        storage_cpu.since(),
-    );
 
     // The relay limit: the same pairs and window on the bare relay.
     let relay = RelayProcess::spawn(ctx.relay_workers).await?;
@@ -200,42 +157,18 @@ pub async fn run(ctx: &Ctx, report: &mut Report, selected: &[Scenario]) -> Resul
     let mut relay_pairs = Pairs::connect(ctx, endpoints, "r1").await?;
     relay_pairs.warm_up(ctx, report, S1, "relay").await;
     let cpu = ctx.cpu_with(&[("relay", relay.pid().unwrap_or(0))]);
-    let r = measure(
-        ctx,
-        &mut relay_pairs,
-        &cpu,
-        "1:1 max (relay)",
-        None,
-        ctx.sizes.throughput_secs,
-    )
-    .await;
-    report.cpu(S1, "relay, window", r.cpu.clone());
-    record(report, S1, "relay", &r, 0.0);
-    report.latency_distributions.push(Distribution {
-        name: "relay, max rate".into(),
-        percentiles: r.distribution.clone(),
-    });
-    report.curve_point("relay (window)", r.acked_per_sec, r.acked_per_sec);
+    let r = Step::window(S1, "relay", "relay", ctx)
+        .plotted()
+        .run(ctx, report, &mut relay_pairs, &cpu)
+        .await;
     let mut relay_latency_at = Vec::new();
     for &(fraction, rate, _) in &server1.latency_at {
-        let label = format!("1:1 at {:.0}% (relay)", fraction * 100.0);
-        let m = measure(
-            ctx,
-            &mut relay_pairs,
-            &cpu,
-            &label,
-            Some(rate),
-            ctx.sizes.latency_secs,
-        )
-        .await;
-        record(
-            report,
-            S2,
-            &format!("relay at the server's {:.0}%", fraction * 100.0),
-            &m,
-            rate,
-        );
-        report.curve_point("relay", rate, m.acked_per_sec);
+        let percent = fraction * 100.0;
+        let system = format!("relay at the server's {percent:.0}%");
+        let m = Step::paced(S2, &system, "relay", percent, rate, ctx.sizes.latency_secs)
+            .curve("relay")
+            .run(ctx, report, &mut relay_pairs, &cpu)
+            .await;
         relay_latency_at.push(m.ledger.latency);
     }
     relay_pairs.close().await;
@@ -295,23 +228,15 @@ pub async fn run(ctx: &Ctx, report: &mut Report, selected: &[Scenario]) -> Resul
         pairs.warm_up(ctx, report, S5, "2 × chat-server").await;
         let cpu = ctx.cpu_with(&[("chat-server", a.pid()), ("chat-server 2", b.pid())]);
         let redis_before = redis_stats::snapshot(&ctx.services.redis_url).await?;
-        let m = measure(
-            ctx,
-            &mut pairs,
-            &cpu,
-            "1:1 max (2 processes)",
-            None,
-            ctx.sizes.throughput_secs,
-        )
-        .await;
-        report.cpu(S5, "2 × chat-server, window", m.cpu.clone());
+        let m = Step::window(S5, "2 × chat-server", "2 processes", ctx)
+            .run(ctx, report, &mut pairs, &cpu)
+            .await;
         let redis_after = redis_stats::snapshot(&ctx.services.redis_url).await?;
         report.redis.push(crate::report::RedisRecord {
             scenario: S5.into(),
             label: "chat-server, 2 processes".into(),
             work: redis_stats::diff(&redis_before, &redis_after, m.ledger.acked),
         });
-        record(report, S5, "2 × chat-server", &m, 0.0);
         report.rows.push(
             Row::new(
                 S5,
@@ -334,4 +259,142 @@ pub async fn run(ctx: &Ctx, report: &mut Report, selected: &[Scenario]) -> Resul
         b.terminate().await?;
     }
     Ok(())
+}
+
+/// Writes `documents` message documents of the pairs' conversations straight into MongoDB in
+/// batches of `batch` from `writers` concurrent writers, and records the machine's CPU use
+/// meanwhile as `cpu_label`.
+async fn storage_limit(
+    ctx: &Ctx,
+    report: &mut Report,
+    documents: u64,
+    batch: usize,
+    writers: usize,
+    cpu_label: &str,
+) -> Result<StorageLimit> {
+    let cpu = ctx.cpu.sample();
+    let limit = storage::measure(
+        &ctx.services.mongodb_uri,
+        documents,
+        ctx.sizes.pairs as u64,
+        CONTENT_LEN,
+        batch,
+        writers,
+        Duration::from_secs_f64(ctx.sizes.storage_max_secs),
+    )
+    .await?;
+    report.cpu(S1, cpu_label, cpu.since());
+    Ok(limit)
+}
+
+/// One measurement of the pairs, windowed (the maximum rate) or paced, and what the report
+/// keeps of it: always its checks and latencies; its CPU use, its point on a throughput curve
+/// (x: the offered rate, or the acked one for a window) and its latency distribution when
+/// asked for.
+struct Step {
+    scenario: &'static str,
+    /// The system as the report's tables name it.
+    system: String,
+    /// What the progress bar says while it runs.
+    label: String,
+    rate: Option<f64>,
+    secs: f64,
+    cpu: Option<String>,
+    curve: Option<String>,
+    distribution: Option<String>,
+}
+
+impl Step {
+    /// At the maximum rate the window allows on `on` (server, relay, 2 processes), for
+    /// `sizes.throughput_secs`; its CPU use is recorded as "<system>, window".
+    fn window(scenario: &'static str, system: &str, on: &str, ctx: &Ctx) -> Self {
+        let label = format!("1:1 max ({on})");
+        Self::new(scenario, system, label, None, ctx.sizes.throughput_secs)
+            .cpu(&format!("{system}, window"))
+    }
+
+    /// A window step's point on the throughput curve ("<system> (window)") and its latency
+    /// distribution ("<system>, max rate").
+    fn plotted(self) -> Self {
+        let curve = format!("{} (window)", self.system);
+        let distribution = format!("{}, max rate", self.system);
+        self.curve(&curve).distribution(&distribution)
+    }
+
+    /// Paced at `rate` (`percent` of the server's maximum) on `on` (server, relay).
+    fn paced(
+        scenario: &'static str,
+        system: &str,
+        on: &str,
+        percent: f64,
+        rate: f64,
+        secs: f64,
+    ) -> Self {
+        let label = format!("1:1 at {percent:.0}% ({on})");
+        Self::new(scenario, system, label, Some(rate), secs)
+    }
+
+    fn new(
+        scenario: &'static str,
+        system: &str,
+        label: String,
+        rate: Option<f64>,
+        secs: f64,
+    ) -> Self {
+        Self {
+            scenario,
+            system: system.to_owned(),
+            label,
+            rate,
+            secs,
+            cpu: None,
+            curve: None,
+            distribution: None,
+        }
+    }
+
+    fn cpu(mut self, label: &str) -> Self {
+        self.cpu = Some(label.to_owned());
+        self
+    }
+
+    fn curve(mut self, name: &str) -> Self {
+        self.curve = Some(name.to_owned());
+        self
+    }
+
+    fn distribution(mut self, name: &str) -> Self {
+        self.distribution = Some(name.to_owned());
+        self
+    }
+
+    async fn run(
+        self,
+        ctx: &Ctx,
+        report: &mut Report,
+        pairs: &mut Pairs,
+        cpu: &CpuWatch,
+    ) -> Measured {
+        let m = measure(ctx, pairs, cpu, &self.label, self.rate, self.secs).await;
+        record(
+            report,
+            self.scenario,
+            &self.system,
+            &m,
+            self.rate.unwrap_or(0.0),
+        );
+        if let Some(label) = &self.cpu {
+            report.cpu(self.scenario, label, m.cpu.clone());
+        }
+        if let Some(name) = &self.curve {
+            report.curve_point(name, self.rate.unwrap_or(m.acked_per_sec), m.acked_per_sec);
+        }
+        if let Some(name) = self.distribution {
+            report.latency_distributions.push(Distribution {
+                name,
+                percentiles: m.distribution.clone(),
+            });
+        }
+        m
+    }
 }

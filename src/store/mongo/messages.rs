@@ -10,19 +10,19 @@ use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::UserId;
+use crate::domain::{Timestamp, UserId};
 use crate::error::AppResult;
 
-pub const COLLECTION: &str = "messages";
+pub(crate) const COLLECTION: &str = "messages";
 
 /// The `type` of system notices in groups; they are history, never unread.
 pub const SYSTEM_TYPE: i32 = 10;
 
 /// Duplicate key: the MongoDB error code for a unique index violation.
-pub const DUPLICATE_KEY: i32 = 11000;
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MessageDoc {
+pub(crate) struct MessageDoc {
     #[serde(rename = "_id")]
     pub id: ObjectId,
     pub conversation: String,
@@ -48,7 +48,7 @@ pub struct MessageDoc {
 
 /// A message as clients see it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Message {
+pub(crate) struct Message {
     pub id: String,
     pub conversation: String,
     pub seq: i64,
@@ -58,8 +58,7 @@ pub struct Message {
     pub kind: i32,
     pub content: String,
     pub client_msg_id: Option<String>,
-    #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// Group messages: the sender's group nickname, when they have one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nickname: Option<String>,
@@ -77,22 +76,23 @@ impl From<&MessageDoc> for Message {
             content: doc.content.clone(),
             client_msg_id: doc.client_msg_id.clone(),
             created_at: DateTime::<Utc>::from_timestamp_millis(doc.created_at.timestamp_millis())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             nickname: doc.nickname.clone(),
         }
     }
 }
 
-pub fn collection(db: &Database) -> Collection<MessageDoc> {
+pub(crate) fn collection(db: &Database) -> Collection<MessageDoc> {
     db.collection(COLLECTION)
 }
 
-pub fn user_key(user: UserId) -> i64 {
+pub(crate) fn user_key(user: UserId) -> i64 {
     i64::try_from(user.0).unwrap_or(i64::MAX)
 }
 
 /// Created at startup, idempotently (index metadata is never read back).
-pub async fn ensure_indexes(db: &Database) -> AppResult<()> {
+pub(crate) async fn ensure_indexes(db: &Database) -> AppResult<()> {
     let unique = || IndexOptions::builder().unique(true).build();
     let coll = collection(db);
     coll.create_index(
@@ -130,11 +130,11 @@ fn merged(mut base: Document, extra: Document) -> Document {
     base
 }
 
-pub async fn find_by_id(db: &Database, id: ObjectId) -> AppResult<Option<MessageDoc>> {
+pub(crate) async fn find_by_id(db: &Database, id: ObjectId) -> AppResult<Option<MessageDoc>> {
     Ok(collection(db).find_one(doc! { "_id": id }).await?)
 }
 
-pub async fn find_by_client_id(
+pub(crate) async fn find_by_client_id(
     db: &Database,
     from: UserId,
     client_msg_id: &str,
@@ -145,7 +145,7 @@ pub async fn find_by_client_id(
 }
 
 /// The highest seq stored in a conversation (0 when empty).
-pub async fn max_seq(db: &Database, conversation: &str) -> AppResult<i64> {
+pub(crate) async fn max_seq(db: &Database, conversation: &str) -> AppResult<i64> {
     let newest = collection(db)
         .find_one(doc! { "conversation": conversation })
         .sort(doc! { "seq": -1 })
@@ -154,7 +154,7 @@ pub async fn max_seq(db: &Database, conversation: &str) -> AppResult<i64> {
 }
 
 /// A page of history, newest first as queried; returned ascending, with whether older ones exist.
-pub async fn history(
+pub(crate) async fn history(
     db: &Database,
     viewer: UserId,
     conversation: &str,
@@ -171,21 +171,34 @@ pub async fn history(
         .skip(skip)
         .limit(limit + 1)
         .build();
+    let (mut page, has_more) = find_page(db, filter, options, limit).await?;
+    page.reverse();
+    Ok((page, has_more))
+}
+
+/// At most `limit` messages of a query asked with a limit of `limit + 1`, and whether there
+/// were more.
+async fn find_page(
+    db: &Database,
+    filter: Document,
+    options: FindOptions,
+    limit: i64,
+) -> AppResult<(Vec<MessageDoc>, bool)> {
     let mut page: Vec<MessageDoc> = collection(db)
         .find(filter)
         .with_options(options)
         .await?
         .try_collect()
         .await?;
-    let has_more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    page.reverse();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = page.len() > limit;
+    page.truncate(limit);
     Ok((page, has_more))
 }
 
 /// Messages after `after_seq`, ascending, at most `limit`, and whether more follow.
 /// `from_others_only` leaves out the viewer's own messages (for unread).
-pub async fn after(
+pub(crate) async fn after(
     db: &Database,
     viewer: UserId,
     conversation: &str,
@@ -205,19 +218,11 @@ pub async fn after(
         .sort(doc! { "seq": 1 })
         .limit(limit + 1)
         .build();
-    let mut page: Vec<MessageDoc> = collection(db)
-        .find(filter)
-        .with_options(options)
-        .await?
-        .try_collect()
-        .await?;
-    let has_more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok((page, has_more))
+    find_page(db, filter, options, limit).await
 }
 
 /// How many messages from others the viewer has not read (system notices never count).
-pub async fn count_unread(
+pub(crate) async fn count_unread(
     db: &Database,
     viewer: UserId,
     conversation: &str,
@@ -236,7 +241,7 @@ pub async fn count_unread(
 }
 
 /// Hides the message from `user` (idempotent).
-pub async fn hide_for(db: &Database, id: ObjectId, user: UserId) -> AppResult<()> {
+pub(crate) async fn hide_for(db: &Database, id: ObjectId, user: UserId) -> AppResult<()> {
     let key = user_key(user);
     collection(db)
         .update_one(
@@ -248,7 +253,7 @@ pub async fn hide_for(db: &Database, id: ObjectId, user: UserId) -> AppResult<()
 }
 
 /// Recalls the message for everyone: marks it and drops its content.
-pub async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
+pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
     collection(db)
         .update_one(
             doc! { "_id": id },

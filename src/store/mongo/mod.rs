@@ -1,8 +1,8 @@
-//! MongoDB: the client and database handle. Collections and indexes arrive with messaging.
+//! MongoDB: the client and database handle; the collections (messages, read positions) and their indexes.
 //! Only forms that behave the same on a real MongoDB 6+ and on the local wire-compatible
 //! server are used (README: "MongoDB in production").
 
-pub mod messages;
+pub(crate) mod messages;
 pub mod reads;
 
 use std::time::Duration;
@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::MongoSettings;
 
+/// The database of `mongodb.uri` / `mongodb.database`.
 pub async fn connect(settings: &MongoSettings) -> anyhow::Result<Database> {
     let mut options = ClientOptions::parse(settings.uri.expose_secret())
         .await
@@ -28,6 +29,7 @@ pub async fn connect(settings: &MongoSettings) -> anyhow::Result<Database> {
     Ok(client.database(&settings.database))
 }
 
+/// One round trip to MongoDB.
 pub async fn ping(db: &Database) -> anyhow::Result<()> {
     db.run_command(doc! { "ping": 1 })
         .await

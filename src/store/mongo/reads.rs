@@ -2,7 +2,7 @@
 //! holding how far they have read. It doubles as the index of a user's conversations.
 
 use futures_util::TryStreamExt;
-use mongodb::bson::doc;
+use mongodb::bson::{Document, doc};
 use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
@@ -12,12 +12,17 @@ use crate::error::AppResult;
 use crate::store::mongo::is_duplicate;
 use crate::store::mongo::messages::user_key;
 
+/// The collection of read positions: one document per user and conversation.
 pub const COLLECTION: &str = "read_positions";
 
+/// How far a user has read a conversation (and their flags for it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadPosition {
+    /// The reader.
     pub user_id: i64,
+    /// The conversation's wire name.
     pub conversation: String,
+    /// The last seq read (0: nothing).
     pub read_seq: i64,
     /// When the user pinned the conversation, in Unix milliseconds (absent: not pinned). A
     /// number, not a date: the local MongoDB stand-in turns a `$set` date into a string.
@@ -34,6 +39,7 @@ fn collection(db: &Database) -> Collection<ReadPosition> {
     db.collection(COLLECTION)
 }
 
+/// Creates the collection's indexes (idempotent).
 pub async fn ensure_indexes(db: &Database) -> AppResult<()> {
     collection(db)
         .create_index(
@@ -76,7 +82,8 @@ pub async fn get(db: &Database, user: UserId, conversation: &str) -> AppResult<i
     Ok(found.map_or(0, |r| r.read_seq))
 }
 
-/// Every conversation of the user with its read position.
+/// Every conversation the user has a position in, with it. Positions are not rights: callers
+/// keep only the conversations the user may read now (`writer::readable`).
 pub async fn list(db: &Database, user: UserId) -> AppResult<Vec<ReadPosition>> {
     Ok(collection(db)
         .find(doc! { "user_id": user_key(user) })
@@ -85,28 +92,47 @@ pub async fn list(db: &Database, user: UserId) -> AppResult<Vec<ReadPosition>> {
         .await?)
 }
 
-/// Moves the read position up to `seq` (never back); returns the position now in force.
-pub async fn advance(db: &Database, user: UserId, conversation: &str, seq: i64) -> AppResult<i64> {
-    let filter = doc! { "user_id": user_key(user), "conversation": conversation };
-    let update = doc! { "$max": { "read_seq": seq } };
-    let attempt = collection(db)
-        .find_one_and_update(filter.clone(), update.clone())
-        .upsert(true)
-        .return_document(ReturnDocument::After)
-        .await;
-    let updated = match attempt {
-        Err(err) if is_duplicate(&err) => {
-            // A concurrent upsert inserted the document first; now it exists, update it.
-            collection(db)
-                .find_one_and_update(filter, update)
-                .return_document(ReturnDocument::After)
-                .await?
-        }
-        other => other?,
-    };
-    Ok(updated.map_or(seq, |r| r.read_seq))
+/// What [`advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advanced {
+    /// The position moved forward to this seq.
+    Moved(i64),
+    /// The position was already at or past the seq asked for; this is the one in force.
+    Unchanged(i64),
+    /// The user has no position there: nothing was written (see below).
+    Missing,
 }
 
+/// Moves an existing read position up to `seq` (never back). It never creates one: a position
+/// that a leave or a kick removed meanwhile must stay removed, so creating one is left to the
+/// paths that check the right to read first (`writer::ensure_reader`).
+pub async fn advance(
+    db: &Database,
+    user: UserId,
+    conversation: &str,
+    seq: i64,
+) -> AppResult<Advanced> {
+    let moved = collection(db)
+        .find_one_and_update(
+            doc! {
+                "user_id": user_key(user),
+                "conversation": conversation,
+                "read_seq": { "$lt": seq },
+            },
+            doc! { "$max": { "read_seq": seq } },
+        )
+        .return_document(ReturnDocument::After)
+        .await?;
+    if let Some(now) = moved {
+        return Ok(Advanced::Moved(now.read_seq));
+    }
+    Ok(match find(db, user, conversation).await? {
+        Some(now) => Advanced::Unchanged(now.read_seq),
+        None => Advanced::Missing,
+    })
+}
+
+/// Forgets the user's position in the conversation (after they leave it).
 pub async fn remove(db: &Database, user: UserId, conversation: &str) -> AppResult<()> {
     collection(db)
         .delete_one(doc! { "user_id": user_key(user), "conversation": conversation })
@@ -126,6 +152,16 @@ pub async fn set_pinned(
     } else {
         doc! { "$unset": { "pinned_at": "" } }
     };
+    update_position(db, user, conversation, update).await
+}
+
+/// Applies `update` to the user's position in the conversation.
+async fn update_position(
+    db: &Database,
+    user: UserId,
+    conversation: &str,
+    update: Document,
+) -> AppResult<()> {
     collection(db)
         .update_one(
             doc! { "user_id": user_key(user), "conversation": conversation },
@@ -146,13 +182,7 @@ pub async fn set_hidden(
         Some(seq) => doc! { "$set": { "hidden_seq": seq } },
         None => doc! { "$unset": { "hidden_seq": "" } },
     };
-    collection(db)
-        .update_one(
-            doc! { "user_id": user_key(user), "conversation": conversation },
-            update,
-        )
-        .await?;
-    Ok(())
+    update_position(db, user, conversation, update).await
 }
 
 /// The user's position in one conversation, with its settings.

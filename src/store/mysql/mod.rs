@@ -1,9 +1,11 @@
 //! MySQL (MariaDB locally): the pool, migrations, and the helper that turns unique-key
 //! violations into conflicts.
 
-pub mod groups;
-pub mod people;
-pub mod users;
+pub(crate) mod bans;
+pub(crate) mod groups;
+pub(crate) mod invitations;
+pub(crate) mod relations;
+pub(crate) mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,13 +17,13 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 
 use crate::config::MysqlSettings;
 
-pub async fn connect(settings: &MysqlSettings) -> anyhow::Result<MySqlPool> {
+pub(crate) async fn connect(settings: &MysqlSettings) -> anyhow::Result<MySqlPool> {
     let options = MySqlConnectOptions::from_str(settings.url.expose_secret())
         .context("mysql.url is not a valid MySQL URL")?
         .charset("utf8mb4")
         .timezone(Some("+00:00".to_owned()));
     let pool = MySqlPoolOptions::new()
-        .max_connections(settings.max_connections)
+        .max_connections(settings.max_connections.get())
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .connect_with(options)
         .await
@@ -36,7 +38,7 @@ const MIGRATION_LOCK_WAIT_SECS: u64 = 300;
 /// same time take turns under a named lock of their own: the migrator's lock asks MySQL to wait
 /// with a negative timeout, which MariaDB answers at once without a lock, and MySQL's DDL is not
 /// transactional, so two processes migrating together can leave a migration half applied.
-pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
+pub(crate) async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await.context("no MySQL connection")?;
     // Closing the connection releases the lock whatever happens below.
     conn.close_on_drop();
@@ -56,12 +58,12 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
 }
 
 /// `?, ?, ?` for an `IN (...)` of `n` values (n > 0).
-pub fn placeholders(n: usize) -> String {
+pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
 /// The name of the unique key a statement violated, if that is why it failed.
-pub fn violated_unique_key(err: &sqlx::Error) -> Option<String> {
+pub(crate) fn violated_unique_key(err: &sqlx::Error) -> Option<String> {
     let db_err = err.as_database_error()?;
     if !db_err.is_unique_violation() {
         return None;
@@ -72,7 +74,7 @@ pub fn violated_unique_key(err: &sqlx::Error) -> Option<String> {
     Some(key.rsplit('.').next().unwrap_or(key).to_owned())
 }
 
-pub async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
+pub(crate) async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
     sqlx::query("SELECT 1")
         .execute(pool)
         .await

@@ -1,24 +1,23 @@
 //! The `users` table.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, Utc};
 use serde::Serialize;
 use sqlx::MySqlPool;
 
-use crate::domain::{Email, NickName, UserId, UserName};
+use crate::domain::{Email, NickName, Timestamp, UserId, UserName};
 use crate::error::{AppError, AppResult};
 use crate::store::mysql::violated_unique_key;
 
 /// A user as the API shows it: never any password field.
 #[derive(Debug, Clone, Serialize)]
-pub struct User {
+pub(crate) struct User {
     pub id: UserId,
     pub user_name: String,
     pub nick_name: String,
     pub email: Option<String>,
     pub avatar: String,
     pub sex: u8,
-    #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
 }
 
 #[derive(sqlx::FromRow)]
@@ -41,30 +40,33 @@ impl From<UserRow> for User {
             email: row.email,
             avatar: row.avatar,
             sex: row.sex,
-            created_at: row.created_at.and_utc(),
+            created_at: row.created_at.and_utc().into(),
         }
     }
 }
 
 const USER_COLUMNS: &str = "id, user_name, nick_name, email, avatar, sex, created_at";
 
-pub struct NewUser<'a> {
+pub(crate) struct NewUser<'a> {
     pub user_name: &'a UserName,
     pub nick_name: &'a NickName,
     pub email: Option<&'a Email>,
     pub password_hash: &'a str,
 }
 
-/// Inserts the user; a taken user_name or email is a 409 naming the field. The unique indexes
-/// decide, so two concurrent registrations of one name cannot both succeed.
+/// Inserts the user with the canonical key of its name; a taken user_name or email is a 409
+/// naming the field. The unique indexes decide, so two concurrent registrations of one name
+/// cannot both succeed.
 #[tracing::instrument(skip_all, fields(user_name = new.user_name.as_str()))]
-pub async fn insert(pool: &MySqlPool, new: NewUser<'_>) -> AppResult<User> {
+pub(crate) async fn insert(pool: &MySqlPool, new: NewUser<'_>) -> AppResult<User> {
     let now = Utc::now().naive_utc();
     let result = sqlx::query(
-        "INSERT INTO users (user_name, nick_name, email, password_hash, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO users \
+         (user_name, user_name_key, nick_name, email, password_hash, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(new.user_name.as_str())
+    .bind(new.user_name.key())
     .bind(new.nick_name.as_str())
     .bind(new.email.map(Email::as_str))
     .bind(new.password_hash)
@@ -77,7 +79,7 @@ pub async fn insert(pool: &MySqlPool, new: NewUser<'_>) -> AppResult<User> {
             .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("inserted user vanished"))),
         Err(err) => Err(match violated_unique_key(&err).as_deref() {
-            Some("uq_users_user_name") => AppError::Conflict {
+            Some("uq_users_user_name" | "uq_users_user_name_key") => AppError::Conflict {
                 field: Some("user_name"),
                 message: "user_name is already taken".into(),
             },
@@ -91,7 +93,7 @@ pub async fn insert(pool: &MySqlPool, new: NewUser<'_>) -> AppResult<User> {
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn find_by_id(pool: &MySqlPool, id: UserId) -> AppResult<Option<User>> {
+pub(crate) async fn find_by_id(pool: &MySqlPool, id: UserId) -> AppResult<Option<User>> {
     let row: Option<UserRow> =
         sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
             .bind(id.0)
@@ -100,11 +102,12 @@ pub async fn find_by_id(pool: &MySqlPool, id: UserId) -> AppResult<Option<User>>
     Ok(row.map(User::from))
 }
 
-/// The user and their password hash, for checking credentials.
-#[tracing::instrument(skip(pool))]
-pub async fn find_credentials_by_name(
+/// The user and their password hash, for checking credentials: found by the exact canonical
+/// key (binary collation), so only the spellings [`UserName::key`] folds together reach it.
+#[tracing::instrument(skip_all, fields(user_name = user_name.as_str()))]
+pub(crate) async fn find_credentials_by_name(
     pool: &MySqlPool,
-    user_name: &str,
+    user_name: &UserName,
 ) -> AppResult<Option<(User, String)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -113,16 +116,16 @@ pub async fn find_credentials_by_name(
         password_hash: String,
     }
     let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE user_name = ?"
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE user_name_key = ?"
     ))
-    .bind(user_name)
+    .bind(user_name.key())
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| (r.user.into(), r.password_hash)))
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn password_hash(pool: &MySqlPool, id: UserId) -> AppResult<Option<String>> {
+pub(crate) async fn password_hash(pool: &MySqlPool, id: UserId) -> AppResult<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
             .bind(id.0)
@@ -132,7 +135,11 @@ pub async fn password_hash(pool: &MySqlPool, id: UserId) -> AppResult<Option<Str
 }
 
 #[tracing::instrument(skip(pool, password_hash))]
-pub async fn set_password_hash(pool: &MySqlPool, id: UserId, password_hash: &str) -> AppResult<()> {
+pub(crate) async fn set_password_hash(
+    pool: &MySqlPool,
+    id: UserId,
+    password_hash: &str,
+) -> AppResult<()> {
     sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
         .bind(password_hash)
         .bind(Utc::now().naive_utc())
@@ -142,7 +149,7 @@ pub async fn set_password_hash(pool: &MySqlPool, id: UserId, password_hash: &str
     Ok(())
 }
 
-pub async fn exists(pool: &MySqlPool, id: UserId) -> AppResult<bool> {
+pub(crate) async fn exists(pool: &MySqlPool, id: UserId) -> AppResult<bool> {
     let found: Option<u64> = sqlx::query_scalar("SELECT id FROM users WHERE id = ?")
         .bind(id.0)
         .fetch_optional(pool)
@@ -152,7 +159,7 @@ pub async fn exists(pool: &MySqlPool, id: UserId) -> AppResult<bool> {
 
 /// The profile fields a user may change; `None` leaves a field as it is.
 #[derive(Default)]
-pub struct ProfileChange<'a> {
+pub(crate) struct ProfileChange<'a> {
     pub nick_name: Option<&'a NickName>,
     pub avatar: Option<&'a str>,
     pub sex: Option<u8>,
@@ -161,7 +168,7 @@ pub struct ProfileChange<'a> {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn update_profile(
+pub(crate) async fn update_profile(
     pool: &MySqlPool,
     id: UserId,
     change: ProfileChange<'_>,
@@ -215,65 +222,34 @@ pub async fn update_profile(
     find_by_id(pool, id).await?.ok_or(AppError::Unauthorized)
 }
 
-/// Users whose user_name starts with, or nick_name contains, the text (case-insensitive by the
-/// columns' collation); LIKE wildcards in the text match literally.
-pub async fn search(
-    pool: &MySqlPool,
-    text: &str,
-    limit: i64,
-    offset: i64,
-) -> AppResult<(Vec<User>, i64)> {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    let prefix = format!("{escaped}%");
-    let contains = format!("%{escaped}%");
-    let filter = "user_name LIKE ? OR nick_name LIKE ?";
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE {filter}"))
-        .bind(&prefix)
-        .bind(&contains)
-        .fetch_one(pool)
-        .await?;
-    let rows: Vec<UserRow> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY user_name LIMIT ? OFFSET ?"
-    ))
-    .bind(&prefix)
-    .bind(&contains)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
-    Ok((rows.into_iter().map(User::from).collect(), total))
-}
-
 /// Exact lookup by one column (`user_name` or `email`).
-pub async fn find_exact(
+/// The account whose canonical name is `user_name`'s (as logins and registrations compare:
+/// case aside, no lookalikes).
+pub(crate) async fn find_by_name(
     pool: &MySqlPool,
-    column: ExactColumn,
-    value: &str,
+    user_name: &UserName,
 ) -> AppResult<Option<User>> {
-    let column = match column {
-        ExactColumn::UserName => "user_name",
-        ExactColumn::Email => "email",
-    };
     let row: Option<UserRow> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE {column} = ?"
+        "SELECT {USER_COLUMNS} FROM users WHERE user_name_key = ?"
     ))
-    .bind(value)
+    .bind(user_name.key())
     .fetch_optional(pool)
     .await?;
     Ok(row.map(User::from))
 }
 
-#[derive(Debug, Clone, Copy)]
-pub enum ExactColumn {
-    UserName,
-    Email,
+/// The account with this email (stored lowercased, as `Email` parses it).
+pub(crate) async fn find_by_email(pool: &MySqlPool, email: &str) -> AppResult<Option<User>> {
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"))
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(User::from))
 }
 
 /// Several users by id, in the order of `ids` (unknown ids are left out).
-pub async fn find_many(pool: &MySqlPool, ids: &[UserId]) -> AppResult<Vec<User>> {
+pub(crate) async fn find_many(pool: &MySqlPool, ids: &[UserId]) -> AppResult<Vec<User>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -291,4 +267,47 @@ pub async fn find_many(pool: &MySqlPool, ids: &[UserId]) -> AppResult<Vec<User>>
         .collect();
     found.sort_by_key(|u| ids.iter().position(|id| *id == u.id));
     Ok(found)
+}
+
+/// The ids of at most `max` users whose user_name or nick_name starts with `text` (ignoring
+/// case and accents, as the columns compare), ordered by user_name. Each half is a range scan
+/// of its index that stops after `max` entries, whatever the size of the table; `%`, `_` and
+/// `\` in `text` are literal.
+pub(crate) async fn search_ids(pool: &MySqlPool, text: &str, max: u32) -> AppResult<Vec<UserId>> {
+    let prefix = format!("{}%", escape_like(text));
+    let ids: Vec<u64> = sqlx::query_scalar(SEARCH_SQL)
+        .bind(&prefix)
+        .bind(max)
+        .bind(&prefix)
+        .bind(max)
+        .bind(max)
+        .fetch_all(pool)
+        .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+/// The search as one statement; `EXPLAIN` of it shows one index range scan per half.
+pub const SEARCH_SQL: &str = "SELECT id FROM ( \
+       (SELECT id, user_name FROM users FORCE INDEX (uq_users_user_name) \
+        WHERE user_name LIKE ? ORDER BY user_name LIMIT ?) \
+     UNION \
+       (SELECT id, user_name FROM users FORCE INDEX (ix_users_nick_name) \
+        WHERE nick_name LIKE ? ORDER BY nick_name LIMIT ?) \
+     ) AS found ORDER BY user_name, id LIMIT ?";
+
+/// `text` as a literal inside a `LIKE` pattern (whose escape character is `\`).
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_metacharacters_are_escaped() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
 }

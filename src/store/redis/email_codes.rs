@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 use crate::error::AppResult;
 use crate::store::redis::Keys;
 
-pub struct Limits {
+pub(crate) struct Limits {
     pub ttl_secs: u64,
     pub resend_secs: u64,
     pub max_attempts: u32,
@@ -21,7 +21,7 @@ fn name(purpose: &str, email: &str) -> String {
 }
 
 /// Stores a fresh code; Err(seconds) when one was issued too recently.
-pub async fn issue(
+pub(crate) async fn issue(
     pool: &Pool,
     keys: &Keys,
     purpose: &str,
@@ -61,7 +61,7 @@ pub async fn issue(
 
 /// Checks a code and uses it up when right; a wrong one counts as an attempt, and the code is
 /// gone after `max_attempts` wrong ones.
-pub async fn verify(
+pub(crate) async fn verify(
     pool: &Pool,
     keys: &Keys,
     purpose: &str,

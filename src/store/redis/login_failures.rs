@@ -1,31 +1,47 @@
-//! Failed logins per account name, across every process and client IP: past
-//! `auth.login_failures_per_account` failures within `auth.login_failure_window_secs` the name
-//! is refused (429) until the window ends, right password or not. Unknown names are counted
-//! exactly like real ones, so the answers never tell which accounts exist. A login that succeeds
-//! clears the count.
+//! Failed password checks, across every process and client IP: past
+//! `auth.login_failures_per_account` failures within `auth.login_failure_window_secs` a bucket
+//! is refused (429) until the window ends, right password or not, and without running bcrypt.
+//!
+//! Wrong passwords at login and wrong `old_password`s at `POST /user/set_password` count alike.
+//! The bucket is the account (by user id, whatever spelling of its name was typed), or, for a
+//! request carrying a valid device cookie of that account, the device cookie itself: a stranger
+//! who locks the account does not lock out the browsers its owner logged in from. Unknown names
+//! are counted per canonical name exactly like accounts, so the answers never tell which accounts
+//! exist. A password check that succeeds clears its bucket.
 
 use deadpool_redis::Pool;
 use redis::AsyncCommands;
 
-use crate::domain::USER_NAME_MAX_CHARS;
+use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
 use crate::store::redis::Keys;
 
-/// Names compare without case (as the users table does); longer names than any account can have
-/// share the key of their prefix.
-fn name_key(keys: &Keys, user_name: &str) -> String {
-    let name: String = user_name
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(USER_NAME_MAX_CHARS)
-        .collect();
-    keys.login_failures(&name)
+/// What one failure is counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bucket {
+    /// An existing account, from a client without a device cookie for it.
+    Account(UserId),
+    /// A name no account has, by its canonical key.
+    UnknownName(String),
+    /// A browser holding a valid device cookie entry for the account: the entry is named by the
+    /// account and the entry's issue time (milliseconds), which its signature covers.
+    Device { user_id: UserId, issued_ms: i64 },
 }
 
-/// 429 while the name has used up its failures.
-pub async fn check(pool: &Pool, keys: &Keys, user_name: &str, max: u32) -> AppResult<()> {
-    let key = name_key(keys, user_name);
+impl Bucket {
+    fn key(&self, keys: &Keys) -> String {
+        let id = match self {
+            Self::Account(user_id) => format!("u:{}", user_id.0),
+            Self::UnknownName(key) => format!("n:{key}"),
+            Self::Device { user_id, issued_ms } => format!("d:{}:{issued_ms}", user_id.0),
+        };
+        keys.login_failures(&id)
+    }
+}
+
+/// 429 while the bucket has used up its failures.
+pub(crate) async fn check(pool: &Pool, keys: &Keys, bucket: &Bucket, max: u32) -> AppResult<()> {
+    let key = bucket.key(keys);
     let mut conn = pool.get().await?;
     let (count, ttl_ms): (Option<u32>, i64) = redis::pipe()
         .get(&key)
@@ -41,8 +57,13 @@ pub async fn check(pool: &Pool, keys: &Keys, user_name: &str, max: u32) -> AppRe
     Ok(())
 }
 
-pub async fn record(pool: &Pool, keys: &Keys, user_name: &str, window_secs: u64) -> AppResult<()> {
-    let key = name_key(keys, user_name);
+pub(crate) async fn record(
+    pool: &Pool,
+    keys: &Keys,
+    bucket: &Bucket,
+    window_secs: u64,
+) -> AppResult<()> {
+    let key = bucket.key(keys);
     let mut conn = pool.get().await?;
     // The window starts with the first failure and is not extended by later ones.
     let _: () = redis::pipe()
@@ -57,8 +78,8 @@ pub async fn record(pool: &Pool, keys: &Keys, user_name: &str, window_secs: u64)
     Ok(())
 }
 
-pub async fn clear(pool: &Pool, keys: &Keys, user_name: &str) -> AppResult<()> {
+pub(crate) async fn clear(pool: &Pool, keys: &Keys, bucket: &Bucket) -> AppResult<()> {
     let mut conn = pool.get().await?;
-    let _: () = conn.del(name_key(keys, user_name)).await?;
+    let _: () = conn.del(bucket.key(keys)).await?;
     Ok(())
 }

@@ -5,11 +5,11 @@
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands};
 
-use crate::domain::UserId;
+use crate::domain::{Timestamp, UserId};
 use crate::error::AppResult;
 use crate::store::redis::Keys;
 
-pub struct NewLogin<'a> {
+pub(crate) struct NewLogin<'a> {
     pub login_id: &'a str,
     pub user_id: UserId,
     pub user_agent: &'a str,
@@ -18,7 +18,7 @@ pub struct NewLogin<'a> {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %login.user_id))]
-pub async fn create(pool: &Pool, keys: &Keys, login: NewLogin<'_>) -> AppResult<()> {
+pub(crate) async fn create(pool: &Pool, keys: &Keys, login: NewLogin<'_>) -> AppResult<()> {
     let mut conn = pool.get().await?;
     let key = keys.login(login.login_id);
     let set = keys.user_logins(login.user_id.0);
@@ -48,14 +48,19 @@ pub async fn create(pool: &Pool, keys: &Keys, login: NewLogin<'_>) -> AppResult<
 }
 
 /// The user a login belongs to, if the login still exists.
-pub async fn owner(pool: &Pool, keys: &Keys, login_id: &str) -> AppResult<Option<UserId>> {
+pub(crate) async fn owner(pool: &Pool, keys: &Keys, login_id: &str) -> AppResult<Option<UserId>> {
     let mut conn = pool.get().await?;
     let user_id: Option<u64> = conn.hget(keys.login(login_id), "user_id").await?;
     Ok(user_id.map(UserId))
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn delete(pool: &Pool, keys: &Keys, user_id: UserId, login_id: &str) -> AppResult<()> {
+pub(crate) async fn delete(
+    pool: &Pool,
+    keys: &Keys,
+    user_id: UserId,
+    login_id: &str,
+) -> AppResult<()> {
     let mut conn = pool.get().await?;
     redis::pipe()
         .atomic()
@@ -70,7 +75,7 @@ pub async fn delete(pool: &Pool, keys: &Keys, user_id: UserId, login_id: &str) -
 
 /// Deletes every login of the user except `keep`; returns the revoked login ids.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn revoke_all_except(
+pub(crate) async fn revoke_all_except(
     pool: &Pool,
     keys: &Keys,
     user_id: UserId,
@@ -99,7 +104,7 @@ fn ttl_i64(secs: u64) -> i64 {
 
 /// A login as `GET /user/devices` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Device {
+pub(crate) struct Device {
     pub id: String,
     pub user_agent: String,
     pub ip: String,
@@ -109,7 +114,7 @@ pub struct Device {
 }
 
 /// The user's live logins, newest first.
-pub async fn devices(
+pub(crate) async fn devices(
     pool: &Pool,
     keys: &Keys,
     user_id: UserId,
@@ -156,12 +161,18 @@ pub async fn devices(
 
 fn rfc3339(millis: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .map(Timestamp)
         .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .to_string()
 }
 
 /// Deletes one of the user's logins; false when it is not theirs (or gone).
-pub async fn revoke(pool: &Pool, keys: &Keys, user_id: UserId, login_id: &str) -> AppResult<bool> {
+pub(crate) async fn revoke(
+    pool: &Pool,
+    keys: &Keys,
+    user_id: UserId,
+    login_id: &str,
+) -> AppResult<bool> {
     if owner(pool, keys, login_id).await? != Some(user_id) {
         return Ok(false);
     }
@@ -170,7 +181,7 @@ pub async fn revoke(pool: &Pool, keys: &Keys, user_id: UserId, login_id: &str) -
 }
 
 /// Marks these logins as seen now, without recreating revoked ones; returns which still exist.
-pub async fn touch(pool: &Pool, keys: &Keys, login_ids: &[String]) -> AppResult<Vec<bool>> {
+pub(crate) async fn touch(pool: &Pool, keys: &Keys, login_ids: &[String]) -> AppResult<Vec<bool>> {
     static TOUCH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new(
             r"

@@ -42,7 +42,7 @@ static ALLOCATE: LazyLock<Script> = LazyLock::new(|| {
 
 /// One seq for each entry of `conversations` (entries may repeat: they get consecutive seqs).
 /// `floors` forces counters up to at least the given value first (after a collision).
-pub async fn allocate(
+pub(crate) async fn allocate(
     redis: &Shared,
     db: &Database,
     keys: &Keys,
@@ -102,14 +102,23 @@ async fn invoke(
 
 /// The last seq handed out in a conversation as the counter says, without asking MongoDB: may
 /// lag behind the stored messages (a counter restored from an older snapshot) or be missing.
-pub async fn counter(redis: &Shared, keys: &Keys, conversation: &str) -> AppResult<Option<i64>> {
+pub(crate) async fn counter(
+    redis: &Shared,
+    keys: &Keys,
+    conversation: &str,
+) -> AppResult<Option<i64>> {
     let mut conn = redis.get().await?;
     Ok(conn.get(keys.seq(conversation)).await?)
 }
 
 /// Creates a missing counter at `stored`, the highest seq MongoDB holds for the conversation (as
 /// a draw would before using it); an existing counter is left alone.
-pub async fn seed(redis: &Shared, keys: &Keys, conversation: &str, stored: i64) -> AppResult<()> {
+pub(crate) async fn seed(
+    redis: &Shared,
+    keys: &Keys,
+    conversation: &str,
+    stored: i64,
+) -> AppResult<()> {
     let mut conn = redis.get().await?;
     let _: Option<String> = redis::cmd("SET")
         .arg(keys.seq(conversation))
@@ -122,7 +131,7 @@ pub async fn seed(redis: &Shared, keys: &Keys, conversation: &str, stored: i64) 
 
 /// The last seq of a conversation: the higher of the counter and what MongoDB holds (a counter
 /// restored from an older Redis snapshot may lag behind the stored messages).
-pub async fn current(
+pub(crate) async fn current(
     redis: &Shared,
     db: &Database,
     keys: &Keys,

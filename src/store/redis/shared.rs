@@ -12,7 +12,7 @@ use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
 use deadpool_redis::{Connection, Pool, PoolError};
 
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     pool: Pool,
     current: Arc<Mutex<Current>>,
 }
@@ -25,7 +25,7 @@ struct Current {
 }
 
 impl Shared {
-    pub fn new(pool: Pool) -> Self {
+    pub(crate) fn new(pool: Pool) -> Self {
         Self {
             pool,
             current: Arc::default(),
@@ -34,12 +34,12 @@ impl Shared {
 
     /// The pool itself, for work that wants a connection of its own (blocking commands,
     /// transactions) or is not on a hot path.
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
 
     /// The shared connection (taken from the pool if there is none).
-    pub async fn get(&self) -> Result<Link, PoolError> {
+    pub(crate) async fn get(&self) -> Result<Link, PoolError> {
         {
             let current = self.lock();
             if let Some(conn) = &current.conn {
@@ -74,7 +74,7 @@ impl Shared {
 }
 
 /// A handle on the shared connection; use it like any connection.
-pub struct Link {
+pub(crate) struct Link {
     conn: MultiplexedConnection,
     generation: u64,
     shared: Arc<Mutex<Current>>,

@@ -4,7 +4,7 @@
 mod delete;
 mod group_send;
 mod history;
-pub mod mark_read;
+pub(crate) mod mark_read;
 mod resume;
 mod send;
 mod typing;
@@ -16,33 +16,34 @@ use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::chat::Chat;
+use crate::chat::sending::NewMessage;
 use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
 use crate::hub::ConnId;
-use crate::state::AppState;
 use crate::ws::order::Ticket;
-use crate::ws::protocol::{CODE_OK, ClientOp, Reply, Request};
+use crate::ws::protocol::{CODE_OK, ClientOp, Outgoing, Reply, Request};
 
 /// Who is asking, on which connection.
 #[derive(Clone)]
-pub struct OpCtx {
-    pub state: web::Data<AppState>,
+pub(crate) struct OpCtx {
+    pub state: web::Data<Chat>,
     pub user: UserId,
     pub conn_id: ConnId,
 }
 
-pub struct Done {
+pub(crate) struct Done {
     pub code: u32,
     pub msg: Cow<'static, str>,
     pub data: Value,
 }
 
 impl Done {
-    pub fn ok(data: impl Serialize) -> AppResult<Self> {
+    pub(crate) fn ok(data: impl Serialize) -> AppResult<Self> {
         Self::with(CODE_OK, "ok", data)
     }
 
-    pub fn with(code: u32, msg: &'static str, data: impl Serialize) -> AppResult<Self> {
+    pub(crate) fn with(code: u32, msg: &'static str, data: impl Serialize) -> AppResult<Self> {
         let data = serde_json::to_value(data)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("reply data: {e}")))?;
         Ok(Self {
@@ -53,10 +54,26 @@ impl Done {
     }
 }
 
+/// Waits for the connection's turn to send (see ws::order), then gives the message to send.
+async fn in_turn(
+    ticket: Option<&Ticket>,
+    message: Outgoing,
+    client_msg_id: Option<String>,
+) -> NewMessage {
+    if let Some(ticket) = ticket {
+        ticket.wait().await;
+    }
+    NewMessage {
+        kind: message.kind,
+        content: message.content,
+        client_msg_id,
+    }
+}
+
 /// Runs one op. A send (op 1, 6) takes its turn with `ticket` (see ws::order); other ops run
 /// alone and ignore it.
 #[tracing::instrument(skip_all, fields(user_id = %ctx.user, op_type = request.op_type))]
-pub async fn execute(ctx: OpCtx, request: Request, ticket: Option<Ticket>) -> Reply {
+pub(crate) async fn execute(ctx: OpCtx, request: Request, ticket: Option<Ticket>) -> Reply {
     let Request {
         op_type,
         client_msg_id,

@@ -17,10 +17,11 @@ use mongodb::bson::{self, oid::ObjectId};
 use mongodb::error::ErrorKind;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::chat::events::event_json;
+use crate::chat::known::Known;
 use crate::domain::{ConversationId, MessageType, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
-use crate::messaging::{Known, event_json};
 use crate::store::mongo::messages::{self, Message, MessageDoc, user_key};
 use crate::store::mongo::reads;
 use crate::store::redis::{Keys, Shared, seq};
@@ -30,7 +31,7 @@ use crate::store::redis::{Keys, Shared, seq};
 const SEQ_COLLISION_RETRIES: usize = 3;
 
 /// A message to store and deliver.
-pub struct Draft {
+pub(crate) struct Draft {
     pub conversation: ConversationId,
     pub from: UserId,
     pub to: String,
@@ -43,7 +44,7 @@ pub struct Draft {
     pub nickname: Option<String>,
 }
 
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Stored now and published; `online` counts the primary recipients that were live.
     Stored { message: Message, online: u32 },
     /// The sender already sent this `client_msg_id`: the stored message, nothing new done.
@@ -56,7 +57,7 @@ struct Job {
 }
 
 #[derive(Clone)]
-pub struct MessageWriter {
+pub(crate) struct MessageWriter {
     tx: mpsc::Sender<Job>,
 }
 
@@ -80,6 +81,15 @@ struct Turn {
 }
 
 impl Turn {
+    /// The turn after the one taken last (`last` then waits for this one).
+    fn after(last: &mut Option<oneshot::Receiver<()>>) -> Self {
+        let (done, next_wait) = oneshot::channel();
+        Self {
+            wait: last.replace(next_wait),
+            done: Some(done),
+        }
+    }
+
     async fn take(&mut self) {
         if let Some(wait) = self.wait.take() {
             let _ = wait.await;
@@ -96,13 +106,13 @@ impl Turn {
 /// A batch after storage, waiting to be published and answered.
 struct StoredBatch {
     jobs: Vec<Job>,
-    slots: Vec<Slot>,
+    slots: Vec<JobState>,
     stored: Vec<(usize, MessageDoc)>,
     replayed: Vec<(usize, MessageDoc)>,
 }
 
 impl MessageWriter {
-    pub fn start(
+    pub(crate) fn start(
         redis: Shared,
         mongo: Database,
         keys: Keys,
@@ -110,16 +120,16 @@ impl MessageWriter {
         settings: &crate::config::MessageSettings,
     ) -> Self {
         let (batch_max, queue) = (settings.batch_max, settings.write_queue);
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, rx) = mpsc::channel(queue.get());
         let backend = Backend {
             redis,
             mongo,
             keys,
             hub,
-            batch_max,
-            concurrency: settings.write_concurrency,
+            batch_max: batch_max.get(),
+            concurrency: settings.write_concurrency.get(),
             // A full batch always qualifies.
-            overlap_min: settings.write_overlap_min.min(batch_max),
+            overlap_min: settings.write_overlap_min.min(batch_max).get(),
             known: Known::default(),
         };
         tokio::spawn(run(rx, backend));
@@ -127,13 +137,13 @@ impl MessageWriter {
     }
 
     /// Stores and delivers the draft; returns once it is durable (or was already stored).
-    pub async fn submit(&self, draft: Draft) -> AppResult<Outcome> {
+    pub(crate) async fn submit(&self, draft: Draft) -> AppResult<Outcome> {
         self.queue(draft).await?.outcome().await
     }
 
     /// Queues the draft for storage (drafts queued one after another get increasing seqs in a
     /// conversation); the outcome comes later.
-    pub async fn queue(&self, draft: Draft) -> AppResult<Queued> {
+    pub(crate) async fn queue(&self, draft: Draft) -> AppResult<Queued> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { draft, reply })
@@ -144,11 +154,11 @@ impl MessageWriter {
 }
 
 /// A queued draft.
-pub struct Queued(oneshot::Receiver<AppResult<Outcome>>);
+pub(crate) struct Queued(oneshot::Receiver<AppResult<Outcome>>);
 
 impl Queued {
     /// Waits until it is durable (or known to be stored already).
-    pub async fn outcome(self) -> AppResult<Outcome> {
+    pub(crate) async fn outcome(self) -> AppResult<Outcome> {
         self.0
             .await
             .map_err(|_| AppError::Internal(anyhow::anyhow!("message writer dropped a send")))?
@@ -169,18 +179,20 @@ async fn run(mut rx: mpsc::Receiver<Job>, backend: Backend) {
         // A batch starts at once when none is being stored. While one is, the next starts only
         // once enough sends wait: small overlapping batches cost the store more per message
         // than they save in waiting, and at moderate load one batch at a time is faster.
-        while !waiting.is_empty()
-            && storing.len() < backend.concurrency
-            && (storing.is_empty() || waiting.len() >= backend.overlap_min)
-        {
-            let rest = waiting.split_off(waiting.len().min(backend.batch_max));
+        loop {
+            let size = batch_to_start(
+                waiting.len(),
+                storing.len(),
+                backend.batch_max,
+                backend.concurrency,
+                backend.overlap_min,
+            );
+            if size == 0 {
+                break;
+            }
+            let rest = waiting.split_off(size);
             let batch = std::mem::replace(&mut waiting, rest);
-            let (done, next_wait) = oneshot::channel();
-            let turn = Turn {
-                wait: last_turn.replace(next_wait),
-                done: Some(done),
-            };
-            storing.push_back(backend.store(batch, turn));
+            storing.push_back(backend.store(batch, Turn::after(&mut last_turn)));
         }
         if publishing.is_none()
             && let Some(batch) = stored.pop_front()
@@ -212,7 +224,25 @@ async fn run(mut rx: mpsc::Receiver<Job>, backend: Backend) {
     }
 }
 
-enum Slot {
+/// The scheduling rule: how many of the `waiting` sends make a batch that starts now, with
+/// `storing` batches being stored (0: none starts yet). A batch starts at once when none is
+/// being stored; while some are, another starts only below `concurrency` and once at least
+/// `overlap_min` sends wait; a batch takes at most `batch_max`.
+fn batch_to_start(
+    waiting: usize,
+    storing: usize,
+    batch_max: usize,
+    concurrency: usize,
+    overlap_min: usize,
+) -> usize {
+    if waiting == 0 || storing >= concurrency || (storing > 0 && waiting < overlap_min) {
+        0
+    } else {
+        waiting.min(batch_max)
+    }
+}
+
+enum JobState {
     Pending,
     /// Written; answered once published.
     Stored,
@@ -223,10 +253,10 @@ impl Backend {
     /// Draws the batch's seqs (in its turn) and writes it.
     #[tracing::instrument(skip_all, fields(batch = jobs.len()))]
     async fn store(&self, jobs: Vec<Job>, mut turn: Turn) -> StoredBatch {
-        let mut slots: Vec<Slot> = jobs.iter().map(|_| Slot::Pending).collect();
+        let mut slots: Vec<JobState> = jobs.iter().map(|_| JobState::Pending).collect();
         if let Err(err) = self.ensure_read_positions(&jobs).await {
             for slot in &mut slots {
-                *slot = Slot::Done(Err(clone_error(&err)));
+                *slot = JobState::Done(Err(clone_error(&err)));
             }
             return StoredBatch {
                 jobs,
@@ -241,7 +271,7 @@ impl Backend {
         let mut floors: HashMap<String, i64> = HashMap::new();
         for _ in 0..=SEQ_COLLISION_RETRIES {
             let pending: Vec<usize> = (0..jobs.len())
-                .filter(|i| matches!(slots[*i], Slot::Pending))
+                .filter(|i| matches!(slots[*i], JobState::Pending))
                 .collect();
             if pending.is_empty() {
                 break;
@@ -252,10 +282,11 @@ impl Backend {
                         match result {
                             Written::Stored(doc) => {
                                 stored.push((i, doc));
-                                slots[i] = Slot::Stored;
+                                slots[i] = JobState::Stored;
                             }
                             Written::Duplicate(doc) => {
-                                slots[i] = Slot::Done(Ok(Outcome::Duplicate(Message::from(&doc))));
+                                slots[i] =
+                                    JobState::Done(Ok(Outcome::Duplicate(Message::from(&doc))));
                                 replayed.push((i, doc));
                             }
                             Written::SeqTaken(conversation) => {
@@ -265,16 +296,16 @@ impl Backend {
                                     Ok(max) => {
                                         floors.insert(conversation, max);
                                     }
-                                    Err(err) => slots[i] = Slot::Done(Err(err)),
+                                    Err(err) => slots[i] = JobState::Done(Err(err)),
                                 }
                             }
-                            Written::Failed(err) => slots[i] = Slot::Done(Err(err)),
+                            Written::Failed(err) => slots[i] = JobState::Done(Err(err)),
                         }
                     }
                 }
                 Err(err) => {
                     for i in pending {
-                        slots[i] = Slot::Done(Err(clone_error(&err)));
+                        slots[i] = JobState::Done(Err(clone_error(&err)));
                     }
                 }
             }
@@ -300,18 +331,18 @@ impl Backend {
         } = batch;
         let online = self.publish(&jobs, &stored, &replayed).await;
         for ((i, doc), online) in stored.iter().zip(online) {
-            slots[*i] = Slot::Done(Ok(Outcome::Stored {
+            slots[*i] = JobState::Done(Ok(Outcome::Stored {
                 message: Message::from(doc),
                 online,
             }));
         }
         for (job, slot) in jobs.into_iter().zip(slots) {
             let result = match slot {
-                Slot::Done(result) => result,
-                Slot::Stored => Err(AppError::Internal(anyhow::anyhow!(
+                JobState::Done(result) => result,
+                JobState::Stored => Err(AppError::Internal(anyhow::anyhow!(
                     "stored but not published"
                 ))),
-                Slot::Pending => Err(AppError::Internal(anyhow::anyhow!(
+                JobState::Pending => Err(AppError::Internal(anyhow::anyhow!(
                     "seq kept colliding after {SEQ_COLLISION_RETRIES} retries"
                 ))),
             };
@@ -391,11 +422,16 @@ impl Backend {
         Ok(out)
     }
 
-    /// A duplicate key is either a retried client_msg_id or a seq already taken.
+    /// A duplicate key is either a retried client_msg_id or a seq already taken. A retry is
+    /// the same message (conversation, type and content) under the same client_msg_id; another
+    /// message under a used client_msg_id is refused, never acked with the first one.
     async fn explain_duplicate(&self, draft: &Draft, doc: MessageDoc) -> Written {
         if let Some(client_msg_id) = &draft.client_msg_id {
             match messages::find_by_client_id(&self.mongo, draft.from, client_msg_id).await {
-                Ok(Some(existing)) => return Written::Duplicate(existing),
+                Ok(Some(existing)) if is_retry_of(draft, &existing) => {
+                    return Written::Duplicate(existing);
+                }
+                Ok(Some(_)) => return Written::Failed(AppError::ClientMsgIdReused),
                 Ok(None) => {}
                 Err(err) => return Written::Failed(err),
             }
@@ -479,6 +515,13 @@ enum Written {
     Failed(AppError),
 }
 
+/// Whether `draft` is the message stored as `stored` (same sender and client_msg_id) sent again.
+fn is_retry_of(draft: &Draft, stored: &MessageDoc) -> bool {
+    stored.conversation == draft.conversation.to_string()
+        && stored.kind == draft.kind.0
+        && stored.content == draft.content
+}
+
 /// The same failure for every send of a batch (AppError holds non-clonable causes).
 fn clone_error(err: &AppError) -> AppError {
     match err {
@@ -489,7 +532,69 @@ fn clone_error(err: &AppError) -> AppError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
     use super::*;
+
+    #[test]
+    fn batches_start_by_the_scheduling_rule() {
+        // (waiting, storing, batch_max, concurrency, overlap_min) -> size of the batch started
+        let table = [
+            ((0, 0, 100, 4, 10), 0),     // nothing waits
+            ((1, 0, 100, 4, 10), 1),     // idle: one send goes at once
+            ((250, 0, 100, 4, 10), 100), // at most batch_max
+            ((5, 1, 100, 4, 10), 0),     // one storing, too few to overlap
+            ((10, 1, 100, 4, 10), 10),   // enough to overlap
+            ((500, 4, 100, 4, 10), 0),   // at the concurrency limit
+            ((500, 3, 100, 4, 10), 100),
+            ((7, 2, 100, 1, 1), 0), // concurrency 1: strictly one at a time
+        ];
+        for ((waiting, storing, max, concurrency, overlap), want) in table {
+            assert_eq!(
+                batch_to_start(waiting, storing, max, concurrency, overlap),
+                want,
+                "waiting {waiting}, storing {storing}, max {max}, concurrency {concurrency}, overlap {overlap}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn turns_go_in_the_order_they_were_taken_whatever_finishes_first() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut last = None;
+        let mut tasks = Vec::new();
+        for i in 0..4_u64 {
+            let mut turn = Turn::after(&mut last);
+            let order = order.clone();
+            tasks.push(tokio::spawn(async move {
+                // The later batches finish storing first.
+                tokio::time::sleep(Duration::from_millis(40 - 10 * i)).await;
+                turn.take().await;
+                order.lock().map(|mut o| o.push(i)).ok();
+                turn.pass();
+            }));
+        }
+        for task in tasks {
+            task.await.ok();
+        }
+        assert_eq!(
+            *order.lock().map(|o| o.clone()).unwrap_or_default(),
+            vec![0, 1, 2, 3]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_turn_lets_the_next_one_go() {
+        let mut last = None;
+        let first = Turn::after(&mut last);
+        let mut second = Turn::after(&mut last);
+        drop(first); // a batch that failed before passing its turn
+        tokio::time::timeout(Duration::from_secs(1), second.take())
+            .await
+            .ok()
+            .unwrap_or_else(|| panic!("the next turn waited for a dropped one"));
+    }
 
     #[test]
     fn cloned_errors_keep_their_kind() {

@@ -1,29 +1,22 @@
 //! Relations between users: friend requests, friendships (two rows, one per side, each with
-//! that side's private remark) and blocks.
+//! that side's private remark) and blocks; who may see whom online.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, Utc};
 use serde::Serialize;
 use sqlx::MySqlPool;
 
-use crate::domain::UserId;
+use crate::domain::{RecordId, RequestStatus, Timestamp, UserId};
 use crate::error::{AppError, AppResult};
 use crate::store::mysql::violated_unique_key;
 
-pub const PENDING: &str = "pending";
-pub const ACCEPTED: &str = "accepted";
-pub const REJECTED: &str = "rejected";
-pub const IGNORED: &str = "ignored";
-
 #[derive(Debug, Clone, Serialize)]
-pub struct FriendRequest {
-    #[serde(serialize_with = "crate::http::json::as_string")]
-    pub id: u64,
+pub(crate) struct FriendRequest {
+    pub id: RecordId,
     pub from: UserId,
     pub to: UserId,
     pub message: Option<String>,
-    pub status: String,
-    #[serde(serialize_with = "crate::http::json::rfc3339_millis")]
-    pub created_at: DateTime<Utc>,
+    pub status: RequestStatus,
+    pub created_at: Timestamp,
 }
 
 #[derive(sqlx::FromRow)]
@@ -32,26 +25,27 @@ struct RequestRow {
     from_id: u64,
     to_id: u64,
     message: Option<String>,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: RequestStatus,
     created_at: NaiveDateTime,
 }
 
 impl From<RequestRow> for FriendRequest {
     fn from(r: RequestRow) -> Self {
         Self {
-            id: r.id,
+            id: RecordId(r.id),
             from: UserId(r.from_id),
             to: UserId(r.to_id),
             message: r.message,
             status: r.status,
-            created_at: r.created_at.and_utc(),
+            created_at: r.created_at.and_utc().into(),
         }
     }
 }
 
 const REQUEST_COLUMNS: &str = "id, from_id, to_id, message, status, created_at";
 
-pub async fn find_request(pool: &MySqlPool, id: u64) -> AppResult<Option<FriendRequest>> {
+pub(crate) async fn find_request(pool: &MySqlPool, id: u64) -> AppResult<Option<FriendRequest>> {
     let row: Option<RequestRow> = sqlx::query_as(&format!(
         "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE id = ?"
     ))
@@ -66,7 +60,7 @@ async fn latest_between(
     pool: &MySqlPool,
     from: UserId,
     to: UserId,
-    status: &str,
+    status: RequestStatus,
 ) -> AppResult<Option<FriendRequest>> {
     let row: Option<RequestRow> = sqlx::query_as(&format!(
         "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE from_id = ? AND to_id = ? AND status = ? \
@@ -74,37 +68,37 @@ async fn latest_between(
     ))
     .bind(from.0)
     .bind(to.0)
-    .bind(status)
+    .bind(status.as_str())
     .fetch_optional(pool)
     .await?;
     Ok(row.map(FriendRequest::from))
 }
 
-pub async fn pending_between(
+pub(crate) async fn pending_between(
     pool: &MySqlPool,
     from: UserId,
     to: UserId,
 ) -> AppResult<Option<FriendRequest>> {
-    latest_between(pool, from, to, PENDING).await
+    latest_between(pool, from, to, RequestStatus::Pending).await
 }
 
 /// The newest request `from` sent `to` that `to` ignored, shown to its sender as pending.
-pub async fn ignored_between(
+pub(crate) async fn ignored_between(
     pool: &MySqlPool,
     from: UserId,
     to: UserId,
 ) -> AppResult<Option<FriendRequest>> {
-    Ok(latest_between(pool, from, to, IGNORED)
+    Ok(latest_between(pool, from, to, RequestStatus::Ignored)
         .await?
         .map(|mut request| {
-            request.status = PENDING.to_owned();
+            request.status = RequestStatus::Pending;
             request
         }))
 }
 
 /// Creates a pending request, or returns the pending one that already exists (the unique
 /// index on pending pairs decides, so two racing requests make one).
-pub async fn create_request(
+pub(crate) async fn create_request(
     pool: &MySqlPool,
     from: UserId,
     to: UserId,
@@ -142,7 +136,11 @@ pub async fn create_request(
 
 /// Decides a pending request; accepting makes the friendship on both sides in the same
 /// transaction. None when it was no longer pending.
-pub async fn decide(pool: &MySqlPool, id: u64, status: &str) -> AppResult<Option<FriendRequest>> {
+pub(crate) async fn decide(
+    pool: &MySqlPool,
+    id: u64,
+    status: RequestStatus,
+) -> AppResult<Option<FriendRequest>> {
     let now = Utc::now().naive_utc();
     let mut tx = pool.begin().await?;
     let row: Option<RequestRow> = sqlx::query_as(&format!(
@@ -151,16 +149,16 @@ pub async fn decide(pool: &MySqlPool, id: u64, status: &str) -> AppResult<Option
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(row) = row.filter(|r| r.status == PENDING) else {
+    let Some(row) = row.filter(|r| r.status == RequestStatus::Pending) else {
         return Ok(None);
     };
     sqlx::query("UPDATE friend_requests SET status = ?, decided_at = ? WHERE id = ?")
-        .bind(status)
+        .bind(status.as_str())
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    if status == ACCEPTED {
+    if status == RequestStatus::Accepted {
         for (a, b) in [(row.from_id, row.to_id), (row.to_id, row.from_id)] {
             sqlx::query(
                 "INSERT IGNORE INTO friendships (user_id, friend_id, remark, created_at) VALUES (?, ?, NULL, ?)",
@@ -176,11 +174,11 @@ pub async fn decide(pool: &MySqlPool, id: u64, status: &str) -> AppResult<Option
     find_request(pool, id).await
 }
 
-pub async fn list_requests(
+pub(crate) async fn list_requests(
     pool: &MySqlPool,
     user: UserId,
     incoming: bool,
-    status: Option<&str>,
+    status: Option<RequestStatus>,
     limit: i64,
     offset: i64,
 ) -> AppResult<(Vec<FriendRequest>, i64)> {
@@ -188,8 +186,13 @@ pub async fn list_requests(
     // The requester is never told about an ignore: to them an ignored request is pending.
     let (status_filter, status) = match (incoming, status) {
         (_, None) => ("", None),
-        (false, Some(PENDING)) => (" AND status IN (?, 'ignored')", Some(PENDING)),
-        (false, Some(IGNORED)) => (" AND FALSE AND status = ?", Some(IGNORED)),
+        (false, Some(RequestStatus::Pending)) => (
+            " AND status IN (?, 'ignored')",
+            Some(RequestStatus::Pending),
+        ),
+        (false, Some(RequestStatus::Ignored)) => {
+            (" AND FALSE AND status = ?", Some(RequestStatus::Ignored))
+        }
         (_, Some(s)) => (" AND status = ?", Some(s)),
     };
     let count_sql = format!("SELECT COUNT(*) FROM friend_requests WHERE {side} = ?{status_filter}");
@@ -200,16 +203,16 @@ pub async fn list_requests(
     let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(user.0);
     let mut page = sqlx::query_as::<_, RequestRow>(&page_sql).bind(user.0);
     if let Some(status) = status {
-        count = count.bind(status);
-        page = page.bind(status);
+        count = count.bind(status.as_str());
+        page = page.bind(status.as_str());
     }
     let total = count.fetch_one(pool).await?;
     let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
     let mut requests: Vec<FriendRequest> = rows.into_iter().map(FriendRequest::from).collect();
     if !incoming {
         for request in &mut requests {
-            if request.status == IGNORED {
-                request.status = PENDING.to_owned();
+            if request.status == RequestStatus::Ignored {
+                request.status = RequestStatus::Pending;
             }
         }
     }
@@ -218,12 +221,16 @@ pub async fn list_requests(
 
 /// What `viewer` has with `other`: friendship and the viewer's remark.
 #[derive(Debug, Clone, Default)]
-pub struct Relation {
+pub(crate) struct Relation {
     pub is_friend: bool,
     pub remark: Option<String>,
 }
 
-pub async fn relation(pool: &MySqlPool, viewer: UserId, other: UserId) -> AppResult<Relation> {
+pub(crate) async fn relation(
+    pool: &MySqlPool,
+    viewer: UserId,
+    other: UserId,
+) -> AppResult<Relation> {
     let row: Option<(Option<String>,)> =
         sqlx::query_as("SELECT remark FROM friendships WHERE user_id = ? AND friend_id = ?")
             .bind(viewer.0)
@@ -237,7 +244,7 @@ pub async fn relation(pool: &MySqlPool, viewer: UserId, other: UserId) -> AppRes
 }
 
 /// The viewer's relations with many users at once.
-pub async fn relations(
+pub(crate) async fn relations(
     pool: &MySqlPool,
     viewer: UserId,
     others: &[UserId],
@@ -271,24 +278,30 @@ pub async fn relations(
 
 /// A friend with when the friendship started.
 #[derive(sqlx::FromRow)]
-pub struct FriendRow {
+pub(crate) struct FriendRow {
     pub friend_id: u64,
-    pub remark: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
-pub async fn list_friends(
+/// How many rows of `table` (friendships, blocks) belong to `user`.
+async fn rows_of(pool: &MySqlPool, table: &'static str, user: UserId) -> AppResult<i64> {
+    Ok(
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE user_id = ?"))
+            .bind(user.0)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub(crate) async fn list_friends(
     pool: &MySqlPool,
     user: UserId,
     limit: i64,
     offset: i64,
 ) -> AppResult<(Vec<FriendRow>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM friendships WHERE user_id = ?")
-        .bind(user.0)
-        .fetch_one(pool)
-        .await?;
+    let total = rows_of(pool, "friendships", user).await?;
     let rows: Vec<FriendRow> = sqlx::query_as(
-        "SELECT f.friend_id, f.remark, f.created_at FROM friendships f JOIN users u ON u.id = f.friend_id \
+        "SELECT f.friend_id, f.created_at FROM friendships f JOIN users u ON u.id = f.friend_id \
          WHERE f.user_id = ? ORDER BY u.nick_name, u.user_name LIMIT ? OFFSET ?",
     )
     .bind(user.0)
@@ -299,7 +312,7 @@ pub async fn list_friends(
     Ok((rows, total))
 }
 
-pub async fn friendship_since(
+pub(crate) async fn friendship_since(
     pool: &MySqlPool,
     user: UserId,
     friend: UserId,
@@ -316,7 +329,7 @@ pub async fn friendship_since(
 }
 
 /// Sets the user's private remark; false when they are not friends.
-pub async fn set_remark(
+pub(crate) async fn set_remark(
     pool: &MySqlPool,
     user: UserId,
     friend: UserId,
@@ -336,7 +349,7 @@ pub async fn set_remark(
 }
 
 /// Ends a friendship on both sides; false when there was none.
-pub async fn unfriend(pool: &MySqlPool, a: UserId, b: UserId) -> AppResult<bool> {
+pub(crate) async fn unfriend(pool: &MySqlPool, a: UserId, b: UserId) -> AppResult<bool> {
     Ok(delete_friendship(pool, a, b).await? > 0)
 }
 
@@ -359,7 +372,7 @@ async fn delete_friendship<'e>(
 }
 
 /// Whether either user blocks the other.
-pub async fn blocked_either_way(pool: &MySqlPool, a: UserId, b: UserId) -> AppResult<bool> {
+pub(crate) async fn blocked_either_way(pool: &MySqlPool, a: UserId, b: UserId) -> AppResult<bool> {
     let found: Option<u64> = sqlx::query_scalar(
         "SELECT user_id FROM blocks WHERE (user_id = ? AND blocked_id = ?) OR (user_id = ? AND blocked_id = ?) LIMIT 1",
     )
@@ -374,7 +387,11 @@ pub async fn blocked_either_way(pool: &MySqlPool, a: UserId, b: UserId) -> AppRe
 
 /// Blocks `blocked` for `user`: ends their friendship and declines pending requests between
 /// them, all at once. Returns (created now, a friendship ended).
-pub async fn block(pool: &MySqlPool, user: UserId, blocked: UserId) -> AppResult<(bool, bool)> {
+pub(crate) async fn block(
+    pool: &MySqlPool,
+    user: UserId,
+    blocked: UserId,
+) -> AppResult<(bool, bool)> {
     let now = Utc::now().naive_utc();
     let mut tx = pool.begin().await?;
     let created =
@@ -402,7 +419,7 @@ pub async fn block(pool: &MySqlPool, user: UserId, blocked: UserId) -> AppResult
     Ok((created, unfriended))
 }
 
-pub async fn unblock(pool: &MySqlPool, user: UserId, blocked: UserId) -> AppResult<bool> {
+pub(crate) async fn unblock(pool: &MySqlPool, user: UserId, blocked: UserId) -> AppResult<bool> {
     let done = sqlx::query("DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?")
         .bind(user.0)
         .bind(blocked.0)
@@ -412,23 +429,20 @@ pub async fn unblock(pool: &MySqlPool, user: UserId, blocked: UserId) -> AppResu
 }
 
 #[derive(sqlx::FromRow)]
-pub struct BlockRow {
+pub(crate) struct BlockRow {
     pub blocked_id: u64,
     pub user_name: String,
     pub nick_name: String,
     pub created_at: NaiveDateTime,
 }
 
-pub async fn list_blocks(
+pub(crate) async fn list_blocks(
     pool: &MySqlPool,
     user: UserId,
     limit: i64,
     offset: i64,
 ) -> AppResult<(Vec<BlockRow>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blocks WHERE user_id = ?")
-        .bind(user.0)
-        .fetch_one(pool)
-        .await?;
+    let total = rows_of(pool, "blocks", user).await?;
     let rows: Vec<BlockRow> = sqlx::query_as(
         "SELECT b.blocked_id, u.user_name, u.nick_name, b.created_at FROM blocks b \
          JOIN users u ON u.id = b.blocked_id WHERE b.user_id = ? ORDER BY b.created_at DESC LIMIT ? OFFSET ?",
@@ -444,13 +458,17 @@ pub async fn list_blocks(
 /// What decides a 1:1 send, in one query: does the recipient exist, do they block the
 /// sender, are the two friends.
 #[derive(Debug, Clone, Copy)]
-pub struct SendRelation {
+pub(crate) struct SendRelation {
     pub recipient_exists: bool,
     pub blocked_by_recipient: bool,
     pub friends: bool,
 }
 
-pub async fn send_relation(pool: &MySqlPool, from: UserId, to: UserId) -> AppResult<SendRelation> {
+pub(crate) async fn send_relation(
+    pool: &MySqlPool,
+    from: UserId,
+    to: UserId,
+) -> AppResult<SendRelation> {
     let (exists, blocked, friends): (i64, i64, i64) = sqlx::query_as(
         "SELECT \
            EXISTS(SELECT 1 FROM users WHERE id = ?), \
@@ -469,4 +487,38 @@ pub async fn send_relation(pool: &MySqlPool, from: UserId, to: UserId) -> AppRes
         blocked_by_recipient: blocked == 1,
         friends: friends == 1,
     })
+}
+
+/// Of `others`, those `viewer` shares a relation with that lets them see presence: friends and
+/// members of a group (not dissolved) the viewer is in.
+pub(crate) async fn contacts_among(
+    pool: &MySqlPool,
+    viewer: UserId,
+    others: &[UserId],
+) -> AppResult<std::collections::HashSet<UserId>> {
+    if others.is_empty() {
+        return Ok(Default::default());
+    }
+    let placeholders = crate::store::mysql::placeholders(others.len());
+    let sql = format!(
+        "SELECT friend_id FROM friendships WHERE user_id = ? AND friend_id IN ({placeholders}) \
+         UNION \
+         SELECT m.user_id FROM group_members m JOIN chat_groups g ON g.id = m.group_id \
+         WHERE m.user_id IN ({placeholders}) AND g.dissolved_at IS NULL AND EXISTS ( \
+           SELECT 1 FROM group_members v WHERE v.group_id = m.group_id AND v.user_id = ?)"
+    );
+    let mut query = sqlx::query_scalar::<_, u64>(&sql).bind(viewer.0);
+    for other in others {
+        query = query.bind(other.0);
+    }
+    for other in others {
+        query = query.bind(other.0);
+    }
+    Ok(query
+        .bind(viewer.0)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(UserId)
+        .collect())
 }

@@ -1,14 +1,15 @@
-//! Connection caps: at most `ws.max_connections_per_ip` open WebSockets per client IP and
-//! `ws.max_connections` in all, per process. A slot is taken before the upgrade and held by the
-//! connection task; dropping the guard frees it, however the socket ends.
+//! Connection caps: at most `ws.max_connections_per_ip` open WebSockets per client IP (an IPv6
+//! client by its /64) and `ws.max_connections` in all, per process. A slot is taken before the
+//! upgrade and held by the connection task; dropping the guard frees it, however the socket ends.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{AppError, AppResult};
+use crate::peer::limit_key;
 
-pub struct Slots {
+pub(crate) struct Slots {
     per_ip: usize,
     total: usize,
     open: Mutex<Open>,
@@ -21,13 +22,13 @@ struct Open {
 }
 
 /// One open connection's place; released on drop.
-pub struct Slot {
+pub(crate) struct Slot {
     slots: Arc<Slots>,
     ip: Option<IpAddr>,
 }
 
 impl Slots {
-    pub fn new(per_ip: usize, total: usize) -> Arc<Self> {
+    pub(crate) fn new(per_ip: usize, total: usize) -> Arc<Self> {
         Arc::new(Self {
             per_ip,
             total,
@@ -45,7 +46,9 @@ impl Slots {
 
     /// Takes a slot for a connection from `ip` (None: the peer address is unknown, which only
     /// the global cap applies to).
-    pub fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> AppResult<Slot> {
+    pub(crate) fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> AppResult<Slot> {
+        // Counted like every per-IP limit: IPv6 by the /64.
+        let ip = ip.map(limit_key);
         let mut open = self.lock();
         if open.total >= self.total {
             return Err(AppError::ServerBusy);
@@ -64,8 +67,9 @@ impl Slots {
         })
     }
 
-    /// Open connections, for the metrics and tests.
-    pub fn open(&self) -> usize {
+    /// Open connections.
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
         self.lock().total
     }
 }

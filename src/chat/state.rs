@@ -1,5 +1,5 @@
-//! The state every handler shares: settings, the backend pools and the per-IP limiters.
-//! Cheap to clone (everything inside is a handle).
+//! The state the core and the edges share: settings, the backend pools, the hub, anti-spam and
+//! the per-IP limiters. Cheap to clone (everything inside is a handle).
 
 use std::sync::Arc;
 
@@ -8,19 +8,21 @@ use mongodb::Database;
 use sqlx::MySqlPool;
 
 use crate::antispam::Antispam;
+use crate::chat::known::Known;
+use crate::chat::reads::ReadEvents;
+use crate::chat::writer::MessageWriter;
 use crate::config::Settings;
 use crate::domain::UserId;
-use crate::http::ip_limit::IpLimiter;
 use crate::hub::Hub;
 use crate::mail::Mailer;
-use crate::messaging::Known;
-use crate::messaging::writer::MessageWriter;
 use crate::metrics::Metrics;
+use crate::peer::limiter::IpLimiter;
+use crate::peer::slots::Slots;
+use crate::store::redis::group_lock::GroupLocks;
 use crate::store::redis::{Keys, Shared};
-use crate::ws::slots::Slots;
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct Chat {
     pub settings: Arc<Settings>,
     pub mysql: MySqlPool,
     pub redis: RedisPool,
@@ -37,8 +39,12 @@ pub struct AppState {
     pub register_limiter: IpLimiter,
     /// The WebSocket connection caps.
     pub ws_slots: Arc<Slots>,
+    /// The queues of this process for the groups' membership locks.
+    pub group_locks: Arc<GroupLocks>,
     /// Users whose lobby read position this process has made sure of.
     pub lobby_readers: Arc<Known<UserId>>,
+    /// Read receipts being coalesced (see chat::reads).
+    pub read_events: Arc<ReadEvents>,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
     /// verifies against it, so it takes as long as a wrong password for a real one.
     pub dummy_password_hash: Arc<str>,

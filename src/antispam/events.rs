@@ -1,0 +1,179 @@
+//! Named rules for everything, besides messages, that makes the server push to another user:
+//! friend requests, group edits, moderation, invitations, read receipts (counted per window,
+//! cluster-wide, in one Redis script) and typing (at most one push per interval).
+
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
+
+use redis::Script;
+
+use super::keys::SpamKeys;
+use super::{Antispam, content_fingerprint, ms, whole_seconds};
+use crate::domain::UserId;
+use crate::error::{AppError, AppResult};
+
+/// A rule of events pushed to other users. Its name is the `rule` of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventRule {
+    /// Friend requests, per sender.
+    FriendRequests,
+    /// Notice and settings edits, per group.
+    GroupEdits,
+    /// Mutes, kicks, bans and role changes, per acting user.
+    Moderation,
+    /// Invitations and additions to groups, per inviter.
+    Invites,
+    /// Read marks, per user.
+    Receipts,
+}
+
+impl EventRule {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::FriendRequests => "friend_requests",
+            Self::GroupEdits => "group_edits",
+            Self::Moderation => "moderation",
+            Self::Invites => "invites",
+            Self::Receipts => "receipts",
+        }
+    }
+}
+
+/// KEYS: 1 the rule's counter, 2 the duplicate counter of the text (unused without text).
+/// ARGV: 1 limit, 2 window ms, 3 has text (`1`/`0`), 4 duplicate limit, 5 duplicate window ms.
+/// Returns `{0}` when the event passes (and is counted), `{1, rule, retry_after_ms}` otherwise;
+/// a refused event is not counted.
+static EVENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+        local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local has_text = ARGV[3] == '1'
+        local dup_limit, dup_window = tonumber(ARGV[4]), tonumber(ARGV[5])
+        local function remaining(key)
+            local ms = redis.call('PTTL', key)
+            if ms < 1 then return 1000 end
+            return ms
+        end
+        local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if count >= limit then
+            return {1, 'rule', remaining(KEYS[1])}
+        end
+        if has_text then
+            local dups = tonumber(redis.call('GET', KEYS[2]) or '0')
+            if dups >= dup_limit then
+                return {1, 'duplicate', remaining(KEYS[2])}
+            end
+            if redis.call('INCR', KEYS[2]) == 1 then
+                redis.call('PEXPIRE', KEYS[2], dup_window)
+            end
+        end
+        if redis.call('INCR', KEYS[1]) == 1 then
+            redis.call('PEXPIRE', KEYS[1], window)
+        end
+        return {0}
+        "#,
+    )
+});
+
+impl Antispam {
+    /// Counts one event of `rule` for `scope` (the sender, or the group for
+    /// [`EventRule::GroupEdits`]) by `actor`, refusing it with 429 `rate_limited` (50006 on the
+    /// socket) over the rule's limit. `text`, when given, also counts towards the duplicate
+    /// rule of `actor`, as a message would. Exempt actors pass uncounted; Redis down refuses.
+    #[tracing::instrument(skip_all, fields(user_id = %actor, rule = rule.name()))]
+    pub(crate) async fn check_event(
+        &self,
+        actor: UserId,
+        rule: EventRule,
+        scope: &str,
+        text: Option<&str>,
+    ) -> AppResult<()> {
+        if self.is_exempt(actor) {
+            return Ok(());
+        }
+        let s = &self.inner.settings;
+        let (limit, window_secs) = match rule {
+            EventRule::FriendRequests => (s.friend_requests_limit, s.friend_requests_window_secs),
+            EventRule::GroupEdits => (s.group_edits_limit, s.group_edits_window_secs),
+            EventRule::Moderation => (s.moderation_limit, s.moderation_window_secs),
+            EventRule::Invites => (s.invites_limit, s.invites_window_secs),
+            EventRule::Receipts => (s.receipts_limit, s.receipts_window_secs),
+        };
+        let k = &self.inner.keys;
+        let mut invocation = EVENT.prepare_invoke();
+        invocation
+            .key(SpamKeys::new(k).event(rule.name(), scope))
+            .key(SpamKeys::new(k).duplicate(actor, content_fingerprint(text.unwrap_or(""))))
+            .arg(limit)
+            .arg(ms(window_secs.get()))
+            .arg(if text.is_some() { "1" } else { "0" })
+            .arg(s.duplicate_limit)
+            .arg(ms(s.duplicate_window_secs.get()));
+        let reply: anyhow::Result<Vec<redis::Value>> = async {
+            let mut conn = self.inner.redis.get().await?;
+            Ok(invocation.invoke_async(&mut conn).await?)
+        }
+        .await;
+        let reply = self.note_outcome(reply)?;
+        match super::parse_verdict(&reply) {
+            None => Ok(()),
+            Some((which, retry_after_ms)) => {
+                let name = if which == "duplicate" {
+                    "duplicate"
+                } else {
+                    rule.name()
+                };
+                self.inner.metrics.refused(name);
+                Err(AppError::RuleLimited {
+                    rule: name,
+                    retry_after_secs: whole_seconds(retry_after_ms),
+                })
+            }
+        }
+    }
+
+    /// Whether a typing indicator of `user` in `conversation` may be pushed now: at most one
+    /// per `antispam.typing_interval_secs`, cluster-wide. Extra ones are not an error, just
+    /// not pushed.
+    pub(crate) async fn typing_push_allowed(
+        &self,
+        user: UserId,
+        conversation: &str,
+    ) -> AppResult<bool> {
+        let key = SpamKeys::new(&self.inner.keys).typing(user, conversation);
+        let interval_ms = ms(self.inner.settings.typing_interval_secs.get());
+        let reply: anyhow::Result<Option<String>> = async {
+            let mut conn = self.inner.redis.get().await?;
+            Ok(redis::cmd("SET")
+                .arg(&key)
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(interval_ms)
+                .query_async(&mut conn)
+                .await?)
+        }
+        .await;
+        Ok(self.note_outcome(reply)?.is_some())
+    }
+
+    /// Logs an outage once and turns it into the fail-closed refusal.
+    pub(super) fn note_outcome<T>(&self, result: anyhow::Result<T>) -> AppResult<T> {
+        let inner = &self.inner;
+        match result {
+            Ok(value) => {
+                if inner.outage.swap(false, Ordering::Relaxed) {
+                    tracing::info!("anti-spam checks work again (Redis reachable)");
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                inner.metrics.refused("unavailable");
+                if !inner.outage.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %err, "anti-spam checks failing: refusing until Redis answers");
+                }
+                Err(AppError::AntispamUnavailable)
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Reading messages (ops 2, 3 and 7): a page of history, the unread messages of a conversation
+//! or the unread counts of all of them, and everything not seen since a reconnect. Every read
+//! checks the current right to read ([`Chat::can_read`] rules, via the participant checks).
+//! A reply stops at `ws.max_reply_bytes` of messages, saying where to go on.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::chat::Chat;
+use crate::domain::{ConversationId, UserId};
+use crate::error::AppResult;
+use crate::store::mongo::messages::{self, Message};
+use crate::store::mongo::reads;
+
+/// Which page of history: the newest `limit` below `before_seq` (all when None), after
+/// skipping the newest `skip` of those.
+pub(crate) struct PageAsked {
+    pub before_seq: Option<i64>,
+    pub skip: u64,
+    pub limit: i64,
+}
+
+/// A page of history, ascending.
+#[derive(Serialize)]
+pub(crate) struct Page {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+    /// The cursor for the next (older) page: the oldest seq returned, when older ones exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_seq: Option<i64>,
+}
+
+/// The unread messages of one conversation.
+#[derive(Serialize)]
+pub(crate) struct ConversationUnread {
+    pub conversation: String,
+    pub messages: Vec<Message>,
+    pub unread: u64,
+    pub has_more: bool,
+}
+
+/// The unread count of one conversation.
+#[derive(Serialize)]
+pub(crate) struct UnreadCount {
+    pub conversation: String,
+    pub unread: u64,
+    pub last_seq: i64,
+}
+
+/// What was not seen since a reconnect.
+#[derive(Serialize)]
+pub(crate) struct Resumed {
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+    /// Where each conversation continues from.
+    pub since: BTreeMap<String, i64>,
+}
+
+/// How many conversations are counted at once for the unread summary.
+const COUNT_CONCURRENCY: usize = 8;
+
+impl Chat {
+    /// A page of a conversation's history, newest first as paged, returned ascending. A page
+    /// cut short by the reply budget keeps the newest and continues below them.
+    pub(crate) async fn history(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        asked: PageAsked,
+    ) -> AppResult<Page> {
+        self.check_participant(user, conversation).await?;
+        let (docs, older) = messages::history(
+            &self.mongo,
+            user,
+            &conversation.to_string(),
+            asked.before_seq,
+            asked.skip,
+            asked.limit,
+        )
+        .await?;
+        let mut budget = ReplyBudget::new(self.settings.ws.max_reply_bytes);
+        let mut kept: Vec<Message> = docs
+            .iter()
+            .rev()
+            .map(Message::from)
+            .take_while(|m| budget.admit(m))
+            .collect();
+        kept.reverse();
+        let has_more = older || kept.len() < docs.len();
+        Ok(Page {
+            before_seq: kept.first().filter(|_| has_more).map(|m| m.seq),
+            messages: kept,
+            has_more,
+        })
+    }
+
+    /// The unread messages of one conversation (at most `messages.unread_max`) and their count.
+    pub(crate) async fn unread(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> AppResult<ConversationUnread> {
+        self.check_participant(user, conversation).await?;
+        let name = conversation.to_string();
+        let read_seq = reads::get(&self.mongo, user, &name).await?;
+        let limit = i64::from(self.settings.messages.unread_max.get());
+        let (page, unread) = tokio::try_join!(
+            messages::after(&self.mongo, user, &name, read_seq, limit, true),
+            messages::count_unread(&self.mongo, user, &name, read_seq),
+        )?;
+        let (docs, has_more) = page;
+        Ok(ConversationUnread {
+            conversation: name,
+            messages: docs.iter().map(Message::from).collect(),
+            unread,
+            has_more,
+        })
+    }
+
+    /// Every conversation the user may read now with unread messages, by name.
+    pub(crate) async fn unread_counts(&self, user: UserId) -> AppResult<Vec<UnreadCount>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let (positions, _) = self.readable_positions(user).await?;
+        let counted: Vec<UnreadCount> = futures_util::stream::iter(positions)
+            .map(|(_, p)| async move {
+                let unread =
+                    messages::count_unread(&self.mongo, user, &p.conversation, p.read_seq).await?;
+                let last_seq = if unread > 0 {
+                    messages::max_seq(&self.mongo, &p.conversation).await?
+                } else {
+                    0
+                };
+                AppResult::Ok(UnreadCount {
+                    conversation: p.conversation,
+                    unread,
+                    last_seq,
+                })
+            })
+            .buffer_unordered(COUNT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut with_unread: Vec<UnreadCount> =
+            counted.into_iter().filter(|c| c.unread > 0).collect();
+        with_unread.sort_by(|a, b| a.conversation.cmp(&b.conversation));
+        Ok(with_unread)
+    }
+
+    /// Everything the user has not seen, after a reconnect: conversations named in `since`
+    /// continue from the given seq, the others the user may read now from their read
+    /// position. Stops at `messages.resume_max` messages or the reply budget, with `has_more`
+    /// and the `since` to continue from.
+    pub(crate) async fn resume(
+        &self,
+        user: UserId,
+        since: Vec<(ConversationId, i64)>,
+    ) -> AppResult<Resumed> {
+        let named: Vec<ConversationId> = since.iter().map(|(c, _)| *c).collect();
+        self.check_participant_all(user, &named).await?;
+        let mut from: BTreeMap<String, i64> = since
+            .into_iter()
+            .map(|(conversation, seq)| (conversation.to_string(), seq))
+            .collect();
+        let (positions, _) = self.readable_positions(user).await?;
+        for (_, position) in positions {
+            from.entry(position.conversation)
+                .or_insert(position.read_seq);
+        }
+
+        let mut count_left = i64::from(self.settings.messages.resume_max.get());
+        let mut bytes = ReplyBudget::new(self.settings.ws.max_reply_bytes);
+        let mut out = Vec::new();
+        let mut has_more = false;
+        let mut next = from.clone();
+        // Every conversation is asked (an indexed range query each): the Redis counters cannot
+        // say "nothing new" reliably, they may lag behind MongoDB after a Redis restore.
+        for (name, after) in &from {
+            if count_left == 0 {
+                has_more = true;
+                break;
+            }
+            let (docs, more) =
+                messages::after(&self.mongo, user, name, *after, count_left, false).await?;
+            let mut full = false;
+            for doc in &docs {
+                let message = Message::from(doc);
+                if !bytes.admit(&message) {
+                    full = true;
+                    break;
+                }
+                next.insert(name.clone(), message.seq);
+                count_left -= 1;
+                out.push(message);
+            }
+            if full || more {
+                has_more = true;
+                break;
+            }
+        }
+        Ok(Resumed {
+            messages: out,
+            has_more,
+            since: next,
+        })
+    }
+}
+
+/// How many bytes of messages a reply may still carry (`ws.max_reply_bytes`, measured as their
+/// serialized JSON). The first message always fits, so a reply always makes progress.
+pub(crate) struct ReplyBudget {
+    left: usize,
+    first: bool,
+}
+
+impl ReplyBudget {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self {
+            left: max_bytes,
+            first: true,
+        }
+    }
+
+    /// Takes `message` out of the budget; false (taking nothing) when it does not fit.
+    pub(crate) fn admit(&mut self, message: &Message) -> bool {
+        // The comma between array elements counts too.
+        let size = serde_json::to_vec(message).map_or(usize::MAX, |v| v.len() + 1);
+        if size <= self.left || self.first {
+            self.left = self.left.saturating_sub(size);
+            self.first = false;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Sending (ops 1 and 6): who may send where, anti-spam, then the group-commit writer; the
+//! message is durable before it is answered, and pushed to the recipients' live connections
+//! (not back to the connection it came from).
+//!
+//! A send is two steps so that an edge can keep a connection's sends in order: [`Chat::send`]
+//! and [`Chat::send_to_group`] check and queue (the connection's next send may go once they
+//! return), [`Pending::stored`] waits until the message is stored.
+
+use crate::antispam;
+use crate::chat::Chat;
+use crate::chat::writer::{Draft, Outcome, Queued};
+use crate::domain::{ConversationId, GroupId, MessageContent, MessageType, UserId};
+use crate::error::AppResult;
+use crate::hub::{Audience, ConnId};
+use crate::store::mongo::messages::Message;
+
+/// A message as a client sends it (checked already: type, content rules).
+pub(crate) struct NewMessage {
+    pub kind: MessageType,
+    pub content: MessageContent,
+    /// The client's id of the send: a retry with the same one stores nothing new.
+    pub client_msg_id: Option<String>,
+}
+
+/// A queued send.
+pub(crate) struct Pending<'a> {
+    chat: &'a Chat,
+    queued: Queued,
+    /// The recipient of a 1:1 send (whose being online the answer tells).
+    to: Option<UserId>,
+}
+
+/// A stored send.
+pub(crate) struct Sent {
+    pub message: Message,
+    /// For a 1:1 send: whether the recipient had a live connection (false for a group).
+    pub online: bool,
+}
+
+impl Chat {
+    /// A 1:1 send from `from` (on connection `conn`) to `to`: the recipient must exist and
+    /// accept it (blocks, friendship when required), anti-spam must let it through.
+    pub(crate) async fn send(
+        &self,
+        from: UserId,
+        conn: &ConnId,
+        to: UserId,
+        message: NewMessage,
+    ) -> AppResult<Pending<'_>> {
+        let friends = if to == from {
+            false
+        } else {
+            self.check_recipient(from, to).await?.friends
+        };
+        self.antispam
+            .check_send(
+                from,
+                antispam::Target::Direct { to, friends },
+                message.content.as_str(),
+                message.client_msg_id.as_deref(),
+            )
+            .await?;
+        // The recipient first: they are the one whose being online the answer tells.
+        let users = if to == from { vec![to] } else { vec![to, from] };
+        let draft = Draft {
+            conversation: ConversationId::direct(from, to),
+            from,
+            to: to.to_string(),
+            kind: message.kind,
+            content: message.content.into_string(),
+            client_msg_id: message.client_msg_id,
+            audience: Audience::Users { users, primary: 1 },
+            skip: Some(conn.clone()),
+            nickname: None,
+        };
+        Ok(Pending {
+            chat: self,
+            queued: self.writer.queue(draft).await?,
+            to: Some(to),
+        })
+    }
+
+    /// A send to a group (or the lobby): by a member who is not muted, in a group that is not
+    /// dissolved; pushed to every member not in do-not-disturb.
+    pub(crate) async fn send_to_group(
+        &self,
+        from: UserId,
+        conn: &ConnId,
+        group: GroupId,
+        message: NewMessage,
+    ) -> AppResult<Pending<'_>> {
+        let nickname = self.check_sender(from, group).await?;
+        self.antispam
+            .check_send(
+                from,
+                antispam::Target::Group { group },
+                message.content.as_str(),
+                message.client_msg_id.as_deref(),
+            )
+            .await?;
+        let draft = Draft {
+            conversation: ConversationId::Group(group),
+            from,
+            to: group.to_string(),
+            kind: message.kind,
+            content: message.content.into_string(),
+            client_msg_id: message.client_msg_id,
+            audience: self.message_audience(group).await?,
+            skip: Some(conn.clone()),
+            nickname,
+        };
+        Ok(Pending {
+            chat: self,
+            queued: self.writer.queue(draft).await?,
+            to: None,
+        })
+    }
+}
+
+impl Pending<'_> {
+    /// Waits until the message is stored (or known to be stored already, for a retry).
+    pub(crate) async fn stored(self) -> AppResult<Sent> {
+        let group = self.to.is_none();
+        match self.queued.outcome().await? {
+            Outcome::Stored { message, online } => {
+                self.chat.metrics.sent(group);
+                Ok(Sent {
+                    message,
+                    online: online > 0,
+                })
+            }
+            Outcome::Duplicate(message) => {
+                let online = match self.to {
+                    Some(to) => self.chat.hub.is_online(to).await?,
+                    None => false,
+                };
+                Ok(Sent { message, online })
+            }
+        }
+    }
+}
