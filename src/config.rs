@@ -90,6 +90,8 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     /// `[metrics]`.
     pub metrics: MetricsSettings,
+    /// `[files]`.
+    pub files: FileSettings,
 }
 
 /// `server.mode`.
@@ -374,6 +376,10 @@ pub struct AntispamSettings {
     pub receipts_limit: NonZeroU64,
     /// The window of `receipts_limit`, in seconds.
     pub receipts_window_secs: NonZeroU64,
+    /// uploads: `POST /files`, per user.
+    pub uploads_limit: NonZeroU64,
+    /// The window of `uploads_limit`, in seconds.
+    pub uploads_window_secs: NonZeroU64,
     /// typing: at most one typing push per user and conversation this often; more are answered and
     /// not pushed.
     pub typing_interval_secs: NonZeroU64,
@@ -474,6 +480,43 @@ pub struct PrivacySettings {
     /// Who sees `online` in profiles and member lists: "contacts" (friends and co-members) or
     /// "everyone".
     pub online_visible_to: OnlineVisibility,
+}
+
+/// Where uploads are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileBackend {
+    /// GridFS in the `mongodb` database: every server process sees every file.
+    Mongodb,
+    /// Files under `files.dir`: for a single node.
+    Disk,
+}
+
+/// `[files]` of conf/config.toml (README, Files).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileSettings {
+    /// "mongodb" (GridFS, the default) or "disk" (`files.dir`).
+    pub store: FileBackend,
+    /// The folder of the disk store (relative to the working directory).
+    pub dir: PathBuf,
+    /// The largest upload, in bytes (over it: 413 payload_too_large, checked while streaming).
+    pub max_bytes: NonZeroU64,
+    /// What one user's uploads may add up to, in bytes (over it: 413 quota_exceeded).
+    pub quota_bytes_per_user: NonZeroU64,
+    /// The longest side of a thumbnail, in pixels.
+    pub thumbnail_px: NonZeroU32,
+    /// The most pixels (width × height) an image may have (larger ones are refused before
+    /// decoding: decompression bombs).
+    pub max_image_pixels: NonZeroU64,
+    /// How long an upload no message references is kept, in hours.
+    pub orphan_ttl_hours: NonZeroU64,
+    /// How often the sweep of unreferenced uploads runs, in seconds.
+    pub sweep_interval_secs: NonZeroU64,
+    /// The unit uploads are written and read in, in bytes (the GridFS chunk size; the memory an
+    /// upload or a download holds at a time).
+    pub chunk_bytes: NonZeroU32,
+    /// Images decoded at once per process (each holds the file and its pixels in memory).
+    pub image_workers: NonZeroUsize,
 }
 
 /// `[metrics]` of conf/config.toml (README, Configuration).
@@ -599,6 +642,7 @@ impl Settings {
         self.validate_antispam()?;
         self.validate_mail()?;
         self.validate_limits()?;
+        self.validate_files()?;
         Ok(self)
     }
 
@@ -673,6 +717,34 @@ impl Settings {
             return Err(invalid(
                 "ws.max_outbound_bytes",
                 "must be at least ws.max_reply_bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The keys of `[files]`.
+    fn validate_files(&self) -> Result<(), ConfigError> {
+        let f = &self.files;
+        let chunk = f.chunk_bytes.get();
+        if !(1024..=8 * 1024 * 1024).contains(&chunk) {
+            return Err(invalid(
+                "files.chunk_bytes",
+                "must be from 1024 to 8388608 (GridFS keeps each chunk in one document)",
+            ));
+        }
+        if f.max_bytes > f.quota_bytes_per_user {
+            return Err(invalid(
+                "files.max_bytes",
+                "must not exceed files.quota_bytes_per_user",
+            ));
+        }
+        if !(16..=4096).contains(&f.thumbnail_px.get()) {
+            return Err(invalid("files.thumbnail_px", "must be from 16 to 4096"));
+        }
+        if f.store == FileBackend::Disk && f.dir.as_os_str().is_empty() {
+            return Err(invalid(
+                "files.dir",
+                "must name a folder with files.store = \"disk\"",
             ));
         }
         Ok(())

@@ -121,6 +121,21 @@ pub enum AppError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// An upload that would take its owner over `files.quota_bytes_per_user`.
+    #[error("this upload would take your files over your quota of {quota} bytes")]
+    QuotaExceeded {
+        /// The quota, in bytes.
+        quota: u64,
+    },
+    /// An upload whose bytes say image but that does not decode, or has too many pixels.
+    #[error("{0}")]
+    InvalidImage(String),
+    /// A `Range` outside the file: 416 with `Content-Range: bytes */<size>`.
+    #[error("the range asked for is outside the file ({size} bytes)")]
+    RangeNotSatisfiable {
+        /// The file's size, in bytes.
+        size: u64,
+    },
     /// A body of another content type than the route takes.
     #[error("{0}")]
     UnsupportedMediaType(Cow<'static, str>),
@@ -186,6 +201,9 @@ impl AppError {
             Self::Throttled { .. } => "throttled",
             Self::AntispamUnavailable => "unavailable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::InvalidImage(_) => "invalid_image",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -200,6 +218,9 @@ impl AppError {
             | Self::BadRequest(_)
             | Self::InvalidEmailCode(_)
             | Self::PayloadTooLarge { .. }
+            | Self::QuotaExceeded { .. }
+            | Self::InvalidImage(_)
+            | Self::RangeNotSatisfiable { .. }
             | Self::UnsupportedMediaType(_)
             | Self::MethodNotAllowed(_)
             | Self::Conflict { .. }
@@ -288,6 +309,7 @@ impl ResponseError for AppError {
             | Self::InvalidJson(_)
             | Self::BadRequest(_)
             | Self::InvalidEmailCode(_)
+            | Self::InvalidImage(_)
             | Self::ContentTooLong { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -301,7 +323,10 @@ impl ResponseError for AppError {
             | Self::Throttled { .. }
             | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AntispamUnavailable | Self::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::QuotaExceeded { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -345,6 +370,9 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(secs) = retry_after {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        if let Self::RangeNotSatisfiable { size } = self {
+            response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
         }
         response.json(ErrorBody {
             code: self.code(),

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every rule a refusal can name, in the order they are reported.
-pub(crate) const RULES: [&str; 12] = [
+pub(crate) const RULES: [&str; 13] = [
     "unanswered",
     "rate",
     "duplicate",
@@ -18,6 +18,7 @@ pub(crate) const RULES: [&str; 12] = [
     "moderation",
     "invites",
     "receipts",
+    "uploads",
 ];
 
 #[derive(Default)]
@@ -25,6 +26,8 @@ pub(crate) struct Metrics {
     sent_direct: AtomicU64,
     sent_group: AtomicU64,
     refused: [AtomicU64; RULES.len()],
+    uploads: AtomicU64,
+    uploaded_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -43,6 +46,12 @@ impl Metrics {
         }
     }
 
+    /// A file stored (`POST /files`).
+    pub(crate) fn uploaded(&self, bytes: u64) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        self.uploaded_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn render(&self, connections: usize) -> String {
         let mut out = String::new();
         counters(
@@ -59,6 +68,22 @@ impl Metrics {
             "rule",
             RULES.iter().copied().zip(&self.refused),
         );
+        for (name, help, counter) in [
+            (
+                "chat_uploads_total",
+                "Files stored through POST /files.",
+                &self.uploads,
+            ),
+            (
+                "chat_uploaded_bytes_total",
+                "Bytes of the files stored.",
+                &self.uploaded_bytes,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
         let _ = writeln!(
             out,
             "# HELP chat_ws_connections Live WebSocket connections on this process."

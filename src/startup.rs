@@ -92,6 +92,10 @@ impl Application {
             lobby_readers: Arc::default(),
             group_locks: Arc::default(),
             read_events: Arc::default(),
+            files: store::files::FileStore::new(&settings.files, &mongo),
+            image_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.files.image_workers.get(),
+            )),
             settings: Arc::new(settings),
             mysql,
             redis,
@@ -111,6 +115,7 @@ impl Application {
         let listener =
             TcpListener::bind(addr).with_context(|| format!("cannot bind server.addr {addr}"))?;
         let port = listener.local_addr()?.port();
+        crate::chat::files::sweep::start(state.clone());
         let server = run(listener, state, session_store)?;
         tracing::info!(%addr, port, "chat-server listening");
         Ok(Self {

@@ -1,5 +1,5 @@
 //! Named rules for everything, besides messages, that makes the server push to another user:
-//! friend requests, group edits, moderation, invitations, read receipts (counted per window,
+//! friend requests, group edits, moderation, invitations, read receipts, uploads (counted per window,
 //! cluster-wide, in one Redis script) and typing (at most one push per interval).
 
 use std::sync::LazyLock;
@@ -25,6 +25,8 @@ pub(crate) enum EventRule {
     Invites,
     /// Read marks, per user.
     Receipts,
+    /// Uploads (`POST /files`), per user.
+    Uploads,
 }
 
 impl EventRule {
@@ -35,6 +37,7 @@ impl EventRule {
             Self::Moderation => "moderation",
             Self::Invites => "invites",
             Self::Receipts => "receipts",
+            Self::Uploads => "uploads",
         }
     }
 }
@@ -98,6 +101,7 @@ impl Antispam {
             EventRule::Moderation => (s.moderation_limit, s.moderation_window_secs),
             EventRule::Invites => (s.invites_limit, s.invites_window_secs),
             EventRule::Receipts => (s.receipts_limit, s.receipts_window_secs),
+            EventRule::Uploads => (s.uploads_limit, s.uploads_window_secs),
         };
         let k = &self.inner.keys;
         let mut invocation = EVENT.prepare_invoke();

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::chat::Chat;
 use crate::chat::access::no_such_message;
 use crate::chat::events::event_json;
-use crate::domain::UserId;
+use crate::domain::{FileId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, ConnId, Delivery};
 use crate::store::mongo::messages::{self, user_key};
@@ -63,6 +63,16 @@ impl Chat {
                 ));
             }
             messages::recall(&self.mongo, id).await?;
+            // Its file: nobody else may download it through this message now; with no other
+            // message carrying it, it is swept after files.orphan_ttl_hours.
+            if let Some(file) = doc
+                .attachment
+                .as_ref()
+                .and_then(|a| FileId::parse(&a.file_id))
+                && let Err(err) = self.release_file(file).await
+            {
+                tracing::warn!(error = %err, file_id = %file, "releasing a recalled message's file");
+            }
             ("all", self.audience(conversation).await?)
         } else {
             messages::hide_for(&self.mongo, id, user).await?;

@@ -80,6 +80,8 @@ impl Chat {
             audience,
             skip: None,
             nickname: None,
+            attachment: None,
+            location: None,
         };
         self.writer.submit(draft).await?;
         self.group_event(group, description).await;

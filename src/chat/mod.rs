@@ -13,6 +13,8 @@
 //! - [`access`]: who may read and send where (`can_read`, `check_sender`, ...), decided once.
 //! - [`events`]: what is pushed to whom, and group announcements; [`positions`]: read positions
 //!   made when someone starts reading; [`known`]: a memo of idempotent work done.
+//! - [`files`]: uploads (limits, quota, sniffing, images), who may download them, what a
+//!   message may carry, and the sweep of uploads no message carries.
 //! - [`writer`]: the send pipeline's group-commit writer (seqs, batched writes, publication);
 //!   [`password`]: bcrypt hashing off the async threads.
 //! - [`Chat`]: the handle to everything the core works with (settings, pools, hub,
@@ -23,6 +25,7 @@ pub(crate) mod accounts;
 pub(crate) mod deleting;
 pub(crate) mod email_codes;
 pub(crate) mod events;
+pub(crate) mod files;
 pub(crate) mod friends;
 pub(crate) mod groups;
 pub(crate) mod history;

@@ -9,17 +9,31 @@
 use crate::antispam;
 use crate::chat::Chat;
 use crate::chat::writer::{Draft, Outcome, Queued};
-use crate::domain::{ConversationId, GroupId, MessageContent, MessageType, UserId};
+use crate::domain::{
+    ConversationId, FileId, GroupId, Location, MessageContent, MessageType, Payload, UserId,
+};
 use crate::error::AppResult;
 use crate::hub::{Audience, ConnId};
-use crate::store::mongo::messages::Message;
+use crate::store::mongo::messages::{AttachmentDoc, Message};
 
-/// A message as a client sends it (checked already: type, content rules).
+/// A message as a client sends it (checked already: type, content rules, payload shape).
 pub(crate) struct NewMessage {
     pub kind: MessageType,
-    pub content: MessageContent,
+    /// The text; for the types that carry something else, an optional caption.
+    pub content: Option<MessageContent>,
+    pub payload: Payload,
     /// The client's id of the send: a retry with the same one stores nothing new.
     pub client_msg_id: Option<String>,
+}
+
+/// A message ready for the writer: its attachment resolved to the sender's upload.
+struct Resolved {
+    content: String,
+    attachment: Option<AttachmentDoc>,
+    location: Option<Location>,
+    /// What anti-spam's duplicate rule compares: the text, or the file's sha256 or the place
+    /// with the caption.
+    fingerprint: String,
 }
 
 /// A queued send.
@@ -52,14 +66,16 @@ impl Chat {
         } else {
             self.check_recipient(from, to).await?.friends
         };
+        let resolved = self.resolve(from, &message).await?;
         self.antispam
             .check_send(
                 from,
                 antispam::Target::Direct { to, friends },
-                message.content.as_str(),
+                &resolved.fingerprint,
                 message.client_msg_id.as_deref(),
             )
             .await?;
+        self.note_carried(&resolved).await?;
         // The recipient first: they are the one whose being online the answer tells.
         let users = if to == from { vec![to] } else { vec![to, from] };
         let draft = Draft {
@@ -67,11 +83,13 @@ impl Chat {
             from,
             to: to.to_string(),
             kind: message.kind,
-            content: message.content.into_string(),
+            content: resolved.content,
             client_msg_id: message.client_msg_id,
             audience: Audience::Users { users, primary: 1 },
             skip: Some(conn.clone()),
             nickname: None,
+            attachment: resolved.attachment,
+            location: resolved.location,
         };
         Ok(Pending {
             chat: self,
@@ -90,30 +108,80 @@ impl Chat {
         message: NewMessage,
     ) -> AppResult<Pending<'_>> {
         let nickname = self.check_sender(from, group).await?;
+        let resolved = self.resolve(from, &message).await?;
         self.antispam
             .check_send(
                 from,
                 antispam::Target::Group { group },
-                message.content.as_str(),
+                &resolved.fingerprint,
                 message.client_msg_id.as_deref(),
             )
             .await?;
+        self.note_carried(&resolved).await?;
         let draft = Draft {
             conversation: ConversationId::Group(group),
             from,
             to: group.to_string(),
             kind: message.kind,
-            content: message.content.into_string(),
+            content: resolved.content,
             client_msg_id: message.client_msg_id,
             audience: self.message_audience(group).await?,
             skip: Some(conn.clone()),
             nickname,
+            attachment: resolved.attachment,
+            location: resolved.location,
         };
         Ok(Pending {
             chat: self,
             queued: self.writer.queue(draft).await?,
             to: None,
         })
+    }
+}
+
+impl Chat {
+    /// The message as the writer stores it: an attachment must be the sender's own upload of a
+    /// type that fits the message's (see [`Chat::attachment_for`]).
+    async fn resolve(&self, from: UserId, message: &NewMessage) -> AppResult<Resolved> {
+        let content = message
+            .content
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        Ok(match &message.payload {
+            Payload::Text => Resolved {
+                fingerprint: content.clone(),
+                content,
+                attachment: None,
+                location: None,
+            },
+            Payload::Attachment(wanted) => {
+                let attachment = self.attachment_for(from, message.kind, wanted).await?;
+                Resolved {
+                    fingerprint: format!("\u{1}file:{}\u{1}{content}", attachment.1),
+                    content,
+                    attachment: Some(attachment.0),
+                    location: None,
+                }
+            }
+            Payload::Location(place) => Resolved {
+                fingerprint: format!("\u{1}place:{},{}\u{1}{content}", place.lat, place.lon),
+                content,
+                attachment: None,
+                location: Some(place.clone()),
+            },
+        })
+    }
+
+    /// Marks the upload a message carries as carried, before the message is stored, so the
+    /// sweep of unreferenced uploads never takes it.
+    async fn note_carried(&self, resolved: &Resolved) -> AppResult<()> {
+        if let Some(attachment) = &resolved.attachment
+            && let Some(id) = FileId::parse(&attachment.file_id)
+        {
+            self.mark_carried(id).await?;
+        }
+        Ok(())
     }
 }
 

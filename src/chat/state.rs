@@ -18,6 +18,7 @@ use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::peer::limiter::IpLimiter;
 use crate::peer::slots::Slots;
+use crate::store::files::FileStore;
 use crate::store::redis::group_lock::GroupLocks;
 use crate::store::redis::{Keys, Shared};
 
@@ -45,6 +46,10 @@ pub(crate) struct Chat {
     pub lobby_readers: Arc<Known<UserId>>,
     /// Read receipts being coalesced (see chat::reads).
     pub read_events: Arc<ReadEvents>,
+    /// Where the bytes of uploads are (`files.store`).
+    pub files: FileStore,
+    /// Images being decoded at once (`files.image_workers`).
+    pub image_slots: Arc<tokio::sync::Semaphore>,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
     /// verifies against it, so it takes as long as a wrong password for a real one.
     pub dummy_password_hash: Arc<str>,

@@ -19,10 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::events::event_json;
 use crate::chat::known::Known;
-use crate::domain::{ConversationId, MessageType, UserId};
+use crate::domain::{ConversationId, Location, MessageType, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
-use crate::store::mongo::messages::{self, Message, MessageDoc, user_key};
+use crate::store::mongo::messages::{self, AttachmentDoc, Message, MessageDoc, user_key};
 use crate::store::mongo::reads;
 use crate::store::redis::{Keys, Shared, seq};
 
@@ -42,6 +42,10 @@ pub(crate) struct Draft {
     pub skip: Option<ConnId>,
     /// The sender's group nickname, stored with the message.
     pub nickname: Option<String>,
+    /// The upload an image, voice, video or file message carries.
+    pub attachment: Option<AttachmentDoc>,
+    /// The place of a location message.
+    pub location: Option<Location>,
 }
 
 pub(crate) enum Outcome {
@@ -246,7 +250,8 @@ enum JobState {
     Pending,
     /// Written; answered once published.
     Stored,
-    Done(AppResult<Outcome>),
+    /// Boxed: a message is large next to the other states.
+    Done(Box<AppResult<Outcome>>),
 }
 
 impl Backend {
@@ -256,7 +261,7 @@ impl Backend {
         let mut slots: Vec<JobState> = jobs.iter().map(|_| JobState::Pending).collect();
         if let Err(err) = self.ensure_read_positions(&jobs).await {
             for slot in &mut slots {
-                *slot = JobState::Done(Err(clone_error(&err)));
+                *slot = JobState::Done(Box::new(Err(clone_error(&err))));
             }
             return StoredBatch {
                 jobs,
@@ -285,8 +290,9 @@ impl Backend {
                                 slots[i] = JobState::Stored;
                             }
                             Written::Duplicate(doc) => {
-                                slots[i] =
-                                    JobState::Done(Ok(Outcome::Duplicate(Message::from(&doc))));
+                                slots[i] = JobState::Done(Box::new(Ok(Outcome::Duplicate(
+                                    Message::from(&doc),
+                                ))));
                                 replayed.push((i, doc));
                             }
                             Written::SeqTaken(conversation) => {
@@ -296,16 +302,16 @@ impl Backend {
                                     Ok(max) => {
                                         floors.insert(conversation, max);
                                     }
-                                    Err(err) => slots[i] = JobState::Done(Err(err)),
+                                    Err(err) => slots[i] = JobState::Done(Box::new(Err(err))),
                                 }
                             }
-                            Written::Failed(err) => slots[i] = JobState::Done(Err(err)),
+                            Written::Failed(err) => slots[i] = JobState::Done(Box::new(Err(err))),
                         }
                     }
                 }
                 Err(err) => {
                     for i in pending {
-                        slots[i] = JobState::Done(Err(clone_error(&err)));
+                        slots[i] = JobState::Done(Box::new(Err(clone_error(&err))));
                     }
                 }
             }
@@ -331,14 +337,14 @@ impl Backend {
         } = batch;
         let online = self.publish(&jobs, &stored, &replayed).await;
         for ((i, doc), online) in stored.iter().zip(online) {
-            slots[*i] = JobState::Done(Ok(Outcome::Stored {
+            slots[*i] = JobState::Done(Box::new(Ok(Outcome::Stored {
                 message: Message::from(doc),
                 online,
-            }));
+            })));
         }
         for (job, slot) in jobs.into_iter().zip(slots) {
             let result = match slot {
-                JobState::Done(result) => result,
+                JobState::Done(result) => *result,
                 JobState::Stored => Err(AppError::Internal(anyhow::anyhow!(
                     "stored but not published"
                 ))),
@@ -388,6 +394,8 @@ impl Backend {
                     hidden_for: Vec::new(),
                     recalled_at: None,
                     nickname: draft.nickname.clone(),
+                    attachment: draft.attachment.clone(),
+                    location: draft.location.clone(),
                 }
             })
             .collect();
@@ -520,6 +528,9 @@ fn is_retry_of(draft: &Draft, stored: &MessageDoc) -> bool {
     stored.conversation == draft.conversation.to_string()
         && stored.kind == draft.kind.0
         && stored.content == draft.content
+        && stored.attachment.as_ref().map(|a| &a.file_id)
+            == draft.attachment.as_ref().map(|a| &a.file_id)
+        && stored.location == draft.location
 }
 
 /// The same failure for every send of a batch (AppError holds non-clonable causes).

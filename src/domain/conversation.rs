@@ -114,14 +114,28 @@ impl fmt::Display for ConversationId {
     }
 }
 
-/// What a message carries: 1 text, 2 image, 3 voice, 4 video, 5 location.
+/// What a message carries: 1 text, 2 image, 3 voice, 4 video, 5 location, 6 file (and 10, the
+/// system notices of groups, which no client sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageType(pub i32);
 
 impl MessageType {
-    /// A type a client may send (1 to 5).
+    /// Text.
+    pub const TEXT: Self = Self(1);
+    /// An image upload, with an optional caption.
+    pub const IMAGE: Self = Self(2);
+    /// A voice recording.
+    pub const VOICE: Self = Self(3);
+    /// A video.
+    pub const VIDEO: Self = Self(4);
+    /// A place.
+    pub const LOCATION: Self = Self(5);
+    /// Any other file.
+    pub const FILE: Self = Self(6);
+
+    /// A type a client may send (1 to 6).
     pub fn parse(raw: i64) -> Option<Self> {
-        (1..=5)
+        (1..=6)
             .contains(&raw)
             .then(|| Self(i32::try_from(raw).unwrap_or(1)))
     }
@@ -227,8 +241,8 @@ mod tests {
     }
 
     #[test]
-    fn message_types_are_one_to_five() {
-        assert!(MessageType::parse(1).is_some() && MessageType::parse(5).is_some());
-        assert!(MessageType::parse(0).is_none() && MessageType::parse(6).is_none());
+    fn message_types_are_one_to_six() {
+        assert!(MessageType::parse(1).is_some() && MessageType::parse(6).is_some());
+        assert!(MessageType::parse(0).is_none() && MessageType::parse(7).is_none());
     }
 }

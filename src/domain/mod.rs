@@ -6,6 +6,7 @@ mod email;
 mod group;
 mod nick_name;
 mod password;
+mod payload;
 mod record_id;
 mod request_status;
 mod timestamp;
@@ -17,6 +18,10 @@ pub use email::Email;
 pub use group::{JoinMode, Role};
 pub use nick_name::NickName;
 pub use password::Password;
+pub use payload::{
+    ADDRESS_MAX_CHARS, AttachmentRef, FILE_NAME_MAX_BYTES, FileId, Location, MAX_DURATION_MS,
+    MediaKind, Payload, sanitize_file_name,
+};
 pub use record_id::RecordId;
 pub use request_status::RequestStatus;
 pub use timestamp::Timestamp;

@@ -241,6 +241,7 @@ async fn list(
         .map(|(e, unread)| {
             let mut item = Item {
                 conversation: e.position.conversation,
+                preview: e.last.as_ref().map(Message::preview),
                 last_message: e.last,
                 unread,
                 pinned: e.position.pinned_at.is_some(),
@@ -309,6 +310,8 @@ struct List<'a> {
 struct Item<'a> {
     conversation: String,
     last_message: Option<Message>,
+    /// The last message in one line: its text or caption, else `"[image]"` and the like.
+    preview: Option<String>,
     unread: u64,
     pinned: bool,
     dnd: bool,

@@ -6,6 +6,7 @@ pub(crate) mod blocks;
 pub(crate) mod conversations;
 pub(crate) mod devices;
 pub(crate) mod email;
+pub(crate) mod files;
 pub(crate) mod friends;
 pub(crate) mod groups;
 pub(crate) mod health;
@@ -38,6 +39,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     devices::configure(cfg);
     email::configure(cfg);
     conversations::configure(cfg);
+    files::configure(cfg);
     page::configure(cfg);
 }
 

@@ -8,7 +8,10 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{ConversationId, GroupId, MessageContent, MessageType, UserId};
+use crate::domain::{
+    AttachmentRef, ConversationId, FileId, GroupId, Location, MAX_DURATION_MS, MediaKind,
+    MessageContent, MessageType, Payload, UserId,
+};
 use crate::error::AppError;
 
 /// Longest accepted `client_msg_id`, in characters.
@@ -73,13 +76,16 @@ pub(crate) enum ReadTarget {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message as a send (op 1 or 6) gives it: the text (a caption for the types that carry
+/// something else, optional there) and what the type carries.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Outgoing {
     pub kind: MessageType,
-    pub content: MessageContent,
+    pub content: Option<MessageContent>,
+    pub payload: Payload,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ClientOp {
     Send { to: UserId, message: Outgoing },
     History { target: Target, paging: Paging },
@@ -357,16 +363,104 @@ impl Fields<'_> {
             .ok_or_else(|| {
                 invalid(
                     "type",
-                    "must be 1 (text), 2 (image), 3 (voice), 4 (video) or 5 (location)",
+                    "must be 1 (text), 2 (image), 3 (voice), 4 (video), 5 (location) or 6 (file)",
                 )
             })?;
-        let content = self
-            .string("content")?
-            .ok_or_else(|| invalid("content", "is required"))?;
+        let content = self.string("content")?;
+        let payload = if kind == MessageType::TEXT {
+            self.refuse_present("attachment", "only types 2, 3, 4 and 6 carry an attachment")?;
+            self.refuse_present("location", "only type 5 carries a location")?;
+            let content = content.ok_or_else(|| invalid("content", "is required"))?;
+            return Ok(Outgoing {
+                kind,
+                content: Some(MessageContent::parse(content, limits.max_content_chars)?),
+                payload: Payload::Text,
+            });
+        } else if kind == MessageType::LOCATION {
+            self.refuse_present("attachment", "a location message carries no attachment")?;
+            Payload::Location(self.location()?)
+        } else {
+            self.refuse_present("location", "only type 5 carries a location")?;
+            let media = MediaKind::of(kind).ok_or_else(|| invalid("type", "is not sendable"))?;
+            Payload::Attachment(self.attachment(media)?)
+        };
+        // The caption: optional, with the rules of a text when given.
+        let content = match content {
+            Some(c) if !c.trim().is_empty() => {
+                Some(MessageContent::parse(c, limits.max_content_chars)?)
+            }
+            _ => None,
+        };
         Ok(Outgoing {
             kind,
-            content: MessageContent::parse(content, limits.max_content_chars)?,
+            content,
+            payload,
         })
+    }
+
+    fn refuse_present(&self, name: &'static str, why: &'static str) -> Result<(), AppError> {
+        match self.get(name) {
+            None => Ok(()),
+            Some(_) => Err(invalid(name, why)),
+        }
+    }
+
+    fn object(&self, name: &'static str) -> Result<Fields<'_>, AppError> {
+        match self.get(name) {
+            Some(Value::Object(map)) => Ok(Fields(map)),
+            None => Err(invalid(name, "is required for this type")),
+            Some(_) => Err(invalid(name, "must be an object")),
+        }
+    }
+
+    fn attachment(&self, media: MediaKind) -> Result<AttachmentRef, AppError> {
+        let a = self.object("attachment")?;
+        let file_id = match a.get("file_id") {
+            Some(Value::String(raw)) => FileId::parse(raw),
+            _ => None,
+        }
+        .ok_or_else(|| invalid("attachment.file_id", "must be the id of an upload"))?;
+        let duration_ms = match a.get("duration_ms") {
+            None => None,
+            Some(_) if !media.has_duration() => {
+                return Err(invalid(
+                    "attachment.duration_ms",
+                    "only voice and video messages have a duration",
+                ));
+            }
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|ms| (1..=u64::from(MAX_DURATION_MS)).contains(ms))
+                    .and_then(|ms| u32::try_from(ms).ok())
+                    .ok_or_else(|| {
+                        invalid(
+                            "attachment.duration_ms",
+                            format!("must be an integer from 1 to {MAX_DURATION_MS}"),
+                        )
+                    })?,
+            ),
+        };
+        Ok(AttachmentRef {
+            file_id,
+            duration_ms,
+        })
+    }
+
+    fn location(&self) -> Result<Location, AppError> {
+        let l = self.object("location")?;
+        let number = |name: &'static str| {
+            l.get(name.trim_start_matches("location."))
+                .and_then(Value::as_f64)
+                .ok_or_else(|| invalid(name, "is required and must be a number"))
+        };
+        let lat = number("location.lat")?;
+        let lon = number("location.lon")?;
+        let address = match l.get("address") {
+            None => None,
+            Some(Value::String(a)) => Some(a.as_str()),
+            Some(_) => return Err(invalid("location.address", "must be a string")),
+        };
+        Location::parse(lat, lon, address)
     }
 
     fn limit(&self, limits: &Limits) -> Result<i64, AppError> {
@@ -490,7 +584,8 @@ mod tests {
             to: UserId(7),
             message: Outgoing {
                 kind: MessageType(1),
-                content: MessageContent::parse("hi", 10).unwrap(),
+                content: Some(MessageContent::parse("hi", 10).unwrap()),
+                payload: Payload::Text,
             },
         };
         assert_eq!(
@@ -538,7 +633,7 @@ mod tests {
             40000
         );
         assert_eq!(
-            err(r#"{"op_type":1,"to":"7","content":"x","type":6}"#)
+            err(r#"{"op_type":1,"to":"7","content":"x","type":7}"#)
                 .error
                 .ws_code(),
             40000
@@ -548,6 +643,88 @@ mod tests {
                 .error
                 .ws_code(),
             40000
+        );
+    }
+
+    #[test]
+    fn typed_messages_carry_their_payload() {
+        let id = "0123456789abcdef01234567";
+        let field = |t: &str| match err(t).error {
+            AppError::Validation { field, .. } => field.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        let ClientOp::Send { message, .. } = op(&format!(
+            r#"{{"op_type":1,"to":"7","type":3,"attachment":{{"file_id":"{id}","duration_ms":1500}}}}"#
+        )) else {
+            panic!()
+        };
+        assert_eq!(message.content, None);
+        assert_eq!(
+            message.payload,
+            Payload::Attachment(AttachmentRef {
+                file_id: FileId::parse(id).unwrap(),
+                duration_ms: Some(1500)
+            })
+        );
+        let ClientOp::Send { message, .. } = op(&format!(
+            r#"{{"op_type":1,"to":"7","type":2,"content":"look","attachment":{{"file_id":"{id}"}}}}"#
+        )) else {
+            panic!()
+        };
+        assert_eq!(message.content.unwrap().as_str(), "look");
+        assert_eq!(
+            field(r#"{"op_type":1,"to":"7","type":2,"content":"x"}"#),
+            "attachment"
+        );
+        assert_eq!(
+            field(r#"{"op_type":1,"to":"7","type":2,"attachment":{"file_id":"nope"}}"#),
+            "attachment.file_id"
+        );
+        assert_eq!(
+            field(&format!(
+                r#"{{"op_type":1,"to":"7","type":2,"attachment":{{"file_id":"{id}","duration_ms":5}}}}"#
+            )),
+            "attachment.duration_ms"
+        );
+        assert_eq!(
+            field(&format!(
+                r#"{{"op_type":1,"to":"7","type":4,"attachment":{{"file_id":"{id}","duration_ms":0}}}}"#
+            )),
+            "attachment.duration_ms"
+        );
+        assert_eq!(
+            field(&format!(
+                r#"{{"op_type":1,"to":"7","type":1,"content":"x","attachment":{{"file_id":"{id}"}}}}"#
+            )),
+            "attachment"
+        );
+        assert_eq!(
+            field(r#"{"op_type":1,"to":"7","type":1,"content":"x","location":{"lat":1,"lon":2}}"#),
+            "location"
+        );
+        let ClientOp::GroupSend { message, .. } = op(
+            r#"{"op_type":6,"to":"4","type":5,"location":{"lat":52.5,"lon":13.4,"address":"Berlin"}}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            message.payload,
+            Payload::Location(Location::parse(52.5, 13.4, Some("Berlin")).unwrap())
+        );
+        assert_eq!(
+            field(r#"{"op_type":6,"to":"4","type":5,"location":{"lat":91,"lon":0}}"#),
+            "location.lat"
+        );
+        assert_eq!(
+            field(r#"{"op_type":6,"to":"4","type":5,"location":{"lat":"1","lon":0}}"#),
+            "location.lat"
+        );
+        assert_eq!(field(r#"{"op_type":6,"to":"4","type":5}"#), "location");
+        assert_eq!(
+            err(r#"{"op_type":6,"to":"4","type":5,"content":"12345678901","location":{"lat":1,"lon":1}}"#)
+                .error
+                .ws_code(),
+            40013
         );
     }
 

@@ -10,7 +10,7 @@ use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Timestamp, UserId};
+use crate::domain::{FileId, Location, MediaKind, MessageType, Timestamp, UserId};
 use crate::error::AppResult;
 
 pub(crate) const COLLECTION: &str = "messages";
@@ -44,6 +44,61 @@ pub(crate) struct MessageDoc {
     /// The sender's nickname in the group when they sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nickname: Option<String>,
+    /// The upload an image, voice, video or file message carries (removed by a recall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentDoc>,
+    /// The place of a location message (removed by a recall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// What a message keeps of the upload it carries (a copy: history needs no second lookup).
+/// `file_id` is the upload's hex id, a string: the local MongoDB stand-in matches no ObjectId
+/// by equality outside `_id`, and downloads look messages up by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AttachmentDoc {
+    pub file_id: String,
+    pub mime: String,
+    pub size: i64,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    pub thumbnail: bool,
+}
+
+/// An attachment as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Attachment {
+    pub file_id: String,
+    pub mime: String,
+    pub size: i64,
+    pub name: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// The URL path of the thumbnail, when the file has one.
+    pub thumbnail: Option<String>,
+}
+
+impl From<&AttachmentDoc> for Attachment {
+    fn from(doc: &AttachmentDoc) -> Self {
+        Self {
+            file_id: doc.file_id.clone(),
+            mime: doc.mime.clone(),
+            size: doc.size,
+            name: doc.name.clone(),
+            width: doc.width,
+            height: doc.height,
+            duration_ms: doc.duration_ms,
+            thumbnail: doc
+                .thumbnail
+                .then(|| format!("/files/{}/thumbnail", doc.file_id)),
+        }
+    }
 }
 
 /// A message as clients see it.
@@ -62,6 +117,25 @@ pub(crate) struct Message {
     /// Group messages: the sender's group nickname, when they have one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nickname: Option<String>,
+    /// Types 2, 3, 4 and 6: the file (null otherwise).
+    pub attachment: Option<Attachment>,
+    /// Type 5: the place (null otherwise).
+    pub location: Option<Location>,
+}
+
+impl Message {
+    /// What a conversation list shows of it: the text or caption, else `"[image]"` and the like.
+    pub(crate) fn preview(&self) -> String {
+        if !self.content.is_empty() {
+            return self.content.clone();
+        }
+        if self.location.is_some() {
+            return "[location]".to_owned();
+        }
+        MediaKind::of(MessageType(self.kind))
+            .map_or("", MediaKind::preview)
+            .to_owned()
+    }
 }
 
 impl From<&MessageDoc> for Message {
@@ -79,6 +153,8 @@ impl From<&MessageDoc> for Message {
                 .unwrap_or_default()
                 .into(),
             nickname: doc.nickname.clone(),
+            attachment: doc.attachment.as_ref().map(Attachment::from),
+            location: doc.location.clone(),
         }
     }
 }
@@ -111,6 +187,14 @@ pub(crate) async fn ensure_indexes(db: &Database) -> AppResult<()> {
                     .partial_filter_expression(doc! { "client_msg_id": { "$exists": true } })
                     .build(),
             )
+            .build(),
+    )
+    .await?;
+    // Downloads look up the messages that carry a file.
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! { "attachment.file_id": 1 })
+            .options(IndexOptions::builder().sparse(true).build())
             .build(),
     )
     .await?;
@@ -252,13 +336,50 @@ pub(crate) async fn hide_for(db: &Database, id: ObjectId, user: UserId) -> AppRe
     Ok(())
 }
 
-/// Recalls the message for everyone: marks it and drops its content.
+/// Recalls the message for everyone: marks it and drops its content, attachment and place.
 pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
     collection(db)
         .update_one(
             doc! { "_id": id },
-            doc! { "$set": { "recalled_at": Utc::now().timestamp_millis(), "content": "" } },
+            doc! {
+                "$set": { "recalled_at": Utc::now().timestamp_millis(), "content": "" },
+                "$unset": { "attachment": "", "location": "" },
+            },
         )
         .await?;
     Ok(())
+}
+
+/// The conversations of (at most `limit`) messages that carry the file and are not recalled.
+pub(crate) async fn conversations_carrying(
+    db: &Database,
+    file: FileId,
+    limit: i64,
+) -> AppResult<Vec<String>> {
+    let options = FindOptions::builder()
+        .projection(doc! { "conversation": 1 })
+        .limit(limit)
+        .build();
+    let found: Vec<Document> = db
+        .collection::<Document>(COLLECTION)
+        .find(doc! {
+            "attachment.file_id": file.to_hex(),
+            "recalled_at": { "$exists": false },
+        })
+        .with_options(options)
+        .await?
+        .try_collect()
+        .await?;
+    let mut conversations: Vec<String> = found
+        .iter()
+        .filter_map(|d| d.get_str("conversation").ok().map(str::to_owned))
+        .collect();
+    conversations.sort();
+    conversations.dedup();
+    Ok(conversations)
+}
+
+/// Whether any message not recalled carries the file.
+pub(crate) async fn is_carried(db: &Database, file: FileId) -> AppResult<bool> {
+    Ok(!conversations_carrying(db, file, 1).await?.is_empty())
 }

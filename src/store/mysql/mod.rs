@@ -2,6 +2,7 @@
 //! violations into conflicts.
 
 pub(crate) mod bans;
+pub(crate) mod files;
 pub(crate) mod groups;
 pub(crate) mod invitations;
 pub(crate) mod relations;

@@ -66,6 +66,7 @@ async fn in_turn(
     NewMessage {
         kind: message.kind,
         content: message.content,
+        payload: message.payload,
         client_msg_id,
     }
 }

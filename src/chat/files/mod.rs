@@ -1,0 +1,199 @@
+//! Uploads and who may have them: [`upload`] takes a file in (limits, quota, type sniffing,
+//! images measured and thumbnailed by [`images`]), this module decides who may download,
+//! what a message may carry and when an upload may go, and [`sweep`] deletes the uploads
+//! no message carries once `files.orphan_ttl_hours` have passed.
+//!
+//! Who may download a file: its uploader, and every user who may read a conversation now
+//! holding a message that carries it (not recalled). Everyone else gets the answer of a file
+//! that does not exist, so ids reveal nothing.
+
+pub(crate) mod images;
+pub(crate) mod sweep;
+pub(crate) mod upload;
+
+use std::ops::Range;
+
+use crate::chat::Chat;
+use crate::domain::{AttachmentRef, ConversationId, FileId, MediaKind, MessageType, UserId};
+use crate::error::{AppError, AppResult};
+use crate::store::files::ByteStream;
+use crate::store::mongo::messages::{self, AttachmentDoc};
+use crate::store::mysql::files::{self as file_rows, FileRecord};
+
+/// Messages looked at per download to find one the caller may read.
+const CARRIERS_CHECKED: i64 = 50;
+
+/// The key of a file's thumbnail in the file store.
+pub(crate) fn thumbnail_key(id: FileId) -> String {
+    format!("{id}.thumb")
+}
+
+fn no_such_file() -> AppError {
+    AppError::NotFound("no such file".into())
+}
+
+/// A page of the caller's uploads and what they add up to.
+pub(crate) struct MyFiles {
+    pub files: Vec<FileRecord>,
+    pub used_bytes: u64,
+    pub quota_bytes: u64,
+    pub has_more: bool,
+}
+
+impl Chat {
+    /// The file, when `viewer` may download it (404 otherwise, also for anonymous callers).
+    pub(crate) async fn readable_file(
+        &self,
+        viewer: Option<UserId>,
+        id: FileId,
+    ) -> AppResult<FileRecord> {
+        let viewer = viewer.ok_or_else(no_such_file)?;
+        let file = file_rows::find(&self.mysql, id)
+            .await?
+            .ok_or_else(no_such_file)?;
+        if file.owner == viewer {
+            return Ok(file);
+        }
+        for conversation in
+            messages::conversations_carrying(&self.mongo, id, CARRIERS_CHECKED).await?
+        {
+            let Some(conversation) = ConversationId::parse(&conversation) else {
+                continue;
+            };
+            match self.check_participant(viewer, conversation).await {
+                Ok(()) => return Ok(file),
+                Err(AppError::Forbidden { .. } | AppError::NotFound(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Err(no_such_file())
+    }
+
+    /// The bytes `range` of a file the caller may download (checked with [`Chat::readable_file`]).
+    pub(crate) async fn file_bytes(
+        &self,
+        file: &FileRecord,
+        range: Range<u64>,
+    ) -> AppResult<ByteStream> {
+        self.files.read(&file.id.to_hex(), range).await
+    }
+
+    /// The thumbnail of an image the caller may download.
+    pub(crate) async fn thumbnail_bytes(&self, file: &FileRecord) -> AppResult<Vec<u8>> {
+        let size = file
+            .thumbnail_size
+            .ok_or_else(|| AppError::NotFound("this file has no thumbnail".into()))?;
+        // Thumbnails are small (a few kB): read whole.
+        self.files
+            .read_all(&thumbnail_key(file.id), u64::from(size))
+            .await
+    }
+
+    /// The attachment of a message of type `kind`: the sender's own upload (else 40004, as
+    /// for a file that does not exist), of a MIME type the kind takes (else 40000 on
+    /// `attachment`).
+    pub(crate) async fn attachment_for(
+        &self,
+        from: UserId,
+        kind: MessageType,
+        wanted: &AttachmentRef,
+    ) -> AppResult<(AttachmentDoc, String)> {
+        let media = MediaKind::of(kind)
+            .ok_or_else(|| AppError::validation("attachment", "this type carries no attachment"))?;
+        let file = file_rows::find(&self.mysql, wanted.file_id)
+            .await?
+            .filter(|f| f.owner == from)
+            .ok_or_else(|| AppError::NotFound("no such upload of yours".into()))?;
+        if !media.accepts(&file.mime) {
+            return Err(AppError::validation(
+                "attachment",
+                format!(
+                    "a {} message needs {} file, this one is {}",
+                    media.preview().trim_matches(['[', ']']),
+                    match media {
+                        MediaKind::Image => "an image/*",
+                        MediaKind::Voice => "an audio/*",
+                        MediaKind::Video => "a video/*",
+                        MediaKind::File => "any",
+                    },
+                    file.mime
+                ),
+            ));
+        }
+        let doc = AttachmentDoc {
+            file_id: file.id.to_hex(),
+            mime: file.mime.clone(),
+            size: i64::try_from(file.size).unwrap_or(i64::MAX),
+            name: file.name.clone(),
+            width: file.width.map(i64::from),
+            height: file.height.map(i64::from),
+            duration_ms: wanted.duration_ms.map(i64::from),
+            thumbnail: file.has_thumbnail(),
+        };
+        Ok((doc, file.sha256))
+    }
+
+    /// Notes that a message is about to carry the upload (the sweep leaves it alone then).
+    pub(crate) async fn mark_carried(&self, id: FileId) -> AppResult<()> {
+        file_rows::mark_referenced(&self.mysql, id).await
+    }
+
+    /// After a recall of a message that carried `id`: when no other message carries it, it
+    /// becomes an orphan (swept after `files.orphan_ttl_hours`).
+    pub(crate) async fn release_file(&self, id: FileId) -> AppResult<()> {
+        if !messages::is_carried(&self.mongo, id).await? {
+            file_rows::mark_orphaned(&self.mysql, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an upload of `owner`'s that no message carries (409 when one does; 404 for a
+    /// file that is not theirs).
+    pub(crate) async fn delete_file(&self, owner: UserId, id: FileId) -> AppResult<()> {
+        let file = file_rows::find(&self.mysql, id)
+            .await?
+            .filter(|f| f.owner == owner)
+            .ok_or_else(no_such_file)?;
+        if messages::is_carried(&self.mongo, id).await? {
+            return Err(AppError::Conflict {
+                field: None,
+                message: "a message carries this file; recall the message first".into(),
+            });
+        }
+        if file_rows::delete_owned(&self.mysql, id, owner).await? {
+            self.delete_bytes(&file).await;
+        }
+        Ok(())
+    }
+
+    /// Removes a file's bytes and thumbnail (failures are logged: the row is gone already).
+    pub(crate) async fn delete_bytes(&self, file: &FileRecord) {
+        let mut keys = vec![file.id.to_hex()];
+        if file.has_thumbnail() {
+            keys.push(thumbnail_key(file.id));
+        }
+        for key in keys {
+            if let Err(err) = self.files.delete(&key).await {
+                tracing::warn!(error = %err, file_id = %file.id, "deleting a file's bytes failed");
+            }
+        }
+    }
+
+    /// The caller's uploads, newest first, and their quota.
+    pub(crate) async fn my_files(
+        &self,
+        owner: UserId,
+        before: Option<FileId>,
+        limit: u32,
+    ) -> AppResult<MyFiles> {
+        let mut files = file_rows::list_of(&self.mysql, owner, before, limit + 1).await?;
+        let has_more = files.len() > limit as usize;
+        files.truncate(limit as usize);
+        Ok(MyFiles {
+            files,
+            used_bytes: file_rows::used_bytes(&self.mysql, owner).await?,
+            quota_bytes: self.settings.files.quota_bytes_per_user.get(),
+            has_more,
+        })
+    }
+}
