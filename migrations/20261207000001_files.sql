@@ -19,4 +19,4 @@ CREATE TABLE files (
     KEY ix_files_owner (owner_id),
     KEY ix_files_orphans (referenced, orphan_since),
     CONSTRAINT fk_files_owner FOREIGN KEY (owner_id) REFERENCES users (id)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

@@ -97,14 +97,12 @@ fn bad_form(message: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
     AppError::BadRequest(message.into())
 }
 
-/// Multipart failures: the client's doing (400), except a body that stopped arriving.
+/// Multipart failures are the client's: 400 (not multipart, malformed, cut off).
 fn multipart_error(err: actix_multipart::MultipartError) -> AppError {
     use actix_multipart::MultipartError as E;
     match err {
         E::ContentTypeMissing | E::ContentTypeParse | E::ContentTypeIncompatible => {
-            AppError::UnsupportedMediaType(
-                "POST /files takes multipart/form-data with a part named `file`".into(),
-            )
+            bad_form("POST /files takes multipart/form-data with a part named `file`")
         }
         other => bad_form(format!("the multipart body is malformed: {other}")),
     }

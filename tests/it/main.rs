@@ -68,5 +68,10 @@ mod abuse_ws;
 mod authz_groups;
 mod authz_http;
 mod authz_ws;
+
+mod files_support;
+
+mod files;
+mod files_access;
 mod hostile_input;
 mod security;

@@ -9,6 +9,14 @@
 //! `chunkSize` from the files document. File ids are strings (the upload's hex id), not
 //! ObjectIds: the stand-in matches no ObjectId by equality outside `_id`, and the crate's
 //! delete and our chunk queries select chunks by `files_id` equality.
+//!
+//! The bucket is prepared at startup ([`prepare_bucket`]): its indexes, and a zero-length
+//! marker file. The GridFS spec has a driver create the indexes before its first write to a
+//! bucket whose files collection is empty, and the crate does that by first creating the
+//! collections with `create`, which the local MongoDB stand-in refuses for dotted names
+//! (`uploads.files`); with the marker present the crate's upload stream skips that step, and
+//! the indexes made here with `createIndexes` (which both servers accept) are the ones the
+//! spec asks for.
 
 use std::ops::Range;
 
@@ -27,6 +35,48 @@ use crate::error::{AppError, AppResult};
 pub(crate) const BUCKET: &str = "uploads";
 /// Chunks fetched per round trip while reading.
 const CHUNKS_PER_BATCH: u32 = 4;
+
+/// The `_id` of the bucket's marker file (never a 24-hex-digit upload id).
+const MARKER_ID: &str = "bucket";
+
+/// Creates the bucket's indexes and its marker file, idempotently (see the module's notes).
+pub(crate) async fn prepare_bucket(db: &Database) -> AppResult<()> {
+    use mongodb::IndexModel;
+    use mongodb::options::IndexOptions;
+    let files: Collection<Document> = db.collection(&format!("{BUCKET}.files"));
+    let chunks: Collection<Document> = db.collection(&format!("{BUCKET}.chunks"));
+    files
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "filename": 1, "uploadDate": 1 })
+                .build(),
+        )
+        .await?;
+    chunks
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "files_id": 1, "n": 1 })
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await?;
+    if files.find_one(doc! { "_id": MARKER_ID }).await?.is_none() {
+        let marker = doc! {
+            "_id": MARKER_ID,
+            "length": 0_i64,
+            "chunkSize": 261_120_i32,
+            "uploadDate": mongodb::bson::DateTime::now(),
+            "filename": ".bucket",
+        };
+        match files.insert_one(marker).await {
+            Ok(_) => {}
+            // Another process made it first.
+            Err(err) if crate::store::mongo::is_duplicate(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 pub(crate) struct GridFsStore {

@@ -41,6 +41,8 @@ pub async fn ping(db: &Database) -> anyhow::Result<()> {
 pub async fn ensure_indexes(db: &Database) -> crate::error::AppResult<()> {
     messages::ensure_indexes(db).await?;
     reads::ensure_indexes(db).await?;
+    // The GridFS bucket of uploads (files.store = "mongodb").
+    crate::store::files::gridfs::prepare_bucket(db).await?;
     Ok(())
 }
 
