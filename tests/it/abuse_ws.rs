@@ -75,7 +75,7 @@ async fn reused_client_msg_id_for_other_message_is_refused() {
     for frame in [
         json!({"op_type": 1, "to": bob.id, "type": 1, "content": "hello again"}),
         json!({"op_type": 1, "to": carol.id, "type": 1, "content": "hello"}),
-        json!({"op_type": 1, "to": bob.id, "type": 5, "content": "hello"}),
+        json!({"op_type": 1, "to": bob.id, "type": 5, "content": "hello", "location": {"lat": 1, "lon": 2}}),
         json!({"op_type": 6, "to": group, "type": 1, "content": "hello"}),
     ] {
         let mut frame = frame;

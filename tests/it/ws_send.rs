@@ -137,7 +137,7 @@ async fn ws_a_bad_type_or_empty_content_is_40000_and_nothing_is_stored() {
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (bob, mut bob_ws) = app.login_ws("bob").await;
 
-    for kind in [0, 6, -1] {
+    for kind in [0, 7, 10, -1] {
         let reply = alice_ws
             .request(json!({"op_type": 1, "to": bob.id, "type": kind, "content": "x"}))
             .await;
@@ -156,11 +156,24 @@ async fn ws_a_bad_type_or_empty_content_is_40000_and_nothing_is_stored() {
             .is_empty()
     );
 
-    // Every documented type is accepted.
-    for kind in 1..=5 {
-        let reply = alice_ws
-            .request(json!({"op_type": 1, "to": bob.id, "type": kind, "content": "payload"}))
-            .await;
+    // Every documented type is accepted, with what it carries.
+    let image = crate::files_support::png(4, 4);
+    let voice = b"OggS\0\x02\0\0\0\0\0\0\0\0".to_vec();
+    let video = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+    let mut carried = Vec::new();
+    for (bytes, name) in [(image, "i.png"), (voice, "v.ogg"), (video, "v.mp4")] {
+        let file = crate::files_support::upload_ok(&app, &alice, bytes, name).await;
+        carried.push(crate::files_support::file_id(&file));
+    }
+    for kind in 1..=6 {
+        let mut frame = json!({"op_type": 1, "to": bob.id, "type": kind, "content": "payload"});
+        match kind {
+            2..=4 => frame["attachment"] = json!({ "file_id": carried[kind as usize - 2] }),
+            5 => frame["location"] = json!({ "lat": 48.85, "lon": 2.35 }),
+            6 => frame["attachment"] = json!({ "file_id": carried[0] }),
+            _ => {}
+        }
+        let reply = alice_ws.request(frame).await;
         reply.expect(DELIVERED);
         assert_eq!(reply.message().kind, kind);
     }
