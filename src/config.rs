@@ -503,6 +503,15 @@ pub struct FileSettings {
     pub max_bytes: NonZeroU64,
     /// What one user's uploads may add up to, in bytes (over it: 413 quota_exceeded).
     pub quota_bytes_per_user: NonZeroU64,
+    /// How many uploads one user may keep (over it: 413 quota_exceeded).
+    pub max_files_per_user: NonZeroU64,
+    /// Uploads one user may have in progress at once per process (over it: 429 rate_limited,
+    /// rule `uploads_in_flight`).
+    pub max_uploads_in_flight_per_user: NonZeroUsize,
+    /// The longest an upload may take, in seconds (then 408 request_timeout).
+    pub upload_timeout_secs: NonZeroU64,
+    /// The longest an upload may send nothing, in seconds (then 408 request_timeout).
+    pub upload_idle_secs: NonZeroU64,
     /// The longest side of a thumbnail, in pixels.
     pub thumbnail_px: NonZeroU32,
     /// The most pixels (width × height) an image may have (larger ones are refused before

@@ -130,6 +130,10 @@ pub enum AppError {
     /// An upload whose bytes say image but that does not decode, or has too many pixels.
     #[error("{0}")]
     InvalidImage(String),
+    /// A request body that did not arrive in time (uploads: `files.upload_timeout_secs`,
+    /// `files.upload_idle_secs`).
+    #[error("{0}")]
+    RequestTimeout(Cow<'static, str>),
     /// A `Range` outside the file: 416 with `Content-Range: bytes */<size>`.
     #[error("the range asked for is outside the file ({size} bytes)")]
     RangeNotSatisfiable {
@@ -204,6 +208,7 @@ impl AppError {
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::InvalidImage(_) => "invalid_image",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -221,6 +226,7 @@ impl AppError {
             | Self::QuotaExceeded { .. }
             | Self::InvalidImage(_)
             | Self::RangeNotSatisfiable { .. }
+            | Self::RequestTimeout(_)
             | Self::UnsupportedMediaType(_)
             | Self::MethodNotAllowed(_)
             | Self::Conflict { .. }
@@ -327,6 +333,7 @@ impl ResponseError for AppError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

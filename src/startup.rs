@@ -96,6 +96,7 @@ impl Application {
             image_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.files.image_workers.get(),
             )),
+            uploads_in_flight: Arc::default(),
             settings: Arc::new(settings),
             mysql,
             redis,

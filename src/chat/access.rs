@@ -249,6 +249,11 @@ impl ReadRights {
         }
     }
 
+    /// The groups the user may read (the lobby not among them).
+    pub(crate) fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups.keys().copied()
+    }
+
     /// The user's membership of a group (None for the lobby and groups they are not in).
     pub(crate) fn membership(&self, group: GroupId) -> Option<&MemberOf> {
         self.groups.get(&group)

@@ -165,7 +165,12 @@ impl Chat {
                 }
             }
             Payload::Location(place) => Resolved {
-                fingerprint: format!("\u{1}place:{},{}\u{1}{content}", place.lat, place.lon),
+                // The address as people read it, else the place to about 100 m: moving the
+                // point a little does not make the same message new.
+                fingerprint: match &place.address {
+                    Some(address) => format!("\u{1}place:{}\u{1}{content}", address.to_lowercase()),
+                    None => format!("\u{1}place:{:.3},{:.3}\u{1}{content}", place.lat, place.lon),
+                },
                 content,
                 attachment: None,
                 location: Some(place.clone()),

@@ -50,6 +50,8 @@ pub(crate) struct Chat {
     pub files: FileStore,
     /// Images being decoded at once (`files.image_workers`).
     pub image_slots: Arc<tokio::sync::Semaphore>,
+    /// Uploads in progress on this process, per user.
+    pub uploads_in_flight: Arc<crate::chat::files::upload::InFlight>,
     /// A bcrypt hash of a random password at the configured cost: a login for an unknown user
     /// verifies against it, so it takes as long as a wrong password for a real one.
     pub dummy_password_hash: Arc<str>,

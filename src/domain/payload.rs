@@ -17,14 +17,16 @@ pub const MAX_DURATION_MS: u32 = 3_600_000;
 /// Longest upload name, in bytes.
 pub const FILE_NAME_MAX_BYTES: usize = 255;
 
-/// The id of an upload: 24 hex digits (an ObjectId's), a string on the wire.
+/// The id of an upload: 24 hex digits (the form of an ObjectId), a string on the wire. New ids
+/// are 96 random bits, not ObjectIds' time and counter: one's own upload id tells nothing of
+/// anyone else's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId(pub ObjectId);
 
 impl FileId {
-    /// A new, unique id.
+    /// A new, random id.
     pub fn new() -> Self {
-        Self(ObjectId::new())
+        Self(ObjectId::from_bytes(rand::random::<[u8; 12]>()))
     }
 
     /// Parses the 24 hex digits of an id.
@@ -84,8 +86,17 @@ impl MediaKind {
     /// Whether a file of (sniffed) type `mime` may be sent as this kind.
     pub fn accepts(self, mime: &str) -> bool {
         match self {
-            Self::Image => mime.starts_with("image/"),
-            Self::Voice => mime.starts_with("audio/"),
+            // The formats the server measures and thumbnails; other images go as files.
+            Self::Image => matches!(
+                mime,
+                "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+            ),
+            // Recorders write voice into containers that are sniffed as video (a browser's
+            // MediaRecorder: WebM; phones: MP4/M4A).
+            Self::Voice => {
+                mime.starts_with("audio/")
+                    || matches!(mime, "video/webm" | "video/mp4" | "video/x-matroska")
+            }
             Self::Video => mime.starts_with("video/"),
             Self::File => true,
         }
@@ -182,7 +193,7 @@ pub fn sanitize_file_name(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | '/' | '\u{FEFF}'))
+        .filter(|c| !c.is_control() && !is_invisible_format(*c) && !matches!(c, '"' | '\\' | '/'))
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
     let mut name = String::with_capacity(trimmed.len().min(FILE_NAME_MAX_BYTES));
@@ -199,6 +210,23 @@ pub fn sanitize_file_name(raw: &str) -> String {
     }
 }
 
+/// Characters that change how the text around them shows without showing themselves: bidi
+/// overrides and isolates (`invoice\u{202E}gpj.exe` would show as `invoiceexe.jpg`), zero-width
+/// characters, the soft hyphen, the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +237,11 @@ mod tests {
         assert_eq!(sanitize_file_name("C:\\Users\\a\\photo.png"), "photo.png");
         assert_eq!(sanitize_file_name("a\u{0}b\r\nc.txt"), "abc.txt");
         assert_eq!(sanitize_file_name("say \"hi\".txt"), "say hi.txt");
+        assert_eq!(
+            sanitize_file_name("invoice\u{202E}gpj.exe"),
+            "invoicegpj.exe"
+        );
+        assert_eq!(sanitize_file_name("a\u{200B}b\u{FEFF}.txt"), "ab.txt");
         assert_eq!(sanitize_file_name(".."), "file");
         assert_eq!(sanitize_file_name(".hidden"), "hidden");
         assert_eq!(sanitize_file_name(""), "file");
@@ -246,6 +279,8 @@ mod tests {
         assert!(MediaKind::Image.accepts("image/png"));
         assert!(!MediaKind::Image.accepts("text/html"));
         assert!(MediaKind::Voice.accepts("audio/ogg"));
+        assert!(MediaKind::Voice.accepts("video/webm"));
+        assert!(!MediaKind::Image.accepts("image/tiff"));
         assert!(!MediaKind::Video.accepts("audio/ogg"));
         assert!(MediaKind::File.accepts("application/octet-stream"));
         assert_eq!(MediaKind::of(MessageType::LOCATION), None);

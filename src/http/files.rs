@@ -4,6 +4,8 @@
 //! sniffing, who may download) are chat::files'; this edge parses the multipart stream and
 //! writes the headers of a download.
 
+use std::time::Duration;
+
 use actix_multipart::Multipart;
 use actix_web::http::header::{
     self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
@@ -14,6 +16,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::chat::Chat;
+use crate::chat::files::upload::Upload;
 use crate::domain::{FileId, Timestamp, UserId};
 use crate::error::{AppError, AppResult};
 use crate::http::replies::Status;
@@ -24,6 +27,10 @@ use crate::store::mysql::files::FileRecord;
 const NAME_PART_MAX_BYTES: usize = 1024;
 /// The most bytes of parts other than `file` and `name` read (and ignored) per upload.
 const OTHER_PARTS_MAX_BYTES: usize = 16 * 1024;
+/// The most parts a form may have.
+const MAX_PARTS: usize = 8;
+/// What a form may add to the file's bytes (boundaries, part headers, the other parts).
+const FORM_OVERHEAD_BYTES: u64 = 64 * 1024;
 /// Most uploads listed per page of `GET /files`, and the default.
 const LIST_MAX: u32 = 100;
 const LIST_DEFAULT: u32 = 50;
@@ -97,82 +104,166 @@ fn bad_form(message: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
     AppError::BadRequest(message.into())
 }
 
-/// Multipart failures are the client's: 400 (not multipart, malformed, cut off).
-fn multipart_error(err: actix_multipart::MultipartError) -> AppError {
+/// Multipart failures are the client's: 400 (not multipart, malformed, cut off), 413 past the
+/// body limit.
+fn multipart_error(err: actix_multipart::MultipartError, max_bytes: u64) -> AppError {
     use actix_multipart::MultipartError as E;
     match err {
         E::ContentTypeMissing | E::ContentTypeParse | E::ContentTypeIncompatible => {
             bad_form("POST /files takes multipart/form-data with a part named `file`")
         }
+        E::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge {
+            limit: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+        },
         other => bad_form(format!("the multipart body is malformed: {other}")),
     }
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-async fn upload(
-    session: CurrentSession,
-    state: web::Data<Chat>,
+/// What the form's parts besides the file's bytes said.
+#[derive(Default)]
+struct FormFields {
+    had_file: bool,
+    name: Option<String>,
+    file_name: Option<String>,
+}
+
+/// The next item of a multipart stream, or 408 when nothing came for `idle`.
+async fn next_within<T>(
+    idle: Duration,
+    next: impl std::future::Future<Output = Option<Result<T, actix_multipart::MultipartError>>>,
+    max_bytes: u64,
+) -> AppResult<Option<T>> {
+    match tokio::time::timeout(idle, next).await {
+        Err(_) => Err(AppError::RequestTimeout(
+            format!("the upload paused for more than {} s", idle.as_secs()).into(),
+        )),
+        Ok(None) => Ok(None),
+        Ok(Some(item)) => item.map(Some).map_err(|e| multipart_error(e, max_bytes)),
+    }
+}
+
+/// Reads the parts of the form, streaming `file` into `upload`.
+async fn read_form(
     mut form: Multipart,
-) -> AppResult<HttpResponse> {
-    let mut upload = None;
-    let mut name: Option<String> = None;
-    let mut file_name: Option<String> = None;
+    upload: &mut Upload<'_>,
+    idle: Duration,
+    max_bytes: u64,
+) -> AppResult<FormFields> {
+    let mut fields = FormFields::default();
+    let mut parts = 0;
     let mut other_bytes = 0usize;
-    let result: AppResult<()> = async {
-        while let Some(mut part) = form.try_next().await.map_err(multipart_error)? {
-            match part.name() {
-                Some("file") => {
-                    if upload.is_some() {
-                        return Err(AppError::validation("file", "send one part named `file`"));
-                    }
-                    file_name = part
-                        .content_disposition()
-                        .and_then(|d| d.get_filename())
-                        .map(str::to_owned);
-                    let current = upload.insert(state.begin_upload(session.user_id).await?);
-                    while let Some(chunk) = part.try_next().await.map_err(multipart_error)? {
-                        current.write(&chunk).await?;
-                    }
+    while let Some(mut part) = next_within(idle, form.next(), max_bytes).await? {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(bad_form(format!(
+                "a form of at most {MAX_PARTS} parts is taken"
+            )));
+        }
+        match part.name() {
+            Some("file") => {
+                if fields.had_file {
+                    return Err(AppError::validation("file", "send one part named `file`"));
                 }
-                Some("name") => {
-                    let mut raw = Vec::new();
-                    while let Some(chunk) = part.try_next().await.map_err(multipart_error)? {
-                        if raw.len() + chunk.len() > NAME_PART_MAX_BYTES {
-                            return Err(AppError::validation(
-                                "name",
-                                format!("must be at most {NAME_PART_MAX_BYTES} bytes"),
-                            ));
-                        }
-                        raw.extend_from_slice(&chunk);
-                    }
-                    name = Some(
-                        String::from_utf8(raw)
-                            .map_err(|_| AppError::validation("name", "must be UTF-8 text"))?,
-                    );
+                fields.had_file = true;
+                fields.file_name = part
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .map(str::to_owned);
+                while let Some(chunk) = next_within(idle, part.next(), max_bytes).await? {
+                    upload.write(&chunk).await?;
                 }
-                _ => {
-                    while let Some(chunk) = part.try_next().await.map_err(multipart_error)? {
-                        other_bytes += chunk.len();
-                        if other_bytes > OTHER_PARTS_MAX_BYTES {
-                            return Err(bad_form("only the parts `file` and `name` are taken"));
-                        }
+            }
+            Some("name") => {
+                let mut raw = Vec::new();
+                while let Some(chunk) = next_within(idle, part.next(), max_bytes).await? {
+                    if raw.len() + chunk.len() > NAME_PART_MAX_BYTES {
+                        return Err(AppError::validation(
+                            "name",
+                            format!("must be at most {NAME_PART_MAX_BYTES} bytes"),
+                        ));
+                    }
+                    raw.extend_from_slice(&chunk);
+                }
+                fields.name = Some(
+                    String::from_utf8(raw)
+                        .map_err(|_| AppError::validation("name", "must be UTF-8 text"))?,
+                );
+            }
+            _ => {
+                while let Some(chunk) = next_within(idle, part.next(), max_bytes).await? {
+                    other_bytes += chunk.len();
+                    if other_bytes > OTHER_PARTS_MAX_BYTES {
+                        return Err(bad_form("only the parts `file` and `name` are taken"));
                     }
                 }
             }
         }
-        Ok(())
     }
-    .await;
-    if let Err(err) = result {
-        if let Some(upload) = upload {
-            upload.abort().await;
+    Ok(fields)
+}
+
+/// The request's `Content-Length`, when it gives one.
+fn content_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+async fn upload(
+    req: HttpRequest,
+    session: CurrentSession,
+    state: web::Data<Chat>,
+    payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    let f = &state.settings.files;
+    let max_bytes = f.max_bytes.get();
+    // The file and what a form adds around it; no body gets past this, whatever it holds.
+    let body_limit = max_bytes.saturating_add(FORM_OVERHEAD_BYTES);
+    if content_length(&req).is_some_and(|n| n > body_limit) {
+        return Err(AppError::PayloadTooLarge {
+            limit: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+        });
+    }
+    // Anti-spam, the uploads in progress and the quota, before a byte of the body is read.
+    let mut upload = state.begin_upload(session.user_id).await?;
+    let mut seen = 0u64;
+    let limited = payload.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > body_limit {
+            Err(actix_web::error::PayloadError::Overflow)
+        } else {
+            Ok(chunk)
         }
-        return Err(err);
-    }
-    let upload =
-        upload.ok_or_else(|| AppError::validation("file", "a part named `file` is required"))?;
+    });
+    let form = Multipart::new(req.headers(), limited);
+    let idle = Duration::from_secs(f.upload_idle_secs.get());
+    let whole = Duration::from_secs(f.upload_timeout_secs.get());
+    let read = tokio::time::timeout(whole, read_form(form, &mut upload, idle, max_bytes)).await;
+    let fields = match read {
+        Ok(Ok(fields)) if fields.had_file => fields,
+        Ok(Ok(_)) => {
+            upload.abort().await;
+            return Err(AppError::validation(
+                "file",
+                "a part named `file` is required",
+            ));
+        }
+        Ok(Err(err)) => {
+            upload.abort().await;
+            return Err(err);
+        }
+        Err(_) => {
+            upload.abort().await;
+            return Err(AppError::RequestTimeout(
+                format!("the upload took more than {} s", whole.as_secs()).into(),
+            ));
+        }
+    };
     let file = upload
-        .finish(name.as_deref().or(file_name.as_deref()))
+        .finish(fields.name.as_deref().or(fields.file_name.as_deref()))
         .await?;
     Ok(HttpResponse::Created().json(FileReply { file: file.into() }))
 }

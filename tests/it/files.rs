@@ -382,7 +382,8 @@ async fn files_the_disk_store_keeps_serves_and_deletes_files() {
     let file = upload_ok(&app, &alice, bytes.clone(), "disk.png").await;
     let id = file_id(&file);
     assert_eq!(file["width"], 300);
-    let on_disk = dir.join(&id[..2]).join(&id);
+    let folder = dir.join(&id[22..]);
+    let on_disk = folder.join(&id);
     assert!(
         std::fs::read(&on_disk).unwrap() == bytes,
         "the bytes are under files.dir"
@@ -406,8 +407,8 @@ async fn files_the_disk_store_keeps_serves_and_deletes_files() {
     let resp = app.delete(&alice.http, &format!("/files/{id}")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(!on_disk.exists(), "deleting removes the bytes");
-    assert!(!dir.join(&id[..2]).join(format!("{id}.thumb")).exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.join(&id[..2])).unwrap().collect();
+    assert!(!folder.join(format!("{id}.thumb")).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
     assert!(leftovers.is_empty(), "no partial files: {leftovers:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -513,4 +514,212 @@ async fn files_uploads_no_message_carries_are_swept_after_their_time() {
         .await
         .unwrap();
     assert!(left.is_none(), "GridFS still has {left:?}");
+}
+
+/// A `POST /files` whose body the test feeds by hand: `send` more of it, or drop it to stall.
+fn streamed_upload(
+    app: &crate::helpers::TestApp,
+    http: &reqwest::Client,
+) -> (
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+    tokio::task::JoinHandle<reqwest::Response>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    }));
+    let request = http
+        .post(app.url("/files"))
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .body(body);
+    let handle = tokio::spawn(async move { request.send().await.expect("upload sent") });
+    (tx, handle)
+}
+
+const PART_HEAD: &[u8] =
+    b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\n\r\n";
+
+#[tokio::test]
+async fn files_an_upload_that_pauses_too_long_is_cut_off_and_leaves_nothing() {
+    let app = spawn_app_with(|s| s.files.upload_idle_secs = nz!(1)).await;
+    let alice = app.chatter("alice").await;
+    let (tx, sent) = streamed_upload(&app, &alice.http);
+    tx.send(PART_HEAD.to_vec()).await.unwrap();
+    tx.send(binary(1000)).await.unwrap();
+    // ... and nothing more, the connection kept open.
+    let resp = tokio::time::timeout(Duration::from_secs(10), sent)
+        .await
+        .expect("answered while the body is still open")
+        .unwrap();
+    expect_error(resp, StatusCode::REQUEST_TIMEOUT, "request_timeout").await;
+    drop(tx);
+    let mine = json_of(app.get(&alice.http, "/files").await).await;
+    assert_eq!(mine["used_bytes"], 0, "{mine}");
+    let mut db = sqlx::MySqlConnection::connect(app.settings.mysql.url.expose_secret())
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no record of it is left");
+}
+
+#[tokio::test]
+async fn files_uploads_in_progress_at_once_are_capped_per_user() {
+    let app = spawn_app_with(|s| s.files.max_uploads_in_flight_per_user = nz!(1)).await;
+    let alice = app.chatter("alice").await;
+    let bob = app.chatter("bob").await;
+    let (tx, sent) = streamed_upload(&app, &alice.http);
+    tx.send(PART_HEAD.to_vec()).await.unwrap();
+    tx.send(binary(100)).await.unwrap();
+    // Wait until the server has it in progress (its pending record is there).
+    let mut db = sqlx::MySqlConnection::connect(app.settings.mysql.url.expose_secret())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE pending = 1")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        if pending == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = upload(&app, &alice.http, binary(10), "second.bin").await;
+    let body = expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(body["rule"], "uploads_in_flight");
+    upload_ok(&app, &bob, binary(10), "bobs.bin").await;
+    tx.send(b"\r\n--XyZ--\r\n".to_vec()).await.unwrap();
+    drop(tx);
+    let resp = sent.await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(json_of(resp).await["file"]["size"], 100);
+    upload_ok(&app, &alice, binary(10), "third.bin").await;
+}
+
+#[tokio::test]
+async fn files_forms_of_many_parts_or_too_large_bodies_are_refused() {
+    let app = spawn_app_with(|s| {
+        s.files.max_bytes = nz!(1000);
+        s.files.quota_bytes_per_user = nz!(100_000);
+    })
+    .await;
+    let alice = app.chatter("alice").await;
+    let mut form = Form::new();
+    for i in 0..9 {
+        form = form.text(format!("extra{i}"), "x");
+    }
+    let resp = alice
+        .http
+        .post(app.url("/files"))
+        .multipart(form.part("file", Part::bytes(binary(10)).file_name("f.bin")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+    // A declared length past the limit is refused before the body is read.
+    let resp = alice
+        .http
+        .post(app.url("/files"))
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .body(vec![b'x'; 200_000])
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    // A preamble that never ends is cut off at the limit too.
+    let (tx, sent) = streamed_upload(&app, &alice.http);
+    for _ in 0..100 {
+        if tx.send(vec![b'a'; 4096]).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let resp = sent.await.unwrap();
+    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn files_a_file_whose_send_is_on_its_way_cannot_be_deleted() {
+    let app = spawn_app().await;
+    let alice = app.chatter("alice").await;
+    let bob = app.chatter("bob").await;
+    let id = file_id(&upload_ok(&app, &alice, binary(40), "f.bin").await);
+    let mut ws = app.connect_ws(&alice).await;
+    ws.send_to_with_id(&bob.id, "first", "c-1").await;
+    // A send that gets as far as marking the file, then is refused (client_msg_id reused).
+    let reply = ws
+        .request(json!({
+            "op_type": 1, "to": bob.id, "type": 6, "attachment": { "file_id": id },
+            "client_msg_id": "c-1"
+        }))
+        .await;
+    reply.expect(40009);
+    let resp = app.delete(&alice.http, &format!("/files/{id}")).await;
+    expect_error(resp, StatusCode::CONFLICT, "conflict").await;
+}
+
+#[tokio::test]
+async fn files_the_sweep_removes_what_an_upload_cut_off_by_a_crash_left() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("var/test/files")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    let in_dir = dir.clone();
+    let app = spawn_app_with(move |s| {
+        s.files.store = FileBackend::Disk;
+        s.files.dir = in_dir;
+        s.files.sweep_interval_secs = nz!(1);
+    })
+    .await;
+    let alice = app.chatter("alice").await;
+    // What a process that died mid-upload leaves: a pending record and a partial file.
+    let id = "00112233445566778899aabb";
+    let partial = dir.join("bb").join(format!("{id}.part"));
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, binary(500)).unwrap();
+    let mut db = sqlx::MySqlConnection::connect(app.settings.mysql.url.expose_secret())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO files (id, owner_id, pending, orphan_since, created_at) \
+         VALUES (?, ?, 1, NOW(3) - INTERVAL 1 DAY, NOW(3) - INTERVAL 1 DAY)",
+    )
+    .bind(id)
+    .bind(alice.id.parse::<u64>().unwrap())
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while partial.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the partial file was never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        if rows == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pending record stays"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -333,3 +333,20 @@ async fn files_the_duplicate_rule_counts_the_same_file_sent_again() {
         .await
         .expect(crate::ws_client::STORED_OFFLINE);
 }
+
+#[tokio::test]
+async fn files_a_file_sent_often_elsewhere_still_downloads_for_a_later_recipient() {
+    let app = spawn_app().await;
+    let alice = app.chatter("alice").await;
+    let member = app.chatter("member").await;
+    let bob = app.chatter("bob").await;
+    let group = app.group_with(&alice, "stickers", &[&member]).await;
+    let id = file_id(&upload_ok(&app, &alice, png(12, 12), "sticker.png").await);
+    let mut ws = app.connect_ws(&alice).await;
+    for _ in 0..25 {
+        send_file_to_group(&mut ws, &group, 2, &id).await.expect(OK);
+    }
+    assert!(!may_download(&app, &bob, &id).await, "not in the group");
+    send_file_to(&mut ws, &bob.id, 2, &id).await;
+    assert!(may_download(&app, &bob, &id).await, "sent to bob too");
+}

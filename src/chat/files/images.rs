@@ -44,10 +44,16 @@ pub(crate) fn measure(
     max_pixels: u64,
     thumbnail_px: u32,
 ) -> Result<Measured, AppError> {
-    let reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| invalid(format!("the file is not a readable {format:?} image: {e}")))?;
+    use image::ImageDecoder;
+    let unreadable =
+        |e: image::ImageError| invalid(format!("the file is not a readable {format:?} image: {e}"));
+    // The header only: size and pixel format, nothing decoded yet.
+    let decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .map_err(unreadable)?;
+    let (width, height) = decoder.dimensions();
+    let decoded_bytes = decoder.total_bytes();
+    drop(decoder);
     let pixels = u64::from(width) * u64::from(height);
     if width == 0 || height == 0 {
         return Err(invalid("the image has no pixels"));
@@ -57,11 +63,19 @@ pub(crate) fn measure(
             "the image has {width} x {height} pixels, more than the {max_pixels} accepted"
         )));
     }
+    // Deep images (16 bits per channel) may not use more memory than the limit at 8 bits.
+    if decoded_bytes > max_pixels.saturating_mul(4) {
+        return Err(invalid(format!(
+            "the image would take {decoded_bytes} bytes decoded, more than {} accepted",
+            max_pixels.saturating_mul(4)
+        )));
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(width);
     limits.max_image_height = Some(height);
-    // The decoded pixels (at most 16 bytes each, RGBA of 32-bit floats) and the file.
-    limits.max_alloc = Some(pixels.saturating_mul(16).saturating_add(bytes.len() as u64));
+    // The decoded pixels once, plus as much again for a decoder's own frame (GIF): a frame
+    // larger than the image's screen fails instead of growing.
+    limits.max_alloc = Some(decoded_bytes.saturating_mul(2).saturating_add(1 << 20));
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits);
     let image = reader

@@ -14,14 +14,22 @@ pub(crate) mod upload;
 use std::ops::Range;
 
 use crate::chat::Chat;
-use crate::domain::{AttachmentRef, ConversationId, FileId, MediaKind, MessageType, UserId};
+use crate::chat::access::ReadRights;
+use crate::domain::{
+    AttachmentRef, ConversationId, FileId, GroupId, MediaKind, MessageType, UserId,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::files::ByteStream;
 use crate::store::mongo::messages::{self, AttachmentDoc};
 use crate::store::mysql::files::{self as file_rows, FileRecord};
 
-/// Messages looked at per download to find one the caller may read.
-const CARRIERS_CHECKED: i64 = 50;
+/// Messages looked at per download to find one the caller may read (all of them in
+/// conversations the caller takes part in).
+const CARRIERS_CHECKED: i64 = 20;
+
+/// A mark "a message is about to carry this file" younger than this may belong to a send still
+/// on its way to MongoDB: DELETE /files and the sweep leave such a file alone.
+pub(crate) const SEND_SETTLE_MS: i64 = 5 * 60 * 1000;
 
 /// The key of a file's thumbnail in the file store.
 pub(crate) fn thumbnail_key(id: FileId) -> String {
@@ -54,17 +62,23 @@ impl Chat {
         if file.owner == viewer {
             return Ok(file);
         }
-        for conversation in
-            messages::conversations_carrying(&self.mongo, id, CARRIERS_CHECKED).await?
+        // The conversations that could give the right: the viewer's groups, the lobby, their
+        // 1:1s (one MySQL query for the groups, one MongoDB query for the messages).
+        let rights = ReadRights::of(self, viewer).await?;
+        let mut groups: Vec<String> = rights
+            .groups()
+            .map(|g| ConversationId::Group(g).to_string())
+            .collect();
+        groups.push(ConversationId::Group(GroupId::LOBBY).to_string());
+        let found =
+            messages::conversations_carrying_for(&self.mongo, id, viewer, groups, CARRIERS_CHECKED)
+                .await?;
+        if found
+            .iter()
+            .filter_map(|c| ConversationId::parse(c))
+            .any(|c| rights.may_read(c))
         {
-            let Some(conversation) = ConversationId::parse(&conversation) else {
-                continue;
-            };
-            match self.check_participant(viewer, conversation).await {
-                Ok(()) => return Ok(file),
-                Err(AppError::Forbidden { .. } | AppError::NotFound(_)) => {}
-                Err(other) => return Err(other),
-            }
+            return Ok(file);
         }
         Err(no_such_file())
     }
@@ -133,9 +147,14 @@ impl Chat {
         Ok((doc, file.sha256))
     }
 
-    /// Notes that a message is about to carry the upload (the sweep leaves it alone then).
+    /// Notes that a message is about to carry the upload (the sweep and DELETE leave it alone
+    /// then); 40004 when the upload is gone meanwhile.
     pub(crate) async fn mark_carried(&self, id: FileId) -> AppResult<()> {
-        file_rows::mark_referenced(&self.mysql, id).await
+        if file_rows::mark_referenced(&self.mysql, id).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound("no such upload of yours".into()))
+        }
     }
 
     /// After a recall of a message that carried `id`: when no other message carries it, it
@@ -154,27 +173,36 @@ impl Chat {
             .await?
             .filter(|f| f.owner == owner)
             .ok_or_else(no_such_file)?;
+        let carried = || AppError::Conflict {
+            field: None,
+            message: "a message carries this file; recall the message first".into(),
+        };
         if messages::is_carried(&self.mongo, id).await? {
-            return Err(AppError::Conflict {
-                field: None,
-                message: "a message carries this file; recall the message first".into(),
-            });
+            return Err(carried());
         }
-        if file_rows::delete_owned(&self.mysql, id, owner).await? {
-            self.delete_bytes(&file).await;
+        let settled = chrono::Utc::now().timestamp_millis() - SEND_SETTLE_MS;
+        if !file_rows::claim_owned(&self.mysql, id, owner, settled).await? {
+            // A message is being sent with it right now.
+            return Err(carried());
         }
+        self.remove_claimed(file.id).await;
         Ok(())
     }
 
-    /// Removes a file's bytes and thumbnail (failures are logged: the row is gone already).
-    pub(crate) async fn delete_bytes(&self, file: &FileRecord) {
-        let mut keys = vec![file.id.to_hex()];
-        if file.has_thumbnail() {
-            keys.push(thumbnail_key(file.id));
-        }
-        for key in keys {
+    /// Deletes the bytes of a file claimed for deletion (or abandoned), then its row; a
+    /// failure leaves the row for the sweep to try again (logged).
+    pub(crate) async fn remove_claimed(&self, id: FileId) -> bool {
+        for key in [id.to_hex(), thumbnail_key(id)] {
             if let Err(err) = self.files.delete(&key).await {
-                tracing::warn!(error = %err, file_id = %file.id, "deleting a file's bytes failed");
+                tracing::warn!(error = %err, file_id = %id, "deleting a file's bytes failed; the sweep retries");
+                return false;
+            }
+        }
+        match file_rows::discard_pending(&self.mysql, id).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, file_id = %id, "forgetting a deleted file failed; the sweep retries");
+                false
             }
         }
     }
@@ -191,7 +219,7 @@ impl Chat {
         files.truncate(limit as usize);
         Ok(MyFiles {
             files,
-            used_bytes: file_rows::used_bytes(&self.mysql, owner).await?,
+            used_bytes: file_rows::usage(&self.mysql, owner).await?.1,
             quota_bytes: self.settings.files.quota_bytes_per_user.get(),
             has_more,
         })

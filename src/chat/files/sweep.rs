@@ -1,13 +1,16 @@
 //! The sweep of uploads no message carries: every `files.sweep_interval_secs`, the files
-//! unreferenced for longer than `files.orphan_ttl_hours` are deleted (their row first, then
-//! their bytes). Safe with several processes sweeping: a row is deleted by one of them only,
-//! and only while no message is marked as carrying it.
+//! unreferenced for longer than `files.orphan_ttl_hours` are deleted (their row is claimed
+//! first, which no send can then mark, then their bytes go, then the row). Safe with several
+//! processes sweeping: a row is claimed by one of them only, and only while no message is
+//! marked as carrying it. It also removes the bytes of uploads that never completed, and
+//! clears marks that no stored message backs.
 
 use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::chat::Chat;
+use crate::chat::files::SEND_SETTLE_MS;
 use crate::error::AppResult;
 use crate::store::mongo::messages;
 use crate::store::mysql::files as file_rows;
@@ -35,11 +38,13 @@ pub(crate) fn start(chat: Chat) {
 }
 
 impl Chat {
-    /// Deletes the uploads unreferenced for longer than `files.orphan_ttl_hours`; returns how
-    /// many.
+    /// One pass of the sweep: deletes the uploads unreferenced for longer than
+    /// `files.orphan_ttl_hours`, clears marks no message backs, and removes what abandoned
+    /// uploads left. Returns how many files it deleted.
     pub(crate) async fn sweep_orphans(&self) -> AppResult<usize> {
-        let ttl_hours =
-            i64::try_from(self.settings.files.orphan_ttl_hours.get()).unwrap_or(i64::MAX);
+        self.check_settled_marks().await?;
+        let f = &self.settings.files;
+        let ttl_hours = i64::try_from(f.orphan_ttl_hours.get()).unwrap_or(i64::MAX);
         let cutoff = Utc::now() - chrono::Duration::hours(ttl_hours.min(24 * 365 * 100));
         let mut deleted = 0;
         loop {
@@ -53,15 +58,41 @@ impl Chat {
                     progressed = true;
                     continue;
                 }
-                if file_rows::delete_unreferenced(&self.mysql, file.id).await? {
-                    self.delete_bytes(&file).await;
-                    deleted += 1;
+                if file_rows::claim_orphan(&self.mysql, file.id, cutoff).await? {
                     progressed = true;
+                    if self.remove_claimed(file.id).await {
+                        deleted += 1;
+                    }
                 }
             }
             if !full || !progressed {
-                return Ok(deleted);
+                break;
             }
         }
+        // Uploads pending for longer than an upload may take: their request is over (a crash,
+        // a claimed file whose bytes could not be deleted).
+        let timeout = i64::try_from(f.upload_timeout_secs.get()).unwrap_or(i64::MAX);
+        let abandoned_before =
+            Utc::now() - chrono::Duration::seconds(timeout.min(86_400 * 365).saturating_add(60));
+        for id in file_rows::abandoned(&self.mysql, abandoned_before, BATCH).await? {
+            if self.remove_claimed(id).await {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Marks older than a send can take: when no message carries the file, the mark was left by
+    /// a send that failed, and the file becomes an orphan from now on.
+    async fn check_settled_marks(&self) -> AppResult<()> {
+        let before = Utc::now().timestamp_millis() - 12 * SEND_SETTLE_MS;
+        for id in file_rows::settled_marks(&self.mysql, before, BATCH).await? {
+            if messages::is_carried(&self.mongo, id).await? {
+                file_rows::confirm_mark(&self.mysql, id).await?;
+            } else {
+                file_rows::mark_orphaned(&self.mysql, id).await?;
+            }
+        }
+        Ok(())
     }
 }

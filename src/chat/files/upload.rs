@@ -1,9 +1,16 @@
-//! Taking an upload in: [`Chat::begin_upload`] checks the anti-spam rule `uploads` and the
-//! room left in the quota, then [`Upload::write`] streams the bytes to the file store (never
-//! more than a chunk held here, the hash taken on the way, `files.max_bytes` and the quota
-//! checked as the bytes come), and [`Upload::finish`] sniffs the type from the first bytes,
-//! measures and thumbnails images, and records the file within the quota. An upload dropped
-//! or failed before `finish` returns leaves nothing behind.
+//! Taking an upload in: [`Chat::begin_upload`] checks the anti-spam rule `uploads`, the
+//! uploads the user has in progress and what their quota leaves, and records the upload as
+//! pending; [`Upload::write`] streams the bytes to the file store (never more than a chunk held
+//! here, the hash taken on the way, `files.max_bytes` and the quota checked as the bytes come,
+//! counting the user's other uploads in progress); [`Upload::finish`] sniffs the type from the
+//! first bytes, measures and thumbnails images, and completes the record within the quota.
+//! A refused or failed upload leaves nothing behind; one cut off by a crash leaves a pending
+//! record whose bytes the sweep removes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -13,10 +20,74 @@ use crate::chat::files::{images, thumbnail_key};
 use crate::domain::{FileId, Timestamp, UserId, sanitize_file_name};
 use crate::error::{AppError, AppResult};
 use crate::store::files::FileWriter;
-use crate::store::mysql::files::{self as file_rows, FileRecord};
+use crate::store::mysql::files::{self as file_rows, Completion, FileRecord};
 
 /// The first bytes kept for sniffing the type (every signature `infer` knows fits).
 const HEAD_BYTES: usize = 8192;
+/// How long an upload waits for an image slot before the server says it is busy.
+const IMAGE_SLOT_WAIT: Duration = Duration::from_secs(30);
+
+/// The uploads in progress on this process, per user: how many, and the bytes they have
+/// written (counted against the quota before they are complete).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    users: Mutex<HashMap<UserId, Arc<UserUploads>>>,
+}
+
+#[derive(Default)]
+struct UserUploads {
+    count: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// One upload's place in [`InFlight`]; gives it back (and its bytes) when dropped.
+struct Slot {
+    registry: Arc<InFlight>,
+    user: UserId,
+    uploads: Arc<UserUploads>,
+    written: u64,
+}
+
+impl InFlight {
+    fn take(self: &Arc<Self>, user: UserId, max: usize) -> Option<Slot> {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let uploads = users.entry(user).or_default().clone();
+        if uploads.count.load(Ordering::Relaxed) >= max as u64 {
+            return None;
+        }
+        uploads.count.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            registry: self.clone(),
+            user,
+            uploads,
+            written: 0,
+        })
+    }
+}
+
+impl Slot {
+    /// Adds `n` bytes; returns the bytes all of the user's uploads in progress have written.
+    fn add(&mut self, n: u64) -> u64 {
+        self.written += n;
+        self.uploads.bytes.fetch_add(n, Ordering::Relaxed) + n
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut users = self
+            .registry
+            .users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.uploads
+            .bytes
+            .fetch_sub(self.written, Ordering::Relaxed);
+        if self.uploads.count.fetch_sub(1, Ordering::Relaxed) == 1 {
+            users.remove(&self.user);
+        }
+    }
+}
 
 /// An upload in progress.
 pub(crate) struct Upload<'a> {
@@ -24,57 +95,77 @@ pub(crate) struct Upload<'a> {
     owner: UserId,
     id: FileId,
     writer: Option<FileWriter>,
+    slot: Slot,
     hasher: Sha256,
     size: u64,
     head: Vec<u8>,
     /// `files.max_bytes`.
     max_bytes: u64,
-    /// What the owner's quota leaves when the upload began.
-    room: u64,
+    /// The owner's complete uploads' bytes when the upload began.
+    used: u64,
+    quota: u64,
 }
 
 impl Chat {
-    /// Starts an upload of `owner`'s: 429 `rate_limited` (rule `uploads`) over the rule, 413
-    /// `quota_exceeded` when the quota is used up already.
+    /// Starts an upload of `owner`'s: 429 `rate_limited` (rule `uploads`, or
+    /// `uploads_in_flight` with too many in progress), 413 `quota_exceeded` when the quota
+    /// (bytes or files) is used up already.
     pub(crate) async fn begin_upload(&self, owner: UserId) -> AppResult<Upload<'_>> {
+        let f = &self.settings.files;
+        let slot = self
+            .uploads_in_flight
+            .take(owner, f.max_uploads_in_flight_per_user.get())
+            .ok_or(AppError::RuleLimited {
+                rule: "uploads_in_flight",
+                retry_after_secs: 1,
+            })?;
         self.antispam
             .check_event(owner, EventRule::Uploads, &owner.to_string(), None)
             .await?;
-        let quota = self.settings.files.quota_bytes_per_user.get();
-        let used = file_rows::used_bytes(&self.mysql, owner).await?;
-        if used >= quota {
+        let quota = f.quota_bytes_per_user.get();
+        let (count, used) = file_rows::usage(&self.mysql, owner).await?;
+        if used >= quota || count >= f.max_files_per_user.get() {
             return Err(AppError::QuotaExceeded { quota });
         }
         let id = FileId::new();
-        let writer = self.files.create(&id.to_hex()).await?;
+        file_rows::begin(&self.mysql, id, owner).await?;
+        let writer = match self.files.create(&id.to_hex()).await {
+            Ok(w) => w,
+            Err(err) => {
+                let _ = file_rows::discard_pending(&self.mysql, id).await;
+                return Err(err);
+            }
+        };
         Ok(Upload {
             chat: self,
             owner,
             id,
             writer: Some(writer),
+            slot,
             hasher: Sha256::new(),
             size: 0,
             head: Vec::with_capacity(HEAD_BYTES),
-            max_bytes: self.settings.files.max_bytes.get(),
-            room: quota - used,
+            max_bytes: f.max_bytes.get(),
+            used,
+            quota,
         })
     }
 }
 
 impl Upload<'_> {
     /// The next bytes of the file: 413 `payload_too_large` past `files.max_bytes`, 413
-    /// `quota_exceeded` past the room in the quota (nothing is kept then).
+    /// `quota_exceeded` past the room in the quota (the user's other uploads in progress
+    /// counted). The caller then aborts.
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> AppResult<()> {
-        let size = self.size + bytes.len() as u64;
-        if size > self.max_bytes {
+        let n = bytes.len() as u64;
+        if self.size + n > self.max_bytes {
             return Err(AppError::PayloadTooLarge {
                 limit: usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
             });
         }
-        if size > self.room {
-            return Err(AppError::QuotaExceeded {
-                quota: self.chat.settings.files.quota_bytes_per_user.get(),
-            });
+        let in_flight = self.slot.add(n);
+        if self.used.saturating_add(in_flight) > self.quota {
+            return Err(AppError::QuotaExceeded { quota: self.quota });
         }
         let writer = self
             .writer
@@ -84,13 +175,13 @@ impl Upload<'_> {
         self.hasher.update(bytes);
         let keep = (HEAD_BYTES - self.head.len()).min(bytes.len());
         self.head.extend_from_slice(&bytes[..keep]);
-        self.size = size;
+        self.size += n;
         Ok(())
     }
 
     /// Completes the upload as `name` (sanitised): 400 for an empty file, 400 `invalid_image`
     /// for an image that does not decode or is too large, 413 `quota_exceeded` when uploads
-    /// finishing meanwhile used the room up.
+    /// finishing meanwhile used the room up. Nothing is kept when it fails.
     pub(crate) async fn finish(mut self, name: Option<&str>) -> AppResult<FileRecord> {
         let writer = self
             .writer
@@ -98,28 +189,33 @@ impl Upload<'_> {
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("upload finished twice")))?;
         if self.size == 0 {
             writer.abort().await;
+            self.forget(false).await;
             return Err(AppError::validation("file", "the file is empty"));
         }
-        writer.finish().await?;
+        if let Err(err) = writer.finish().await {
+            self.forget(false).await;
+            return Err(err);
+        }
+        let result = self.complete(name).await;
+        if let Err(err) = &result {
+            let thumbnail = !matches!(err, AppError::InvalidImage(_));
+            self.forget(thumbnail).await;
+        }
+        result
+    }
+
+    async fn complete(&mut self, name: Option<&str>) -> AppResult<FileRecord> {
         let chat = self.chat;
-        let key = self.id.to_hex();
         let mime = sniff(&self.head);
         let measured = match images::format_of(&mime) {
-            Some(format) => match self.measure(format).await {
-                Ok(m) => Some(m),
-                Err(err) => {
-                    self.forget(&key, false).await;
-                    return Err(err);
-                }
-            },
+            Some(format) => Some(self.measure(format).await?),
             None => None,
         };
         let mut thumbnail_size = None;
         if let Some(m) = &measured {
-            if let Err(err) = chat.files.put(&thumbnail_key(self.id), &m.thumbnail).await {
-                self.forget(&key, false).await;
-                return Err(err);
-            }
+            chat.files
+                .put(&thumbnail_key(self.id), &m.thumbnail)
+                .await?;
             thumbnail_size = u32::try_from(m.thumbnail.len()).ok();
         }
         let record = FileRecord {
@@ -132,23 +228,25 @@ impl Upload<'_> {
             width: measured.as_ref().map(|m| m.width),
             height: measured.as_ref().map(|m| m.height),
             thumbnail_size,
-            referenced: false,
             created_at: Timestamp::now(),
         };
-        let quota = chat.settings.files.quota_bytes_per_user.get();
-        match file_rows::insert_within_quota(&chat.mysql, &record, quota).await {
-            Ok(true) => {
+        let f = &chat.settings.files;
+        match file_rows::complete_within_quota(
+            &chat.mysql,
+            &record,
+            self.quota,
+            f.max_files_per_user.get(),
+        )
+        .await?
+        {
+            Completion::Done => {
                 chat.metrics.uploaded(record.size);
                 Ok(record)
             }
-            Ok(false) => {
-                self.forget(&key, thumbnail_size.is_some()).await;
-                Err(AppError::QuotaExceeded { quota })
-            }
-            Err(err) => {
-                self.forget(&key, thumbnail_size.is_some()).await;
-                Err(err)
-            }
+            Completion::OverQuota => Err(AppError::QuotaExceeded { quota: self.quota }),
+            Completion::Gone => Err(AppError::RequestTimeout(
+                "the upload took too long and was given up".into(),
+            )),
         }
     }
 
@@ -157,16 +255,16 @@ impl Upload<'_> {
         if let Some(writer) = self.writer.take() {
             writer.abort().await;
         }
+        self.forget(false).await;
     }
 
     /// Reads the image back and measures it on the blocking pool, at most
-    /// `files.image_workers` at once per process.
+    /// `files.image_workers` at once per process (503 when none is free for a while).
     async fn measure(&self, format: image::ImageFormat) -> AppResult<images::Measured> {
         let chat = self.chat;
-        let _slot = chat
-            .image_slots
-            .acquire()
+        let _slot = tokio::time::timeout(IMAGE_SLOT_WAIT, chat.image_slots.acquire())
             .await
+            .map_err(|_| AppError::ServerBusy)?
             .map_err(|_| AppError::Internal(anyhow::anyhow!("image slots closed")))?;
         let bytes = chat.files.read_all(&self.id.to_hex(), self.size).await?;
         let max_pixels = chat.settings.files.max_image_pixels.get();
@@ -178,13 +276,21 @@ impl Upload<'_> {
         .map_err(|e| AppError::Internal(anyhow::anyhow!("measuring an image: {e}")))?
     }
 
-    async fn forget(&self, key: &str, thumbnail: bool) {
+    /// Deletes the bytes (and the thumbnail when one may have been written) and the pending
+    /// record; failures are logged (the sweep removes what is left of a pending record).
+    async fn forget(&self, thumbnail: bool) {
         let store = &self.chat.files;
-        if let Err(err) = store.delete(key).await {
-            tracing::warn!(error = %err, file_id = key, "removing a refused upload failed");
+        let key = self.id.to_hex();
+        if let Err(err) = store.delete(&key).await {
+            tracing::warn!(error = ?err, file_id = %key, "removing a refused upload failed");
+            return;
         }
         if thumbnail && let Err(err) = store.delete(&thumbnail_key(self.id)).await {
-            tracing::warn!(error = %err, file_id = key, "removing a refused upload's thumbnail failed");
+            tracing::warn!(error = %err, file_id = %key, "removing a refused upload's thumbnail failed");
+            return;
+        }
+        if let Err(err) = file_rows::discard_pending(&self.chat.mysql, self.id).await {
+            tracing::warn!(error = %err, file_id = %key, "forgetting a refused upload failed");
         }
     }
 }
@@ -237,5 +343,25 @@ mod tests {
     #[test]
     fn hashes_print_as_lowercase_hex() {
         assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+
+    #[test]
+    fn in_flight_slots_are_counted_per_user_and_given_back() {
+        let registry = Arc::new(InFlight::default());
+        let (a, b) = (UserId(1), UserId(2));
+        let mut first = registry.take(a, 2).unwrap();
+        let mut second = registry.take(a, 2).unwrap();
+        assert!(registry.take(a, 2).is_none(), "a third at once is refused");
+        assert!(registry.take(b, 2).is_some(), "others have their own");
+        assert_eq!(first.add(10), 10);
+        assert_eq!(second.add(5), 15, "the user's uploads in progress add up");
+        drop(first);
+        assert_eq!(second.add(1), 6, "a finished one gives its bytes back");
+        assert!(registry.take(a, 2).is_some());
+        drop(second);
+        assert!(
+            registry.users.lock().unwrap().is_empty(),
+            "nothing left behind"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Files in a folder (`files.dir`), for a single node: `<dir>/<first two hex digits>/<key>`.
+//! Files in a folder (`files.dir`), for a single node: `<dir>/<last two hex digits of the id>/<key>`.
 //! A file is written under a temporary name and renamed when complete, so a reader never sees
 //! half a file.
 
@@ -12,6 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{ByteStream, io_error};
 use crate::error::{AppError, AppResult};
+
+/// Where a file is written until it is complete.
+fn partial_of(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+}
 
 #[derive(Clone)]
 pub(crate) struct DiskStore {
@@ -39,7 +46,9 @@ impl DiskStore {
                 "unsafe file key {key:?}"
             )));
         }
-        Ok(self.dir.join(&key[..2]).join(key))
+        // The file's two last hex digits of its id (random) spread the files over 256 folders.
+        let id = key.split('.').next().unwrap_or(key);
+        Ok(self.dir.join(&id[id.len() - 2..]).join(key))
     }
 
     pub(crate) async fn create(&self, key: &str) -> AppResult<DiskWriter> {
@@ -49,7 +58,9 @@ impl DiskStore {
                 .await
                 .map_err(|e| io_error(e, "creating the folder of files.dir"))?;
         }
-        let partial = path.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
+        // Keys are never reused, so the partial name is the key's own: deleting the key
+        // removes what a crash left of it too.
+        let partial = partial_of(&path);
         let file = tokio::fs::File::create(&partial)
             .await
             .map_err(|e| io_error(e, "creating a file under files.dir"))?;
@@ -101,11 +112,15 @@ impl DiskStore {
     }
 
     pub(crate) async fn delete(&self, key: &str) -> AppResult<()> {
-        match tokio::fs::remove_file(self.path_of(key)?).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error(e, "deleting a file under files.dir")),
+        let path = self.path_of(key)?;
+        for path in [partial_of(&path), path] {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(e, "deleting a file under files.dir")),
+            }
         }
+        Ok(())
     }
 }
 

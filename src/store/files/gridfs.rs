@@ -130,28 +130,37 @@ impl GridFsStore {
         };
         let first = range.start / chunk;
         let last = (range.end - 1) / chunk;
-        let cursor = self
-            .chunks
-            .find(doc! {
-                "files_id": key,
-                "n": { "$gte": as_i64(first), "$lte": as_i64(last) },
-            })
-            .sort(doc! { "n": 1 })
-            .projection(doc! { "n": 1, "data": 1 })
-            .batch_size(CHUNKS_PER_BATCH)
-            .await?;
+        // A few chunks per query, each its own short query: a slow reader holds no cursor open
+        // on the server (a real MongoDB closes idle cursors after ten minutes).
+        let chunks = self.chunks.clone();
         let key: std::sync::Arc<str> = key.into();
-        let stream = futures_util::stream::try_unfold((cursor, first), move |(mut cursor, n)| {
+        let start = (first, std::collections::VecDeque::<Document>::new());
+        let stream = futures_util::stream::try_unfold(start, move |(n, mut batch)| {
             let key = key.clone();
             let range = range.clone();
+            let chunks = chunks.clone();
             async move {
                 if n > last {
                     return Ok(None);
                 }
+                if batch.is_empty() {
+                    let to = last.min(n + u64::from(CHUNKS_PER_BATCH) - 1);
+                    let found: Vec<Document> = chunks
+                        .find(doc! {
+                            "files_id": &*key,
+                            "n": { "$gte": as_i64(n), "$lte": as_i64(to) },
+                        })
+                        .sort(doc! { "n": 1 })
+                        .projection(doc! { "n": 1, "data": 1 })
+                        .await?
+                        .try_collect()
+                        .await?;
+                    batch.extend(found);
+                }
                 let missing = || {
                     AppError::Internal(anyhow::anyhow!("GridFS file {key}: chunk {n} is missing"))
                 };
-                let found = cursor.try_next().await?.ok_or_else(missing)?;
+                let found = batch.pop_front().ok_or_else(missing)?;
                 if chunk_number(&found) != Some(n) {
                     return Err(missing());
                 }
@@ -168,13 +177,27 @@ impl GridFsStore {
                     )));
                 }
                 let bytes = Bytes::copy_from_slice(&data.bytes[from..to]);
-                Ok(Some((bytes, (cursor, n + 1))))
+                Ok(Some((bytes, (n + 1, batch))))
             }
         });
         Ok(stream.boxed())
     }
 
+    /// Deletes the file through the bucket (its files document, then its chunks). A file
+    /// without a files document (an upload cut off before it completed) has only its chunks
+    /// deleted: the local MongoDB stand-in answers the bucket's delete of a missing files
+    /// document with an error instead of deleting nothing.
     pub(crate) async fn delete(&self, key: &str) -> AppResult<()> {
+        let exists = self
+            .files
+            .find_one(doc! { "_id": key })
+            .projection(doc! { "_id": 1 })
+            .await?
+            .is_some();
+        if !exists {
+            self.chunks.delete_many(doc! { "files_id": key }).await?;
+            return Ok(());
+        }
         match self.bucket.delete(Bson::String(key.to_owned())).await {
             Ok(()) => Ok(()),
             Err(err) if matches!(*err.kind, mongodb::error::ErrorKind::GridFs(_)) => Ok(()),

@@ -350,22 +350,36 @@ pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
     Ok(())
 }
 
-/// The conversations of (at most `limit`) messages that carry the file and are not recalled.
-pub(crate) async fn conversations_carrying(
+/// The conversations of (at most `limit`) messages not recalled that carry the file and that
+/// `viewer` may take part in: sent by or to them, or in one of `groups` (conversation ids). One
+/// query whatever the number of groups; the caller checks each conversation found.
+pub(crate) async fn conversations_carrying_for(
     db: &Database,
     file: FileId,
+    viewer: UserId,
+    groups: Vec<String>,
     limit: i64,
 ) -> AppResult<Vec<String>> {
+    let filter = doc! {
+        "attachment.file_id": file.to_hex(),
+        "recalled_at": { "$exists": false },
+        "$or": [
+            { "conversation": { "$in": groups } },
+            { "from": user_key(viewer) },
+            { "to": viewer.to_string() },
+        ],
+    };
+    carrying(db, filter, limit).await
+}
+
+async fn carrying(db: &Database, filter: Document, limit: i64) -> AppResult<Vec<String>> {
     let options = FindOptions::builder()
         .projection(doc! { "conversation": 1 })
         .limit(limit)
         .build();
     let found: Vec<Document> = db
         .collection::<Document>(COLLECTION)
-        .find(doc! {
-            "attachment.file_id": file.to_hex(),
-            "recalled_at": { "$exists": false },
-        })
+        .find(filter)
         .with_options(options)
         .await?
         .try_collect()
@@ -381,5 +395,9 @@ pub(crate) async fn conversations_carrying(
 
 /// Whether any message not recalled carries the file.
 pub(crate) async fn is_carried(db: &Database, file: FileId) -> AppResult<bool> {
-    Ok(!conversations_carrying(db, file, 1).await?.is_empty())
+    let filter = doc! {
+        "attachment.file_id": file.to_hex(),
+        "recalled_at": { "$exists": false },
+    };
+    Ok(!carrying(db, filter, 1).await?.is_empty())
 }
