@@ -723,3 +723,40 @@ async fn files_the_sweep_removes_what_an_upload_cut_off_by_a_crash_left() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn files_my_uploads_are_listed_newest_first_in_pages() {
+    let app = spawn_app().await;
+    let alice = app.chatter("alice").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(file_id(
+            &upload_ok(&app, &alice, binary(10 + i), &format!("f{i}.bin")).await,
+        ));
+    }
+    let page = json_of(app.get(&alice.http, "/files?limit=2").await).await;
+    let listed: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![ids[2].as_str(), ids[1].as_str()], "{page}");
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["used_bytes"], 10 + 11 + 12);
+    let next = json_of(
+        app.get(&alice.http, &format!("/files?limit=2&before={}", ids[1]))
+            .await,
+    )
+    .await;
+    assert_eq!(next["files"][0]["id"], ids[0].as_str(), "{next}");
+    assert_eq!(next["has_more"], false);
+    let bob = app.chatter("bob").await;
+    let theirs = json_of(app.get(&bob.http, "/files").await).await;
+    assert!(
+        theirs["files"].as_array().unwrap().is_empty(),
+        "only one's own"
+    );
+    let resp = app.get(&alice.http, "/files?limit=0").await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
+}
