@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Benchmarks chat-server with the load generator in bench/ (`loadgen bench`): 1:1 throughput,
-# latency at fixed rates, group fan-out, idle connections and two processes, each compared in
-# the same run with what bounds it (the storage limit, the bare relay). The services are the
-# `bench` profile of scripts/services.sh, reset at the start and stopped at the end.
+# latency at fixed rates, group fan-out, idle connections, two processes and uploads, each
+# compared in the same run with what bounds it (the storage limit, the bare relay, the raw
+# GridFS writes). The services are the `bench` profile of scripts/services.sh, reset at the
+# start and stopped at the end.
 #
 #   scripts/bench.sh [--tiny] [SCENARIO...]
 #
-# SCENARIO is one of throughput, latency, fanout, idle, two-processes (default: all).
+# SCENARIO is one of throughput, latency, fanout, idle, two-processes, uploads (default: all).
 #
 #   (default) release build, full sizes (about 12 minutes); writes docs/benchmarks.md,
 #             images/bench-*.png and the headline table in README.md, plus the JSON result
 #             in var/bench/. With SCENARIOs named, everything goes to var/bench/ only.
 #   --tiny    debug build, a few clients and messages, every scenario once (under two
 #             minutes; part of the test suite). Results go to var/bench-tiny/ only. Exits
-#             non-zero when an exactly-once check fails or a scenario errors.
+#             non-zero when an exactly-once check fails or a scenario errors (an upload
+#             refused, a downloaded file whose sha256 differs).
+#
+# Builds go to CARGO_TARGET_DIR when it is set (e.g. a target directory shared between git
+# worktrees), else target/.
 #
 # A missed performance target is reported in the document, not an error.
 set -euo pipefail
@@ -24,7 +29,7 @@ cd "$ROOT"
 # shellcheck source=SCRIPTDIR/lib/harness.sh
 source "$SCRIPT_DIR/lib/harness.sh"
 
-harness_args --tiny "throughput latency fanout idle two-processes" "$@"
+harness_args --tiny "throughput latency fanout idle two-processes uploads" "$@"
 TINY=$HARNESS_SMALL
 SCENARIOS=("${HARNESS_PICKED[@]}")
 
@@ -73,7 +78,8 @@ build_harness "${BUILD_FLAGS[@]}"
 # Run private copies: the shared target directory may be rebuilt while the run goes on.
 BIN="var/bench-bin/$PROFILE_DIR"
 mkdir -p "$BIN"
-cp -f "target/$PROFILE_DIR/loadgen" "target/$PROFILE_DIR/chat-server" "$BIN/"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cp -f "$TARGET_DIR/$PROFILE_DIR/loadgen" "$TARGET_DIR/$PROFILE_DIR/chat-server" "$BIN/"
 
 own_services bench
 

@@ -1,7 +1,8 @@
 //! `loadgen bench`: creates the users, runs the selected scenarios against fresh server
 //! processes, and writes the result (JSON + Markdown summary; at full size optionally the whole
 //! docs/benchmarks.md with its plots). A tiny run exits non-zero when an exactly-once check
-//! fails or a scenario errors; at full size a missed target is reported, not an error.
+//! fails or a scenario errors (an upload refused, a download whose sha256 differs); at full
+//! size a missed target is reported, not an error.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -117,6 +118,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             Scenario::Fanout,
             Scenario::Idle,
             Scenario::TwoProcesses,
+            Scenario::Uploads,
         ];
     }
     if tiny && args.out_doc.is_some() {
@@ -169,7 +171,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 
     // Idle connections first, then fan-out, then the 1:1 scenarios: opening a connection and the
     // first message of a conversation cost more the more messages are stored (see the notes
-    // in docs/benchmarks.md), so each scenario runs with as little history as possible.
+    // in docs/benchmarks.md), so each scenario runs with as little history as possible. Uploads
+    // last: they store no messages, and delete their files.
     let wants = |s: &[Scenario]| s.iter().any(|x| selected.contains(x));
     if wants(&[Scenario::Idle]) {
         tracing::info!("scenario 4: idle connections");
@@ -191,6 +194,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         tracing::info!("scenarios 1, 2, 5: 1:1 throughput, latency, two processes");
         if let Err(err) = scenarios::one_to_one::run(&ctx, &mut report, &selected).await {
             report.errors.push(format!("1:1 scenarios: {err:#}"));
+        }
+    }
+    if wants(&[Scenario::Uploads]) {
+        tracing::info!("scenario 6: uploads");
+        if let Err(err) = scenarios::uploads::run(&ctx, &mut report).await {
+            report.errors.push(format!("uploads: {err:#}"));
         }
     }
     report.wall_secs = started.elapsed().as_secs_f64();

@@ -59,10 +59,20 @@ pub fn send_frame(op_type: i64, to: &str, content: &str, client_msg_id: &str) ->
 
 /// How long one HTTP request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one upload or download may take (20 clients × 20 MiB share the machine).
+const FILE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a WebSocket handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames queued towards one socket's writer task.
 const OUTBOUND_QUEUE: usize = 1024;
+
+/// A stored upload, as `POST /files` answers it (the fields the benchmark checks).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadedFile {
+    pub id: String,
+    pub size: u64,
+    pub sha256: String,
+}
 
 /// A registered, logged-in user.
 #[derive(Debug, Clone)]
@@ -189,6 +199,89 @@ impl Http {
             .context("POST /groups/{id}/join")?;
         expect_status(resp, StatusCode::OK, "join group").await?;
         Ok(())
+    }
+
+    /// `POST /files` as `user`: a multipart body whose one part `file`, named `file_name`, is
+    /// `len` bytes taken from `body` as the request goes out (a stream is never held whole).
+    pub async fn upload(
+        &self,
+        user: &User,
+        file_name: &str,
+        body: reqwest::Body,
+        len: u64,
+    ) -> Result<UploadedFile> {
+        let part = reqwest::multipart::Part::stream_with_length(body, len)
+            .file_name(file_name.to_owned())
+            .mime_str("application/octet-stream")?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let resp = self
+            .client
+            .post(format!("{}/files", self.base))
+            .header("cookie", &user.cookie)
+            .multipart(form)
+            .timeout(FILE_TIMEOUT)
+            .send()
+            .await
+            .with_context(|| format!("POST /files ({file_name})"))?;
+        let value = expect_status(resp, StatusCode::CREATED, "upload").await?;
+        serde_json::from_value(value["file"].clone())
+            .with_context(|| format!("upload: no file in {value}"))
+    }
+
+    /// `GET /files/{id}` as `user`: the sha256 (lowercase hex) and the length of the bytes
+    /// read, hashed as they arrive.
+    pub async fn download_sha256(&self, user: &User, id: &str) -> Result<(String, u64)> {
+        use sha2::{Digest, Sha256};
+        let resp = self
+            .client
+            .get(format!("{}/files/{id}", self.base))
+            .header("cookie", &user.cookie)
+            .timeout(FILE_TIMEOUT)
+            .send()
+            .await
+            .with_context(|| format!("GET /files/{id}"))?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let text = resp.text().await.unwrap_or_default();
+            bail!("download {id}: expected 200, got {status}: {text}");
+        }
+        let mut hasher = Sha256::new();
+        let mut len = 0u64;
+        let mut body = resp.bytes_stream();
+        while let Some(piece) = body.next().await {
+            let piece = piece.with_context(|| format!("reading GET /files/{id}"))?;
+            len += piece.len() as u64;
+            hasher.update(&piece);
+        }
+        Ok((crate::payload::hex(&hasher.finalize()), len))
+    }
+
+    /// `DELETE /files/{id}` as `user` (its owner).
+    pub async fn delete_file(&self, user: &User, id: &str) -> Result<()> {
+        let resp = self
+            .client
+            .delete(format!("{}/files/{id}", self.base))
+            .header("cookie", &user.cookie)
+            .send()
+            .await
+            .with_context(|| format!("DELETE /files/{id}"))?;
+        expect_status(resp, StatusCode::OK, "delete file").await?;
+        Ok(())
+    }
+
+    /// `GET /files` as `user`: the bytes of the quota they use.
+    pub async fn used_bytes(&self, user: &User) -> Result<u64> {
+        let resp = self
+            .client
+            .get(format!("{}/files", self.base))
+            .header("cookie", &user.cookie)
+            .send()
+            .await
+            .context("GET /files")?;
+        let value = expect_status(resp, StatusCode::OK, "list files").await?;
+        value["used_bytes"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("no used_bytes in {value}"))
     }
 
     /// `GET /metrics` (Prometheus text) with the server's `metrics.token`.

@@ -6,6 +6,8 @@
 //! - [`peer`]: a simulated device (windowed or paced sends, reconnect and resume).
 //! - [`relay`]: the bare relay, the transport ceiling the server is compared with.
 //! - [`storage`]: the storage ceiling, documents written straight into MongoDB.
+//! - [`gridfs`]: the upload ceiling, files written straight into the server's GridFS bucket.
+//! - [`payload`]: the generated, reproducible bytes of the files the benchmark uploads.
 //! - [`scenarios`], [`bench`]: the benchmark scenarios and the `bench` command.
 //! - [`report`], [`doc`], [`plot`]: the JSON result, the Markdown report and its plots.
 //! - [`redis_stats`], [`sys`]: Redis work per message, machine description and CPU use.
@@ -13,7 +15,9 @@
 pub mod bench;
 pub mod client;
 pub mod doc;
+pub mod gridfs;
 pub mod ledger;
+pub mod payload;
 pub mod peer;
 pub mod plot;
 pub mod redis_stats;

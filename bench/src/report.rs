@@ -29,6 +29,9 @@ pub struct Row {
     pub target: Option<String>,
     /// Whether the target was met; only judged at full size.
     pub pass: Option<bool>,
+    /// For a figure repeated over rounds: the spread of the value and of the limit.
+    pub spread: Option<Spread>,
+    pub limit_spread: Option<Spread>,
 }
 
 impl Row {
@@ -43,7 +46,21 @@ impl Row {
             ratio: None,
             target: None,
             pass: None,
+            spread: None,
+            limit_spread: None,
         }
+    }
+
+    /// The spread of the value over its rounds.
+    pub fn spread(mut self, spread: Option<Spread>) -> Self {
+        self.spread = spread;
+        self
+    }
+
+    /// The spread of the limit over its rounds.
+    pub fn limit_spread(mut self, spread: Option<Spread>) -> Self {
+        self.limit_spread = spread;
+        self
     }
 
     pub fn limit(mut self, name: &str, limit: f64) -> Self {
@@ -59,6 +76,100 @@ impl Row {
         self.pass = judge.then_some(met);
         self
     }
+}
+
+/// How a figure measured in several rounds varied: the lowest, the median and the highest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    pub rounds: usize,
+}
+
+impl Spread {
+    /// The spread of these values (None for none).
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let mut sorted: Vec<f64> = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => return None,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Some(Self {
+            min: sorted[0],
+            median,
+            max: sorted[n - 1],
+            rounds: n,
+        })
+    }
+
+    /// ` (min–max, N rounds)` after a figure; nothing for a single round.
+    pub fn suffix(&self) -> String {
+        if self.rounds < 2 {
+            return String::new();
+        }
+        format!(
+            " ({}–{}, {} rounds)",
+            num(self.min),
+            num(self.max),
+            self.rounds
+        )
+    }
+}
+
+/// One round of upload throughput: the files through `POST /files`, then the same bytes
+/// written straight into the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadRound {
+    pub round: usize,
+    pub files: usize,
+    pub file_bytes: u64,
+    pub clients: usize,
+    pub upload_secs: f64,
+    pub upload_mib_per_sec: f64,
+    pub raw_secs: f64,
+    pub raw_mib_per_sec: f64,
+}
+
+impl UploadRound {
+    /// Upload throughput ÷ raw write throughput.
+    pub fn ratio(&self) -> f64 {
+        if self.raw_mib_per_sec > 0.0 {
+            self.upload_mib_per_sec / self.raw_mib_per_sec
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One round of the upload memory measurement: C clients uploading at once to a fresh server.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadMemoryRound {
+    pub round: usize,
+    pub clients: usize,
+    pub file_bytes: u64,
+    pub secs: f64,
+    pub mib_per_sec: f64,
+    /// Server RSS after the clients' first requests, before the uploads.
+    pub idle_rss_bytes: u64,
+    /// The highest server RSS sampled while they uploaded.
+    pub peak_rss_bytes: u64,
+    pub samples: usize,
+}
+
+impl UploadMemoryRound {
+    /// Peak − idle, in MB (10⁶ bytes, the unit of the target).
+    pub fn growth_mb(&self) -> f64 {
+        self.peak_rss_bytes.saturating_sub(self.idle_rss_bytes) as f64 / 1e6
+    }
+}
+
+/// MiB per second of `bytes` in `secs`.
+pub fn mib_per_sec(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1_048_576.0 / secs.max(1e-9)
 }
 
 /// The exactly-once check of one measurement.
@@ -131,6 +242,9 @@ pub struct Report {
     pub throughput_curves: Vec<Curve>,
     pub latency_distributions: Vec<Distribution>,
     pub latencies: Vec<LatencyRecord>,
+    /// The rounds of the uploads scenario.
+    pub upload_rounds: Vec<UploadRound>,
+    pub upload_memory_rounds: Vec<UploadMemoryRound>,
     /// Observations worth a sentence in the report (settings, anomalies).
     pub notes: Vec<String>,
     pub errors: Vec<String>,
@@ -152,6 +266,8 @@ impl Report {
             throughput_curves: Vec::new(),
             latency_distributions: Vec::new(),
             latencies: Vec::new(),
+            upload_rounds: Vec::new(),
+            upload_memory_rounds: Vec::new(),
             notes: Vec::new(),
             errors: Vec::new(),
             wall_secs: 0.0,
@@ -187,7 +303,7 @@ impl Report {
     }
 
     /// Puts every table in scenario order (1:1 throughput, latency, fan-out, idle, two
-    /// processes), whatever order the scenarios ran in.
+    /// processes, uploads), whatever order the scenarios ran in.
     pub fn sort_by_scenario(&mut self) {
         fn rank(scenario: &str) -> u8 {
             match scenario {
@@ -195,7 +311,9 @@ impl Report {
                 s if s.starts_with("1:1 latency") => 2,
                 s if s.starts_with("fan-out") => 3,
                 s if s.starts_with("idle") => 4,
-                _ => 5,
+                s if s.starts_with("two processes") => 5,
+                s if s.starts_with("uploads") => 6,
+                _ => 7,
             }
         }
         self.rows.sort_by_key(|r| rank(&r.scenario));
@@ -231,7 +349,11 @@ impl Report {
         );
         for r in &self.rows {
             let limit = match (&r.limit_name, r.limit) {
-                (Some(name), Some(v)) => format!("{} {name}", num(v)),
+                (Some(name), Some(v)) => format!(
+                    "{}{} {name}",
+                    num(v),
+                    r.limit_spread.map(|s| s.suffix()).unwrap_or_default()
+                ),
                 _ => String::new(),
             };
             let result = match r.pass {
@@ -242,7 +364,12 @@ impl Report {
             table.row([
                 r.scenario.clone(),
                 r.figure.clone(),
-                format!("{} {}", num(r.value), r.unit),
+                format!(
+                    "{} {}{}",
+                    num(r.value),
+                    r.unit,
+                    r.spread.map(|s| s.suffix()).unwrap_or_default()
+                ),
                 limit,
                 r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default(),
                 r.target.clone().unwrap_or_default(),
@@ -385,6 +512,66 @@ impl Report {
         table.finish()
     }
 
+    /// The rounds of upload throughput, each with the raw write limit of the same round.
+    pub fn upload_table(&self) -> String {
+        let mut table = Table::new(
+            &[
+                "round",
+                "files",
+                "clients",
+                "uploads s",
+                "uploads MiB/s",
+                "raw GridFS s",
+                "raw GridFS MiB/s",
+                "upload ÷ raw",
+            ],
+            "rrrrrrrr",
+        );
+        for r in &self.upload_rounds {
+            table.row([
+                r.round.to_string(),
+                format!("{} × {}", r.files, size(r.file_bytes)),
+                r.clients.to_string(),
+                format!("{:.2}", r.upload_secs),
+                num(r.upload_mib_per_sec),
+                format!("{:.2}", r.raw_secs),
+                num(r.raw_mib_per_sec),
+                format!("{:.2}", r.ratio()),
+            ]);
+        }
+        table.finish()
+    }
+
+    /// The rounds of the upload memory measurement.
+    pub fn upload_memory_table(&self) -> String {
+        let mut table = Table::new(
+            &[
+                "round",
+                "clients at once",
+                "s",
+                "MiB/s",
+                "idle RSS MB",
+                "peak RSS MB",
+                "peak − idle MB",
+                "RSS samples",
+            ],
+            "rrrrrrrr",
+        );
+        for r in &self.upload_memory_rounds {
+            table.row([
+                r.round.to_string(),
+                format!("{} × {}", r.clients, size(r.file_bytes)),
+                format!("{:.1}", r.secs),
+                num(r.mib_per_sec),
+                num(r.idle_rss_bytes as f64 / 1e6),
+                num(r.peak_rss_bytes as f64 / 1e6),
+                num(r.growth_mb()),
+                r.samples.to_string(),
+            ]);
+        }
+        table.finish()
+    }
+
     /// The short Markdown summary (tiny runs, and next to the JSON).
     pub fn summary_markdown(&self) -> String {
         let mut out = format!(
@@ -397,6 +584,12 @@ impl Report {
         out.push_str(&self.table());
         out.push_str("\n## Exactly-once checks\n\n");
         out.push_str(&self.checks_table());
+        if !self.upload_rounds.is_empty() || !self.upload_memory_rounds.is_empty() {
+            out.push_str("\n## Uploads\n\n");
+            out.push_str(&self.upload_table());
+            out.push('\n');
+            out.push_str(&self.upload_memory_table());
+        }
         if !self.errors.is_empty() {
             out.push_str("\n## Errors\n\n");
             for e in &self.errors {
@@ -404,6 +597,18 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// A file size as a table shows it: whole MiB, else KiB, else bytes.
+pub fn size(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
     }
 }
 
@@ -415,5 +620,83 @@ pub fn num(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_has_the_lowest_the_median_and_the_highest() {
+        let s = Spread::of(&[3.0, 1.0, 2.0]).expect("three values");
+        assert_eq!((s.min, s.median, s.max, s.rounds), (1.0, 2.0, 3.0, 3));
+        let even = Spread::of(&[4.0, 1.0, 2.0, 3.0]).expect("four values");
+        assert_eq!(even.median, 2.5);
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(s.suffix(), " (1.00–3.00, 3 rounds)");
+        assert_eq!(Spread::of(&[5.0]).map(|s| s.suffix()), Some(String::new()));
+    }
+
+    #[test]
+    fn the_headline_table_shows_the_spreads_of_value_and_limit() {
+        let mut report = Report::new("full");
+        report.rows.push(
+            Row::new("uploads", "upload throughput", 40.0, "MiB/s")
+                .spread(Spread::of(&[38.0, 40.0, 41.0]))
+                .limit("raw GridFS write", 80.0)
+                .limit_spread(Spread::of(&[79.0, 80.0, 82.5])),
+        );
+        let table = report.table();
+        let row = table.lines().nth(2).expect("a row");
+        assert_eq!(
+            row,
+            "| uploads | upload throughput | 40.0 MiB/s (38.0–41.0, 3 rounds) | \
+             80.0 (79.0–82.5, 3 rounds) raw GridFS write | 0.50 |  |  |"
+        );
+    }
+
+    #[test]
+    fn upload_rounds_are_tabled_with_their_ratio_and_growth() {
+        let mut report = Report::new("tiny");
+        report.upload_rounds.push(UploadRound {
+            round: 1,
+            files: 64,
+            file_bytes: 1 << 20,
+            clients: 4,
+            upload_secs: 2.0,
+            upload_mib_per_sec: 32.0,
+            raw_secs: 1.0,
+            raw_mib_per_sec: 64.0,
+        });
+        report.upload_memory_rounds.push(UploadMemoryRound {
+            round: 1,
+            clients: 20,
+            file_bytes: 20 << 20,
+            secs: 10.0,
+            mib_per_sec: 40.0,
+            idle_rss_bytes: 20_000_000,
+            peak_rss_bytes: 65_500_000,
+            samples: 200,
+        });
+        let uploads = report.upload_table();
+        assert_eq!(
+            uploads.lines().nth(2),
+            Some("| 1 | 64 × 1 MiB | 4 | 2.00 | 32.0 | 1.00 | 64.0 | 0.50 |")
+        );
+        let memory = report.upload_memory_table();
+        assert_eq!(
+            memory.lines().nth(2),
+            Some("| 1 | 20 × 20 MiB | 10.0 | 40.0 | 20.0 | 65.5 | 45.5 | 200 |")
+        );
+        assert!(report.summary_markdown().contains("## Uploads"));
+    }
+
+    #[test]
+    fn sizes_and_rates_read_naturally() {
+        assert_eq!(size(1 << 20), "1 MiB");
+        assert_eq!(size(300 * 1024), "300 KiB");
+        assert_eq!(size(1000), "1000 B");
+        assert_eq!(mib_per_sec(10 << 20, 2.0), 5.0);
     }
 }

@@ -31,6 +31,7 @@ const RAISED_LIMITS: &[&str] = &[
     "CHAT__ANTISPAM__DUPLICATE_LIMIT",
     "CHAT__ANTISPAM__GROUP_RATE_LIMIT",
     "CHAT__ANTISPAM__UNANSWERED_LIMIT",
+    "CHAT__ANTISPAM__UPLOADS_LIMIT",
     "CHAT__ANTISPAM__LOCAL_PER_SEC",
     "CHAT__ANTISPAM__LOCAL_BURST",
     "CHAT__WS__MAX_CONNECTIONS_PER_IP",
@@ -254,17 +255,14 @@ impl ServerProcess {
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or_else(|| anyhow!("no VmRSS for pid {pid}"))?;
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("malformed VmRSS line: {line}"))?
-        .parse()
-        .with_context(|| format!("malformed VmRSS line: {line}"))?;
-    Ok(kib * 1024)
+    vm_rss_bytes(&status).ok_or_else(|| anyhow!("no readable VmRSS line for pid {pid}"))
+}
+
+/// The `VmRSS:` line of a /proc/<pid>/status text (`VmRSS:   12345 kB`), in bytes.
+pub fn vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 async fn signal(pid: u32, sig: &str) -> Result<()> {
@@ -333,4 +331,17 @@ fn tail(recent: &Mutex<VecDeque<String>>) -> String {
         .map(|r| r.iter().rev().take(20).rev().cloned().collect())
         .unwrap_or_default();
     format!("last log lines:\n{}", lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vm_rss_bytes;
+
+    #[test]
+    fn the_resident_size_is_read_from_the_vmrss_line() {
+        let status = "Name:\tchat-server\nVmPeak:\t  900 kB\nVmRSS:\t   20480 kB\nThreads:\t4\n";
+        assert_eq!(vm_rss_bytes(status), Some(20480 * 1024));
+        assert_eq!(vm_rss_bytes("Name:\tx\n"), None);
+        assert_eq!(vm_rss_bytes("VmRSS:\tmany kB\n"), None);
+    }
 }

@@ -1,10 +1,14 @@
-//! What the machine is (from /proc/cpuinfo, /proc/meminfo and uname) and how much CPU each
+//! What the machine is (from /proc/cpuinfo, /proc/meminfo and uname), how much CPU each
 //! process of a run used during a measurement (from /proc/<pid>/stat), so a result can say
-//! which process was busy.
+//! which process was busy, and the peak resident memory of a process while a measurement runs
+//! ([`PeakRss`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -167,5 +171,59 @@ impl CpuSample {
             out.insert(MACHINE.to_owned(), cores(now - before));
         }
         out
+    }
+}
+
+/// The highest resident memory (VmRSS) of one process, read every `every` on a thread of its
+/// own (so a busy async runtime does not delay the samples) until [`PeakRss::stop`] (or until
+/// it is dropped, when a measurement fails half-way).
+pub struct PeakRss {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<RssPeak>>,
+}
+
+/// What a [`PeakRss`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RssPeak {
+    pub peak_bytes: u64,
+    pub samples: usize,
+}
+
+impl PeakRss {
+    pub fn start(pid: u32, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = RssPeak::default();
+            loop {
+                if let Ok(rss) = crate::server::rss_bytes(pid) {
+                    seen.peak_bytes = seen.peak_bytes.max(rss);
+                    seen.samples += 1;
+                }
+                if stopping.load(Ordering::Relaxed) {
+                    return seen;
+                }
+                std::thread::sleep(every);
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling (after one last sample) and returns the peak.
+    pub fn stop(mut self) -> RssPeak {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PeakRss {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }

@@ -65,6 +65,7 @@ pub fn render(report: &Report) -> String {
     fanout(report, &mut out);
     idle(report, &mut out);
     two_processes(report, &mut out);
+    uploads(report, &mut out);
     checks(report, &mut out);
     out
 }
@@ -278,6 +279,58 @@ fn two_processes(report: &Report, out: &mut String) {
         num(r.value),
         r.ratio.map_or("?".into(), |x| format!("{x:.2}")),
     );
+}
+
+fn uploads(report: &Report, out: &mut String) {
+    if let Some(r) = row(report, "uploads", "upload throughput") {
+        let c = cpu(report, "uploads", "POST /files, round 1");
+        let raw_c = cpu(report, "uploads", "raw GridFS writes, round 1");
+        let _ = write!(
+            out,
+            "**Upload throughput**: {} MiB/s through `POST /files`, {} of the {} MiB/s the same \
+             bytes take written straight into the bucket. An upload does what the raw write \
+             does (the crate's upload stream cuts `files.chunk_bytes` chunks and inserts them) \
+             and, on top, parses the multipart stream, hashes the bytes, checks the anti-spam \
+             rule and the quota in Redis and MySQL, and records the file in MySQL. ",
+            num(r.value),
+            r.ratio.map_or("?".into(), |x| format!("{x:.2}")),
+            num(r.limit.unwrap_or(0.0)),
+        );
+        if let (Some(c), Some(raw_c)) = (c, raw_c) {
+            let _ = write!(
+                out,
+                "In round 1 the uploads kept the MongoDB stand-in {} cores busy, the server {}, \
+                 the load generator {}, the whole machine {}; the raw writes: the stand-in {}, \
+                 the load generator {}, the machine {}.",
+                cores(c, "mongo"),
+                cores(c, "chat-server"),
+                cores(c, "loadgen"),
+                cores(c, MACHINE),
+                cores(raw_c, "mongo"),
+                cores(raw_c, "loadgen"),
+                cores(raw_c, MACHINE),
+            );
+        }
+        out.push_str("\n\n");
+    }
+    if let Some(r) = row(report, "uploads", "server RSS peak") {
+        let ratio = r.ratio.unwrap_or(0.0);
+        let reading = if ratio < 0.25 {
+            "the uploads are streamed: each holds its current multipart piece and the GridFS \
+             chunk being filled (`files.chunk_bytes`), not the file"
+        } else {
+            "a large share of the bytes in flight, so something holds uploads in memory"
+        };
+        let _ = write!(
+            out,
+            "**Memory while uploading** ({}): the server's RSS rose at most {} MB above idle \
+             while {} MB were uploaded at once ({:.3} of them): {reading}.\n\n",
+            verdict(r),
+            num(r.value),
+            num(r.limit.unwrap_or(0.0)),
+            ratio,
+        );
+    }
 }
 
 fn checks(report: &Report, out: &mut String) {

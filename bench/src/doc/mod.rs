@@ -109,6 +109,13 @@ fn render(report: &Report, path: &Path, images: &[PathBuf]) -> String {
     out.push_str("\n## Latency\n\nSend → receive, measured in the load generator (the send time is the scheduled time of a paced send, so a late send counts).\n\n");
     out.push_str(&report.latency_table());
 
+    if !report.upload_rounds.is_empty() || !report.upload_memory_rounds.is_empty() {
+        out.push_str(UPLOADS);
+        out.push_str(&report.upload_table());
+        out.push('\n');
+        out.push_str(&report.upload_memory_table());
+    }
+
     out.push_str("\n## Exactly-once delivery\n\n");
     out.push_str(
         "Every send carries a unique `client_msg_id`; the ledger records each reply and each \
@@ -214,6 +221,12 @@ second and latency to the last member; the relay under the same ladder.
 RSS delta / C after they settle and the time to open them; the relay holding as many.
 5. **Two processes**: scenario 1 with each pair's sender on one process and its receiver on the \
 other, so every delivery crosses Redis pub/sub.
+6. **Uploads**: files through `POST /files` (multipart/form-data, one part `file`, stored in the \
+GridFS bucket `uploads`). Throughput: N files of 1 MiB from a few clients, each a user of its own; \
+limit: the **raw GridFS writes** (the same bytes written straight into the same bucket with the \
+`mongodb` crate's `GridFsBucket`, the server's chunk size, as many writers). Memory: 20 clients \
+upload 20 MiB each at once to a fresh process; its RSS before (idle) and the peak sampled every \
+50 ms meanwhile. Every upload's sha256 is checked against the server's answer and a download.
 ",
         batch = full_batch()
     )
@@ -243,12 +256,25 @@ measured: 2 × (1 + 2/B) per message. The *pool checks / msg* column counts them
     )
 }
 
+const UPLOADS: &str = "
+## Uploads
+
+Each round of throughput uploads the files (their sizes and sha256 checked against the server's \
+answers, then downloaded and checked again, then deleted), then writes the same bytes straight into \
+the server's GridFS bucket and deletes them: both sides on one server process, with the store \
+holding the same files. The first file of each client and writer is a warm-up, not measured. \
+Each memory round starts a fresh server process; idle RSS is read 2 s after every client's first \
+request, the peak from /proc/<pid>/status every 50 ms while the uploads run. MB are 10⁶ bytes.
+
+";
+
 const REPRODUCE: &str = "
 ## Reproducing
 
 ```sh
 scripts/bench.sh                 # every scenario, full size: this file and images/bench-*.png
 scripts/bench.sh fanout idle     # some scenarios
+scripts/bench.sh uploads         # upload throughput and memory only (results in var/bench/)
 scripts/bench.sh --tiny          # every scenario at a tiny size (part of scripts/test.sh)
 ```
 

@@ -1,4 +1,4 @@
-//! The five scenarios of the benchmark and what they share: the run's context (services, the
+//! The six scenarios of the benchmark and what they share: the run's context (services, the
 //! server binary, the pool of users, the sizes), progress bars, and the drivers that make peers
 //! send as fast as their window allows or at a paced rate.
 //!
@@ -7,11 +7,14 @@
 //! - [`fanout`]: one group of M online members (scenario 3).
 //! - [`idle`]: C idle authenticated connections (scenario 4).
 //! - [`pairs`]: the sender/receiver pairs and one measurement of them, for [`one_to_one`].
+//! - [`uploads`]: upload throughput against the raw GridFS writes, and server memory while
+//!   many clients upload at once (scenario 6).
 
 pub mod fanout;
 pub mod idle;
 pub mod one_to_one;
 pub mod pairs;
+pub mod uploads;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -59,6 +62,57 @@ pub struct Sizes {
     /// Storage limit: concurrent writers, time cap.
     pub storage_writers: usize,
     pub storage_max_secs: f64,
+    /// Scenario 6.
+    pub uploads: UploadSizes,
+}
+
+/// Scenario 6: upload throughput (files of one size through `POST /files` from a few clients,
+/// each a user of its own, against the same bytes written straight into GridFS) and memory
+/// (clients uploading one large file each, all at once), each repeated over rounds.
+#[derive(Debug, Clone)]
+pub struct UploadSizes {
+    pub files: usize,
+    pub file_bytes: u64,
+    pub clients: usize,
+    pub rounds: usize,
+    pub memory_clients: usize,
+    pub memory_file_bytes: u64,
+    pub memory_rounds: usize,
+}
+
+impl UploadSizes {
+    /// A few small files over two GridFS chunks each (so the downloads' sha256 checks cross a
+    /// chunk boundary), once.
+    fn tiny() -> Self {
+        Self {
+            files: 6,
+            file_bytes: 300 * 1024,
+            clients: 2,
+            rounds: 1,
+            memory_clients: 4,
+            memory_file_bytes: 1 << 20,
+            memory_rounds: 1,
+        }
+    }
+
+    /// The sizes: 1 MiB files for throughput; 20 clients × 20 MiB (`files.max_bytes`)
+    /// at once for memory.
+    fn full() -> Self {
+        Self {
+            files: 64,
+            file_bytes: 1 << 20,
+            clients: 4,
+            rounds: 3,
+            memory_clients: 20,
+            memory_file_bytes: 20 << 20,
+            memory_rounds: 3,
+        }
+    }
+
+    /// Users the scenario needs: every client is a user of its own.
+    fn users(&self) -> usize {
+        self.clients.max(self.memory_clients)
+    }
 }
 
 impl Sizes {
@@ -82,6 +136,7 @@ impl Sizes {
             settle_secs: 20.0,
             storage_writers: 2,
             storage_max_secs: 10.0,
+            uploads: UploadSizes::tiny(),
         }
     }
 
@@ -105,6 +160,7 @@ impl Sizes {
             settle_secs: 60.0,
             storage_writers: 4,
             storage_max_secs: 60.0,
+            uploads: UploadSizes::full(),
         }
     }
 
@@ -129,6 +185,30 @@ impl Sizes {
             ),
             ("idle connections", list(&self.idle_steps)),
             ("storage limit writers", self.storage_writers.to_string()),
+            (
+                "upload files per round",
+                format!(
+                    "{} × {} from {} clients",
+                    self.uploads.files,
+                    crate::report::size(self.uploads.file_bytes),
+                    self.uploads.clients
+                ),
+            ),
+            (
+                "upload memory clients",
+                format!(
+                    "{} × {} at once",
+                    self.uploads.memory_clients,
+                    crate::report::size(self.uploads.memory_file_bytes)
+                ),
+            ),
+            (
+                "upload rounds",
+                format!(
+                    "{} (throughput), {} (memory)",
+                    self.uploads.rounds, self.uploads.memory_rounds
+                ),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -143,6 +223,7 @@ impl Sizes {
                 Scenario::Throughput | Scenario::Latency | Scenario::TwoProcesses => 2 * self.pairs,
                 Scenario::Fanout => self.fanout_members.iter().copied().max().unwrap_or(0),
                 Scenario::Idle => self.idle_steps.iter().copied().max().unwrap_or(0),
+                Scenario::Uploads => self.uploads.users(),
             });
         }
         n
@@ -157,6 +238,7 @@ pub enum Scenario {
     Fanout,
     Idle,
     TwoProcesses,
+    Uploads,
 }
 
 /// What every scenario needs.
