@@ -30,6 +30,8 @@ pub const BUCKET: &str = "uploads";
 #[derive(Clone)]
 pub struct RawBucket {
     bucket: GridFsBucket,
+    /// `files.chunk_bytes`: the size of each write (see [`RawBucket::write_one`]).
+    chunk_bytes: usize,
 }
 
 impl RawBucket {
@@ -48,6 +50,7 @@ impl RawBucket {
             bucket: client
                 .database(&settings.mongodb.database)
                 .gridfs_bucket(options),
+            chunk_bytes: settings.files.chunk_bytes.get() as usize,
         })
     }
 
@@ -90,6 +93,10 @@ impl RawBucket {
         Ok(())
     }
 
+    /// Writes one file a chunk at a time. The crate's upload stream inserts whatever whole
+    /// chunks its buffer holds after a write: one at a time for the server, which writes the
+    /// multipart pieces as they arrive, but all of them in one `insert_many` for a single write
+    /// of the whole file. Writing chunk by chunk keeps the round trips the server's.
     async fn write_one(&self, id: &str, bytes: &[u8]) -> Result<()> {
         let mut stream = self
             .bucket
@@ -97,10 +104,12 @@ impl RawBucket {
             .id(Bson::String(id.to_owned()))
             .await
             .with_context(|| format!("opening GridFS file {id}"))?;
-        stream
-            .write_all(bytes)
-            .await
-            .with_context(|| format!("writing GridFS file {id}"))?;
+        for chunk in bytes.chunks(self.chunk_bytes.max(1)) {
+            stream
+                .write_all(chunk)
+                .await
+                .with_context(|| format!("writing GridFS file {id}"))?;
+        }
         stream
             .close()
             .await

@@ -43,6 +43,16 @@ fn cores(c: &CpuUse, name: &str) -> String {
     c.get(name).map_or("?".into(), |v| format!("{v:.2}"))
 }
 
+/// Cores the whole machine was busy beyond this run's processes (other work on the machine).
+fn other_work(c: &CpuUse) -> f64 {
+    let ours: f64 = c
+        .iter()
+        .filter(|(n, _)| n.as_str() != MACHINE)
+        .map(|(_, v)| v)
+        .sum();
+    (c.get(MACHINE).copied().unwrap_or(0.0) - ours).max(0.0)
+}
+
 fn verdict(r: &Row) -> &'static str {
     match r.pass {
         Some(true) => "target met",
@@ -300,22 +310,28 @@ fn uploads(report: &Report, out: &mut String) {
             let _ = write!(
                 out,
                 "In round 1 the uploads kept the MongoDB stand-in {} cores busy, the server {}, \
-                 the load generator {}, the whole machine {}; the raw writes: the stand-in {}, \
-                 the load generator {}, the machine {}.",
+                 the load generator {}, the whole machine {} (work of other processes: {:.2}); \
+                 the raw writes: the stand-in {}, the load generator {}, the machine {} (other \
+                 processes: {:.2}).",
                 cores(c, "mongo"),
                 cores(c, "chat-server"),
                 cores(c, "loadgen"),
                 cores(c, MACHINE),
+                other_work(c),
                 cores(raw_c, "mongo"),
                 cores(raw_c, "loadgen"),
                 cores(raw_c, MACHINE),
+                other_work(raw_c),
             );
         }
         out.push_str("\n\n");
     }
     if let Some(r) = row(report, "uploads", "server RSS peak") {
         let ratio = r.ratio.unwrap_or(0.0);
-        let reading = if ratio < 0.25 {
+        let in_flight = r.limit.unwrap_or(0.0);
+        let reading = if in_flight < 100.0 {
+            "too few bytes in flight at this size to tell streaming from buffering"
+        } else if ratio < 0.25 {
             "the uploads are streamed: each holds its current multipart piece and the GridFS \
              chunk being filled (`files.chunk_bytes`), not the file"
         } else {
@@ -324,10 +340,10 @@ fn uploads(report: &Report, out: &mut String) {
         let _ = write!(
             out,
             "**Memory while uploading** ({}): the server's RSS rose at most {} MB above idle \
-             while {} MB were uploaded at once ({:.3} of them): {reading}.\n\n",
+             while {} MB were uploaded at once ({:.3} of them); {reading}.\n\n",
             verdict(r),
             num(r.value),
-            num(r.limit.unwrap_or(0.0)),
+            num(in_flight),
             ratio,
         );
     }

@@ -222,11 +222,12 @@ RSS delta / C after they settle and the time to open them; the relay holding as 
 5. **Two processes**: scenario 1 with each pair's sender on one process and its receiver on the \
 other, so every delivery crosses Redis pub/sub.
 6. **Uploads**: files through `POST /files` (multipart/form-data, one part `file`, stored in the \
-GridFS bucket `uploads`). Throughput: N files of 1 MiB from a few clients, each a user of its own; \
-limit: the **raw GridFS writes** (the same bytes written straight into the same bucket with the \
-`mongodb` crate's `GridFsBucket`, the server's chunk size, as many writers). Memory: 20 clients \
-upload 20 MiB each at once to a fresh process; its RSS before (idle) and the peak sampled every \
-50 ms meanwhile. Every upload's sha256 is checked against the server's answer and a download.
+GridFS bucket `uploads`). Throughput: N files (of 1 MiB at full size) from a few clients, each a \
+user of its own; limit: the **raw GridFS writes** (the same bytes written straight into the same \
+bucket with the `mongodb` crate's `GridFsBucket`, the server's chunk size, as many writers). \
+Memory: C clients (20 uploading 20 MiB each at full size) upload at once to a fresh process; its \
+RSS before (idle) and the peak sampled every 50 ms meanwhile, against the target peak − idle \
+< 100 MB. Every upload's sha256 is checked against the server's answer and a download.
 ",
         batch = full_batch()
     )

@@ -95,11 +95,12 @@ impl UploadSizes {
         }
     }
 
-    /// The sizes: 1 MiB files for throughput; 20 clients × 20 MiB (`files.max_bytes`)
+    /// 1 MiB files for throughput (128 per round: a round of a few seconds, long enough that
+    /// the spread between rounds is not just start-up); 20 clients × 20 MiB (`files.max_bytes`)
     /// at once for memory.
     fn full() -> Self {
         Self {
-            files: 64,
+            files: 128,
             file_bytes: 1 << 20,
             clients: 4,
             rounds: 3,

@@ -330,7 +330,7 @@ async fn memory(ctx: &Ctx, report: &mut Report, sizes: &UploadSizes) -> Result<(
                 "MB",
             )
             .spread(Some(growth))
-            .limit("bytes uploaded at once", in_flight as f64 / 1e6)
+            .limit("MB uploaded at once", in_flight as f64 / 1e6)
             .target("< 100 MB", growth.max < GROWTH_TARGET_MB, ctx.sizes.full),
         );
     }
@@ -420,4 +420,38 @@ async fn memory_round(
         peak_rss_bytes: peak.peak_bytes,
         samples: peak.samples,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(size: u64, sha256: &str) -> UploadedFile {
+        UploadedFile {
+            id: "f1".into(),
+            size,
+            sha256: sha256.into(),
+        }
+    }
+
+    #[test]
+    fn an_answer_with_another_size_or_sha256_fails_the_upload() {
+        assert!(check_answer(&answer(10, "ab"), 10, "ab").is_ok());
+        let short = check_answer(&answer(9, "ab"), 10, "ab").expect_err("short");
+        assert!(short.to_string().contains("9 bytes of 10"), "{short}");
+        let other = check_answer(&answer(10, "cd"), 10, "ab").expect_err("other hash");
+        assert!(other.to_string().contains("sha256 cd"), "{other}");
+    }
+
+    #[test]
+    fn the_sizes_fit_the_shipped_limits() {
+        check_limits(&UploadSizes::tiny()).expect("tiny sizes");
+        check_limits(&UploadSizes::full()).expect("full sizes");
+        let mut over = UploadSizes::full();
+        over.memory_file_bytes += 1;
+        assert!(
+            check_limits(&over).is_err(),
+            "one byte over files.max_bytes"
+        );
+    }
 }
