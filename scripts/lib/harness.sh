@@ -71,13 +71,23 @@ raise_open_files() {
     log "open files limit: $(ulimit -n)"
 }
 
-# Builds the server and the load generator with the given cargo flags.
+# Builds the server and the load generator with the given cargo flags; the
+# binaries land in this checkout's target/. With CARGO_TARGET_DIR set (a target
+# directory shared with other checkouts, for their compiled dependencies), that
+# directory is only cargo's build directory: the binaries cargo puts at the top
+# of a shared one are whichever checkout built last, so another checkout's build
+# could replace them between this build and the run.
 build_harness() {
     local flags=("$@")
     if [[ -f Cargo.lock ]]; then
         flags+=(--locked)
     fi
-    cargo build "${flags[@]}" -p chat-server -p chat-loadgen
+    if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+        CARGO_BUILD_BUILD_DIR="$CARGO_TARGET_DIR" CARGO_TARGET_DIR="$ROOT/target" \
+            cargo build "${flags[@]}" -p chat-server -p chat-loadgen
+    else
+        cargo build "${flags[@]}" -p chat-server -p chat-loadgen
+    fi
 }
 
 # Starts PROFILE's services afresh and stops them when the script exits.
