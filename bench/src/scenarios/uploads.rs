@@ -281,7 +281,8 @@ async fn throughput(ctx: &Ctx, report: &mut Report, sizes: &UploadSizes) -> Resu
     }
     if let Some(ratios) = ratios {
         report.notes.push(format!(
-            "Uploads: upload ÷ raw GridFS throughput per round {} (median {:.2}).",
+            "Uploads: upload ÷ raw GridFS throughput per round {} (median {:.2}; the results \
+             table divides the median throughputs).",
             rounds
                 .iter()
                 .map(|r| format!("{:.2}", r.ratio()))
