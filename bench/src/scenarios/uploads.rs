@@ -57,8 +57,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     memory(ctx, report, sizes).await
 }
 
-/// The shipped `files.max_bytes` and quota must let every upload through: a refusal would be
-/// an error of the benchmark, not a measurement.
+/// The shipped `files.max_bytes`, quota and file count must let every upload through (each
+/// client has one upload in progress at a time, under `files.max_uploads_in_flight_per_user`):
+/// a refusal would be an error of the benchmark, not a measurement.
 fn check_limits(sizes: &UploadSizes) -> Result<()> {
     let files = &server_conf::shipped()?.files;
     let largest = sizes.file_bytes.max(sizes.memory_file_bytes);
@@ -75,6 +76,14 @@ fn check_limits(sizes: &UploadSizes) -> Result<()> {
         bail!(
             "a client uploads {per_user} bytes per round, over files.quota_bytes_per_user ({})",
             files.quota_bytes_per_user
+        );
+    }
+    let per_client_files = sizes.files.div_ceil(sizes.clients.max(1)) as u64;
+    if per_client_files > files.max_files_per_user.get() {
+        bail!(
+            "a client uploads {per_client_files} files per round, over files.max_files_per_user \
+             ({})",
+            files.max_files_per_user
         );
     }
     Ok(())
