@@ -362,6 +362,13 @@ async function readMedia(page, text) {
     });
 }
 
+/** Empties the composer of `page`, attachment included, so a failed test leaves nothing staged
+ *  for the next one to send. */
+async function clearComposer(page) {
+    if (await isVisible(tid(page, 'upload'))) await tid(page, 'upload-cancel').click();
+    await tid(page, 'composer').fill('');
+}
+
 /** Stages a file in the composer through the attach input and waits until it is uploaded. */
 async function attachFile(page, file) {
     await tid(page, 'attach-input').setInputFiles(file);
@@ -674,130 +681,146 @@ async function main() {
     });
 
     await test('alice attaches a PNG with a caption; bob sees the thumbnail, linked to the full image', async () => {
-        await openConversation(alice.page, ab);
-        await openConversation(bob.page, ab);
-        const caption = `a picture for you ${TAG}`;
-        await attachFile(alice.page, { name: 'gradient.png', mimeType: 'image/png', buffer: PNG });
-        await alice.budget();
-        await tid(alice.page, 'composer').fill(caption);
-        await tid(alice.page, 'composer').press('Enter');
-        await waitMessage(alice.page, caption, { mine: true });
-        await waitHidden(alice.page, 'upload');
-        await waitMessage(bob.page, caption, { mine: false });
-        const media = await waitFor('the thumbnail in bob\'s chat to load', async () => {
-            const m = await readMedia(bob.page, caption);
-            return { ok: !!m.img && m.img.complete && m.img.width > 0, value: m, seen: m };
-        });
-        assert(media.type === '2', `data-type ${media.type}, expected 2 (image)`);
-        const id = (media.open?.href ?? '').replace(/^\/files\//, '');
-        assert(/^[0-9a-f]{24}$/.test(id) && media.open.target === '_blank', `the image links to ${JSON.stringify(media.open)}`);
-        assert(media.img.src === `/files/${id}/thumbnail`, `img src ${media.img.src}`);
-        assert(media.img.width === 320 && media.img.height === 240,
-            `the thumbnail is ${media.img.width}x${media.img.height}, expected 320x240 of the ${PNG_WIDTH}x${PNG_HEIGHT} PNG`);
-        // The link opens the uploaded bytes, for bob as well (he can read the conversation).
-        const full = await bob.page.evaluate(async (href) => {
-            const r = await fetch(href);
-            return { status: r.status, type: r.headers.get('content-type'), size: (await r.arrayBuffer()).byteLength };
-        }, media.open.href);
-        assert(full.status === 200 && full.type === 'image/png' && full.size === PNG.length,
-            `GET ${media.open.href} as bob: ${JSON.stringify(full)} (uploaded ${PNG.length} bytes)`);
-        const last = await conversationItem(bob.page, ab).getByTestId('last-message').first().textContent();
-        assert(last.includes(caption), `bob's last-message shows ${JSON.stringify(last)}`);
+        try {
+            await openConversation(alice.page, ab);
+            await openConversation(bob.page, ab);
+            const caption = `a picture for you ${TAG}`;
+            await attachFile(alice.page, { name: 'gradient.png', mimeType: 'image/png', buffer: PNG });
+            await alice.budget();
+            await tid(alice.page, 'composer').fill(caption);
+            await tid(alice.page, 'composer').press('Enter');
+            await waitMessage(alice.page, caption, { mine: true });
+            await waitHidden(alice.page, 'upload');
+            await waitMessage(bob.page, caption, { mine: false });
+            const media = await waitFor('the thumbnail in bob\'s chat to load', async () => {
+                const m = await readMedia(bob.page, caption);
+                return { ok: !!m.img && m.img.complete && m.img.width > 0, value: m, seen: m };
+            });
+            assert(media.type === '2', `data-type ${media.type}, expected 2 (image)`);
+            const id = (media.open?.href ?? '').replace(/^\/files\//, '');
+            assert(/^[0-9a-f]{24}$/.test(id) && media.open.target === '_blank', `the image links to ${JSON.stringify(media.open)}`);
+            assert(media.img.src === `/files/${id}/thumbnail`, `img src ${media.img.src}`);
+            assert(media.img.width === 320 && media.img.height === 240,
+                `the thumbnail is ${media.img.width}x${media.img.height}, expected 320x240 of the ${PNG_WIDTH}x${PNG_HEIGHT} PNG`);
+            // The link opens the uploaded bytes, for bob as well (he can read the conversation).
+            const full = await bob.page.evaluate(async (href) => {
+                const r = await fetch(href);
+                return { status: r.status, type: r.headers.get('content-type'), size: (await r.arrayBuffer()).byteLength };
+            }, media.open.href);
+            assert(full.status === 200 && full.type === 'image/png' && full.size === PNG.length,
+                `GET ${media.open.href} as bob: ${JSON.stringify(full)} (uploaded ${PNG.length} bytes)`);
+            const last = await conversationItem(bob.page, ab).getByTestId('last-message').first().textContent();
+            assert(last.includes(caption), `bob's last-message shows ${JSON.stringify(last)}`);
+        } finally {
+            await clearComposer(alice.page);
+        }
     });
 
     await test('bob sends a file without a caption and a location; alice sees a download link and a map link', async () => {
-        const notes = Buffer.from(`meeting notes ${TAG}\n`.repeat(100)); // about 2 KB
-        await attachFile(bob.page, { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
-        await bob.budget();
-        const before = (await readMessages(alice.page)).length;
-        await tid(bob.page, 'send').click();
-        await waitHidden(bob.page, 'upload');
-        const file = await waitFor('the file message in alice\'s chat', async () => {
-            const ms = await readMessages(alice.page);
-            const m = ms.length > before ? ms[ms.length - 1] : null;
-            return { ok: !!m && m.mine === 'false', value: m, seen: brief(ms) };
-        });
-        assert(file.content === null, `a message-content for a file without caption: ${JSON.stringify(file.content)}`);
-        const link = await alice.page.locator(`[data-message-id="${file.id}"] [data-testid="attachment-download"]`).first();
-        const download = { href: await link.getAttribute('href'), name: await link.getAttribute('download'), text: (await link.textContent()).trim() };
-        assert(/^\/files\/[0-9a-f]{24}$/.test(download.href) && download.name === 'notes.txt',
-            `download link ${JSON.stringify(download)}`);
-        const kb = (notes.length / 1024).toFixed(1);
-        assert(download.text.includes('notes.txt') && download.text.includes(`${kb} KB`), `download link text ${JSON.stringify(download.text)}, expected the name and ${kb} KB`);
-        await waitFor('alice\'s list to preview the file as [file]', async () => {
-            const t = await conversationItem(alice.page, ab).getByTestId('last-message').first().textContent();
-            return { ok: t === '[file]', seen: t };
-        });
+        try {
+            const notes = Buffer.from(`meeting notes ${TAG}\n`.repeat(100)); // about 2 KB
+            await attachFile(bob.page, { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
+            await bob.budget();
+            const before = (await readMessages(alice.page)).length;
+            await tid(bob.page, 'send').click();
+            await waitHidden(bob.page, 'upload');
+            const file = await waitFor('the file message in alice\'s chat', async () => {
+                const ms = await readMessages(alice.page);
+                const m = ms.length > before ? ms[ms.length - 1] : null;
+                return { ok: !!m && m.mine === 'false', value: m, seen: brief(ms) };
+            });
+            assert(file.content === null, `a message-content for a file without caption: ${JSON.stringify(file.content)}`);
+            const link = await alice.page.locator(`[data-message-id="${file.id}"] [data-testid="attachment-download"]`).first();
+            const download = { href: await link.getAttribute('href'), name: await link.getAttribute('download'), text: (await link.textContent()).trim() };
+            assert(/^\/files\/[0-9a-f]{24}$/.test(download.href) && download.name === 'notes.txt',
+                `download link ${JSON.stringify(download)}`);
+            const kb = (notes.length / 1024).toFixed(1);
+            assert(download.text.includes('notes.txt') && download.text.includes(`${kb} KB`), `download link text ${JSON.stringify(download.text)}, expected the name and ${kb} KB`);
+            await waitFor('alice\'s list to preview the file as [file]', async () => {
+                const t = await conversationItem(alice.page, ab).getByTestId('last-message').first().textContent();
+                return { ok: t === '[file]', seen: t };
+            });
 
-        // No page sends places yet: bob's own socket does, with an address that is markup.
-        await bob.budget();
-        const address = `Alexanderplatz ${INJECTION}`;
-        const caption = `meet me here ${TAG}`;
-        const reply = await sendFrame(bob.page, {
-            op_type: 1, to: alice.id, type: 5, content: caption, client_msg_id: `loc-${TAG}`,
-            location: { lat: 52.52192, lon: 13.41324, address },
-        });
-        assert([50004, 50005].includes(reply.code), `location send: ${JSON.stringify(reply)}`);
-        await waitMessage(alice.page, caption, { mine: false });
-        const { place, type } = await readMedia(alice.page, caption);
-        assert(type === '5' && place, `no message-location: type ${type}`);
-        const map = new URL(place.href);
-        assert(map.hostname === 'www.openstreetmap.org' && map.searchParams.get('mlat') === '52.52192'
-            && map.searchParams.get('mlon') === '13.41324', `map link ${place.href}`);
-        assert(place.text === '52.52192, 13.41324', `coordinates shown as ${JSON.stringify(place.text)}`);
-        assert(place.address === address && !place.html.includes('<img'), `address rendered as ${JSON.stringify(place.html)}`);
+            // No page sends places yet: bob's own socket does, with an address that is markup.
+            await bob.budget();
+            const address = `Alexanderplatz ${INJECTION}`;
+            const caption = `meet me here ${TAG}`;
+            const reply = await sendFrame(bob.page, {
+                op_type: 1, to: alice.id, type: 5, content: caption, client_msg_id: `loc-${TAG}`,
+                location: { lat: 52.52192, lon: 13.41324, address },
+            });
+            assert([50004, 50005].includes(reply.code), `location send: ${JSON.stringify(reply)}`);
+            await waitMessage(alice.page, caption, { mine: false });
+            const { place, type } = await readMedia(alice.page, caption);
+            assert(type === '5' && place, `no message-location: type ${type}`);
+            const map = new URL(place.href);
+            assert(map.hostname === 'www.openstreetmap.org' && map.searchParams.get('mlat') === '52.52192'
+                && map.searchParams.get('mlon') === '13.41324', `map link ${place.href}`);
+            assert(place.text === '52.52192, 13.41324', `coordinates shown as ${JSON.stringify(place.text)}`);
+            assert(place.address === address && !place.html.includes('<img'), `address rendered as ${JSON.stringify(place.html)}`);
+        } finally {
+            await clearComposer(bob.page);
+        }
     });
 
     await test('an upload over files.max_bytes shows a readable error and sends nothing', async () => {
-        const big = Buffer.alloc(MAX_UPLOAD_BYTES + 512 * 1024, 7);
-        const before = (await readMessages(alice.page)).length;
-        await tid(alice.page, 'attach-input').setInputFiles({ name: 'too-big.bin', mimeType: 'application/octet-stream', buffer: big });
-        const error = await waitText(alice.page, 'upload-error', /\S/, 20_000);
-        assert(/too-big\.bin/.test(error) && /too large/i.test(error) && /1\.0 MB/.test(error),
-            `upload-error says ${JSON.stringify(error)}`);
-        await waitHidden(alice.page, 'upload');
-        await sleep(300);
-        assert((await readMessages(alice.page)).length === before, 'a message was sent for a refused upload');
-        // The next attachment clears the error.
-        await attachFile(alice.page, { name: 'small.png', mimeType: 'image/png', buffer: gradientPng(8, 8) });
-        await waitHidden(alice.page, 'upload-error');
-        await tid(alice.page, 'upload-cancel').click();
-        await waitHidden(alice.page, 'upload');
+        try {
+            const big = Buffer.alloc(MAX_UPLOAD_BYTES + 512 * 1024, 7);
+            const before = (await readMessages(alice.page)).length;
+            await tid(alice.page, 'attach-input').setInputFiles({ name: 'too-big.bin', mimeType: 'application/octet-stream', buffer: big });
+            const error = await waitText(alice.page, 'upload-error', /\S/, 20_000);
+            assert(/too-big\.bin/.test(error) && /too large/i.test(error) && /1\.0 MB/.test(error),
+                `upload-error says ${JSON.stringify(error)}`);
+            await waitHidden(alice.page, 'upload');
+            await sleep(300);
+            assert((await readMessages(alice.page)).length === before, 'a message was sent for a refused upload');
+            // The next attachment clears the error.
+            await attachFile(alice.page, { name: 'small.png', mimeType: 'image/png', buffer: gradientPng(8, 8) });
+            await waitHidden(alice.page, 'upload-error');
+            await tid(alice.page, 'upload-cancel').click();
+            await waitHidden(alice.page, 'upload');
+        } finally {
+            await clearComposer(alice.page);
+        }
     });
 
     await test('dropping a PNG on the chat and pasting one into the composer attach it; Remove deletes the upload', async () => {
-        const page = alice.page;
-        const bytes = [...gradientPng(24, 16)];
-        const myFiles = async () => ((await apiFetch(page, 'GET', '/files')).json?.files ?? []).map((f) => f.name);
-        for (const how of ['drop', 'paste']) {
-            const name = `${how}-${TAG}.png`;
-            const transfer = await page.evaluateHandle(({ bytes, name }) => {
-                const t = new DataTransfer();
-                t.items.add(new File([new Uint8Array(bytes)], name, { type: 'image/png' }));
-                return t;
-            }, { bytes, name });
-            if (how === 'drop') {
-                await tid(page, 'chat').dispatchEvent('dragover', { dataTransfer: transfer });
-                await tid(page, 'messages').dispatchEvent('drop', { dataTransfer: transfer });
-            } else {
-                await tid(page, 'composer').evaluate((el, t) => {
-                    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: t, bubbles: true, cancelable: true }));
-                }, transfer);
+        try {
+            const page = alice.page;
+            const bytes = [...gradientPng(24, 16)];
+            const myFiles = async () => ((await apiFetch(page, 'GET', '/files')).json?.files ?? []).map((f) => f.name);
+            for (const how of ['drop', 'paste']) {
+                const name = `${how}-${TAG}.png`;
+                const transfer = await page.evaluateHandle(({ bytes, name }) => {
+                    const t = new DataTransfer();
+                    t.items.add(new File([new Uint8Array(bytes)], name, { type: 'image/png' }));
+                    return t;
+                }, { bytes, name });
+                if (how === 'drop') {
+                    await tid(page, 'chat').dispatchEvent('dragover', { dataTransfer: transfer });
+                    await tid(page, 'messages').dispatchEvent('drop', { dataTransfer: transfer });
+                } else {
+                    await tid(page, 'composer').evaluate((el, t) => {
+                        el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: t, bubbles: true, cancelable: true }));
+                    }, transfer);
+                }
+                await waitFor(`the ${how}ped image to be uploaded`, async () => {
+                    const state = await tid(page, 'upload').getAttribute('data-state');
+                    const shown = await visibleText(page, 'upload-name');
+                    return { ok: state === 'ready' && shown?.includes(name), seen: { state, shown } };
+                });
+                assert((await myFiles()).includes(name), `${name} is not in GET /files`);
+                await tid(page, 'upload-cancel').click();
+                await waitHidden(page, 'upload');
+                await waitFor(`${name} to be deleted`, async () => {
+                    const names = await myFiles();
+                    return { ok: !names.includes(name), seen: names };
+                });
             }
-            await waitFor(`the ${how}ped image to be uploaded`, async () => {
-                const state = await tid(page, 'upload').getAttribute('data-state');
-                const shown = await visibleText(page, 'upload-name');
-                return { ok: state === 'ready' && shown?.includes(name), seen: { state, shown } };
-            });
-            assert((await myFiles()).includes(name), `${name} is not in GET /files`);
-            await tid(page, 'upload-cancel').click();
-            await waitHidden(page, 'upload');
-            await waitFor(`${name} to be deleted`, async () => {
-                const names = await myFiles();
-                return { ok: !names.includes(name), seen: names };
-            });
+            assert((await tid(page, 'composer').inputValue()) === '', 'the paste left text in the composer');
+        } finally {
+            await clearComposer(alice.page);
         }
-        assert((await tid(page, 'composer').inputValue()) === '', 'the paste left text in the composer');
     });
 
     await test('alice and bob chat both ways live; read receipts (images/chat-desktop.png)', async () => {
