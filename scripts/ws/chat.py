@@ -123,7 +123,8 @@ class Client:
                 f"   [id {m.get('id')}]")
 
     def fmt_payload(self, kind: str, m: dict) -> str:
-        """What a typed message carries, on one line: `image a.png 480x360 12.0 KB, /download <id>`."""
+        """What a typed message carries, on one line, e.g.
+        `image "a.png" image/png 480x360 12.0 KB, /download <id>`."""
         a, place = m.get("attachment"), m.get("location")
         if isinstance(a, dict):
             size = f" {a['width']}x{a['height']}" if a.get("width") and a.get("height") else ""
@@ -275,6 +276,9 @@ class Client:
             cd = resp.headers.get("content-disposition", "")
             name = cd.split("filename*=UTF-8''", 1)[1] if "filename*=UTF-8''" in cd else file_id
             path = os.path.basename(urllib.parse.unquote(name.split(";", 1)[0])) or file_id
+            if os.path.exists(path):
+                self.out(f"  {path} exists already: give the path to save to, /download {file_id} <path>")
+                return
         with open(path, "wb") as f:
             f.write(resp.raw)
         self.out(f"  saved {human_size(len(resp.raw))} ({resp.headers.get('content-type')}) to {path}")
