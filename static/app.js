@@ -17,6 +17,11 @@ const el = (tag, attrs = {}, ...children) => {
 
 const PAGE = 30;
 const LOBBY = 'g:0';
+// Message types (docs/protocol.md) and what a conversation list shows for one without text.
+const TYPE = { text: 1, image: 2, voice: 3, video: 4, location: 5, file: 6, system: 10 };
+const PREVIEW = { 2: '[image]', 3: '[voice]', 4: '[video]', 5: '[location]', 6: '[file]' };
+// The longest play length a voice or video message may announce (attachment.duration_ms).
+const MAX_DURATION_MS = 3600000;
 
 const state = {
   me: null,
@@ -45,6 +50,10 @@ const state = {
   noticeTimer: null,
   loadingOlder: false,
   names: new Map(), // user id -> display name, filled on demand
+  attachment: null, // the file staged in the composer: {file, progress, uploaded, abort, done}
+  // message id -> its rendered attachment; kept across renders so a playing voice or video
+  // message is not restarted (or an image reloaded) whenever the list is redrawn.
+  media: new Map(),
 };
 
 // The display name of a user: known at once, or fetched once and shown on the next render.
@@ -140,6 +149,7 @@ $('register-form').querySelector('[data-testid=show-login]').addEventListener('c
 
 $('logout').addEventListener('click', async () => {
   state.loggingOut = true;
+  discardAttachment(); // while the session still may delete the upload
   await api('POST', '/user/logout');
   leave();
 });
@@ -152,7 +162,9 @@ function leave() {
   state.me = null;
   state.conversations.clear();
   state.messages.clear();
+  state.media.clear();
   state.current = null;
+  discardAttachment();
   showAuth();
 }
 
@@ -244,7 +256,7 @@ function renderConversations() {
   const items = [...state.conversations.values()].sort((a, b) => (b.at - a.at) || a.conversation.localeCompare(b.conversation));
   list.replaceChildren(...items.map((item) => {
     const badge = item.unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread-badge', text: String(item.unread) }) : null;
-    const preview = item.last ? (item.last.type === 10 ? 'group update' : item.last.content) : '';
+    const preview = item.last ? previewOf(item.last) : '';
     return el('li', {
       'data-testid': 'conversation-item',
       'data-conversation': item.conversation,
@@ -470,6 +482,7 @@ function onRead(data) {
 
 function removeMessage(conversation, id) {
   const known = state.messages.get(conversation);
+  state.media.delete(id);
   if (known && known.delete(id) && conversation === state.current) renderMessages(false);
 }
 
@@ -570,17 +583,96 @@ function renderMessages(stickToBottom) {
       mine ? el('button', { type: 'button', 'data-testid': 'message-recall', text: 'Recall', onclick: () => deleteMessage(message, true) }) : null);
     const sender = !mine && message.conversation.startsWith('g:')
       ? el('span', { class: 'meta', text: message.nickname || nameOf(message.from) }) : null;
+    const body = message.type === TYPE.text ? null : mediaOf(message);
+    // Text, or the caption under the media (absent when there is none).
+    const content = body && !message.content ? null
+      : el('div', { class: 'content', 'data-testid': 'message-content', text: message.content });
     return el('li', {
       class: mine ? 'mine' : '', 'data-testid': 'message', 'data-message-id': message.id,
-      'data-seq': String(message.seq), 'data-mine': String(mine),
-    }, sender, el('div', { class: 'content', 'data-testid': 'message-content', text: displayContent(message) }), meta);
+      'data-seq': String(message.seq), 'data-mine': String(mine), 'data-type': String(message.type),
+    }, sender, body, content, meta);
   }));
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
 
-function displayContent(message) {
-  const labels = { 2: 'image', 3: 'voice', 4: 'video', 5: 'location' };
-  return labels[message.type] ? `[${labels[message.type]}] ${message.content}` : message.content;
+// What a conversation list shows of a message: its text or caption, else what it carries.
+function previewOf(message) {
+  if (message.type === TYPE.system) return 'group update';
+  return message.content || PREVIEW[message.type] || '';
+}
+
+// ---- Attachments and places in messages ---------------------------------------------------
+
+function humanSize(bytes) {
+  const units = ['bytes', 'KB', 'MB', 'GB'];
+  let value = Number(bytes) || 0;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+function fileUrl(fileId) {
+  return `/files/${encodeURIComponent(fileId)}`;
+}
+
+// The rendered attachment or place of a message, made once per message (a recall removes the
+// message, and with it this).
+function mediaOf(message) {
+  if (!state.media.has(message.id)) {
+    state.media.set(message.id, message.location ? locationView(message.location)
+      : message.attachment ? attachmentView(message.type, message.attachment)
+        : el('div', { class: 'media missing', text: PREVIEW[message.type] || '[message]' }));
+  }
+  return state.media.get(message.id);
+}
+
+// An image's thumbnail box: the thumbnail's size (longest side 320) scaled to fit, so the list
+// does not jump when it loads.
+function thumbnailSize(a) {
+  if (!a.width || !a.height) return {};
+  const scale = Math.min(1, 320 / Math.max(a.width, a.height));
+  return { width: String(Math.max(1, Math.round(a.width * scale))), height: String(Math.max(1, Math.round(a.height * scale))) };
+}
+
+function attachmentView(type, a) {
+  const url = fileUrl(a.file_id);
+  const label = `${a.name} (${humanSize(a.size)})`;
+  if (type === TYPE.image) {
+    return el('div', { class: 'media image', 'data-testid': 'message-attachment' },
+      el('a', { href: url, target: '_blank', rel: 'noopener', 'data-testid': 'attachment-open', title: label },
+        el('img', { src: a.thumbnail || url, alt: a.name, loading: 'lazy', 'data-testid': 'attachment-image', ...thumbnailSize(a) })));
+  }
+  if (type === TYPE.voice || type === TYPE.video) {
+    // Plays only where the page's Content-Security-Policy has media-src 'self'.
+    const player = el(type === TYPE.voice ? 'audio' : 'video', {
+      controls: '', preload: 'metadata', src: url, 'data-testid': type === TYPE.voice ? 'attachment-audio' : 'attachment-video',
+    });
+    const length = a.duration_ms ? ` · ${formatDuration(a.duration_ms)}` : '';
+    return el('div', { class: `media ${type === TYPE.voice ? 'voice' : 'video'}`, 'data-testid': 'message-attachment' },
+      player, el('a', { class: 'file-meta', href: url, target: '_blank', rel: 'noopener', text: `${label}${length}` }));
+  }
+  return el('div', { class: 'media file', 'data-testid': 'message-attachment' },
+    el('a', { href: url, download: a.name, 'data-testid': 'attachment-download' },
+      el('span', { class: 'file-name', text: a.name }),
+      el('span', { class: 'file-meta', text: ` ${humanSize(a.size)}` })));
+}
+
+function formatDuration(ms) {
+  const secs = Math.round(ms / 1000);
+  return `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+}
+
+function locationView(place) {
+  const lat = Number(place.lat);
+  const lon = Number(place.lon);
+  const map = new URL('https://www.openstreetmap.org/');
+  map.searchParams.set('mlat', String(lat));
+  map.searchParams.set('mlon', String(lon));
+  map.hash = `map=16/${lat}/${lon}`;
+  return el('div', { class: 'media location', 'data-testid': 'message-location' },
+    el('a', { href: map.href, target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'location-link' },
+      `${lat.toFixed(5)}, ${lon.toFixed(5)}`),
+    place.address ? el('div', { class: 'address', 'data-testid': 'location-address', text: place.address }) : null);
 }
 
 function describeNotice(content) {
@@ -641,15 +733,27 @@ $('composer-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const id = state.current;
   const text = $('composer').value;
-  if (!id || !text.trim()) return;
+  const staged = state.attachment;
+  if (!id || (!text.trim() && !staged) || (staged && staged.sending)) return;
   const item = state.conversations.get(id);
   const clientMsgId = `m-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
   const frame = item.kind === 'group'
-    ? { op_type: 6, to: id.slice(2), type: 1, content: text, client_msg_id: clientMsgId }
-    : { op_type: 1, to: peerOf(id), type: 1, content: text, client_msg_id: clientMsgId };
+    ? { op_type: 6, to: id.slice(2), type: TYPE.text, content: text, client_msg_id: clientMsgId }
+    : { op_type: 1, to: peerOf(id), type: TYPE.text, content: text, client_msg_id: clientMsgId };
+  if (staged) {
+    // The text becomes the caption; Send during the upload sends once it is done.
+    staged.sending = true;
+    const file = await staged.done;
+    staged.sending = false;
+    if (!file || state.attachment !== staged) return;
+    frame.type = typeOf(file.mime);
+    frame.attachment = { file_id: file.id };
+    if (staged.durationMs) frame.attachment.duration_ms = staged.durationMs;
+    if (!text.trim()) delete frame.content;
+  }
   const reply = await request(frame);
   if (reply.code === 50006) {
-    // Refused by anti-spam: the text stays in the box for later.
+    // Refused by anti-spam: the text (and the attachment) stay in the composer for later.
     const rule = reply.data ? reply.data.rule : 'rate';
     showNotice(`Slow down: refused by the ${rule} limit.`, reply.data ? reply.data.retry_after : 0);
     return;
@@ -660,9 +764,195 @@ $('composer-form').addEventListener('submit', async (event) => {
   }
   $('composer').value = '';
   $('antispam-notice').hidden = true;
+  if (staged && state.attachment === staged) {
+    state.attachment = null; // sent: the upload now belongs to the message
+    renderAttachment();
+  }
   const message = reply.data;
   state.delivery.set(message.id, reply.code === 50004 ? 'delivered' : 'sent');
   receive(message, true);
+});
+
+// ---- Uploading an attachment --------------------------------------------------------------
+
+// The message type for an upload of (server-sniffed) type `mime`.
+function typeOf(mime) {
+  if (mime.startsWith('image/')) return TYPE.image;
+  if (mime.startsWith('audio/')) return TYPE.voice;
+  if (mime.startsWith('video/')) return TYPE.video;
+  return TYPE.file;
+}
+
+// POST /files with XMLHttpRequest, whose upload.onprogress fetch() lacks. Resolves to
+// {status, data}: status 0 when the connection broke off, -1 when aborted.
+function uploadFile(file, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise((resolve) => {
+    xhr.upload.addEventListener('progress', (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch { data = null; }
+      resolve({ status: xhr.status, data: data || {} });
+    });
+    xhr.addEventListener('error', () => resolve({ status: 0, data: {} }));
+    xhr.addEventListener('abort', () => resolve({ status: -1, data: {} }));
+  });
+  const form = new FormData();
+  form.append('file', file, file.name || 'file');
+  xhr.open('POST', '/files');
+  xhr.send(form);
+  return { done, abort: () => xhr.abort() };
+}
+
+// A byte count named in a server message ("... larger than 20971520 bytes"), made readable.
+function bytesIn(message) {
+  const match = /(\d+) bytes/.exec(message || '');
+  return match ? humanSize(Number(match[1])) : null;
+}
+
+function uploadErrorText(result, file) {
+  const { status, data } = result;
+  const name = file.name || 'The file';
+  switch (data.code) {
+    case 'payload_too_large': {
+      const limit = bytesIn(data.message);
+      return `${name} (${humanSize(file.size)}) is too large${limit ? `: files may be up to ${limit}` : ''}.`;
+    }
+    case 'quota_exceeded': {
+      const quota = bytesIn(data.message);
+      return `${name} does not fit in your storage${quota ? ` (${quota} in all)` : ''}: delete some of your files first.`;
+    }
+    case 'rate_limited':
+      return `Too many uploads in a short time: try again in ${data.retry_after || 'a few'} s.`;
+    case 'invalid_image':
+      return `${name} looks like an image but cannot be read: ${data.message}`;
+    default:
+      break;
+  }
+  if (status === 0) return `The upload of ${name} broke off (connection lost, or the file is too large).`;
+  if (status === 401) return 'Your session has ended: log in again to send files.';
+  return `${name} was not uploaded: ${data.message || `HTTP ${status}`}`;
+}
+
+function showUploadError(text) {
+  $('upload-error').textContent = text;
+  $('upload-error').hidden = !text;
+}
+
+// The play length of an uploaded voice or video file, read by the browser from the server's
+// copy (same origin; a blob: URL of the local file would need its own CSP source); null when
+// it cannot tell.
+function mediaDuration(file) {
+  const kind = typeOf(file.mime);
+  if (kind !== TYPE.voice && kind !== TYPE.video) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const media = document.createElement(kind === TYPE.voice ? 'audio' : 'video');
+    const finish = (ms) => {
+      clearTimeout(timer);
+      media.removeAttribute('src');
+      resolve(Number.isFinite(ms) && ms >= 1 && ms <= MAX_DURATION_MS ? ms : null);
+    };
+    const timer = setTimeout(() => finish(null), 3000);
+    media.preload = 'metadata';
+    media.addEventListener('loadedmetadata', () => finish(Math.round(media.duration * 1000)));
+    media.addEventListener('error', () => finish(null));
+    media.src = fileUrl(file.id);
+  });
+}
+
+// Stages `file` in the composer and starts uploading it; Send sends it (with the text as its
+// caption) once it is up. One attachment per message: a new one replaces the old.
+function attach(file) {
+  if (!file || !state.current) return;
+  discardAttachment();
+  showUploadError('');
+  const staged = { file, progress: 0, uploaded: null, sending: false };
+  state.attachment = staged;
+  const upload = uploadFile(file, (fraction) => {
+    staged.progress = fraction;
+    if (state.attachment === staged) renderAttachment();
+  });
+  staged.abort = upload.abort;
+  staged.done = upload.done.then(async (result) => {
+    if (state.attachment !== staged) return null; // removed meanwhile
+    if (result.status === 201 && result.data.file) {
+      staged.durationMs = await mediaDuration(result.data.file);
+      staged.uploaded = result.data.file;
+    } else {
+      state.attachment = null;
+      showUploadError(uploadErrorText(result, file));
+    }
+    renderAttachment();
+    return staged.uploaded;
+  });
+  renderAttachment();
+  $('composer').focus();
+}
+
+// Drops the staged attachment: an upload in flight is aborted, a finished one deleted (no
+// message carries it).
+function discardAttachment() {
+  const staged = state.attachment;
+  state.attachment = null;
+  if (staged) {
+    if (staged.uploaded) api('DELETE', fileUrl(staged.uploaded.id));
+    else staged.abort();
+  }
+  renderAttachment();
+}
+
+function renderAttachment() {
+  const staged = state.attachment;
+  $('upload').hidden = !staged;
+  if (!staged) return;
+  const ready = !!staged.uploaded;
+  $('upload').dataset.state = ready ? 'ready' : 'uploading';
+  $('upload-name').textContent = `${staged.file.name || 'file'} (${humanSize(staged.file.size)})`;
+  $('upload-progress').value = ready ? 1 : staged.progress;
+  $('upload-state').textContent = ready ? 'ready to send' : `uploading ${Math.round(staged.progress * 100)}%`;
+}
+
+$('attach').addEventListener('click', () => $('attach-input').click());
+$('attach-input').addEventListener('change', (event) => {
+  const [file] = event.target.files;
+  event.target.value = ''; // choosing the same file again fires change again
+  attach(file);
+});
+$('upload-cancel').addEventListener('click', () => discardAttachment());
+
+// Pasting an image (a screenshot, say) into the composer attaches it; pasted text stays text.
+$('composer').addEventListener('paste', (event) => {
+  const items = event.clipboardData ? [...event.clipboardData.items] : [];
+  const image = items.find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+  const file = image && image.getAsFile();
+  if (!file) return;
+  event.preventDefault();
+  attach(file);
+});
+
+// A file dropped outside the chat would make the browser open it in place of the page.
+for (const kind of ['dragover', 'drop']) {
+  window.addEventListener(kind, (event) => {
+    if (event.dataTransfer && [...event.dataTransfer.types].includes('Files')) event.preventDefault();
+  });
+}
+
+// A file dropped anywhere on the open chat is attached.
+$('chat').addEventListener('dragover', (event) => {
+  if (!event.dataTransfer || ![...event.dataTransfer.types].includes('Files')) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = 'copy';
+  $('chat').classList.add('dropping');
+});
+$('chat').addEventListener('dragleave', (event) => {
+  if (!$('chat').contains(event.relatedTarget)) $('chat').classList.remove('dropping');
+});
+$('chat').addEventListener('drop', (event) => {
+  $('chat').classList.remove('dropping');
+  const file = event.dataTransfer && event.dataTransfer.files[0];
+  if (!file) return;
+  event.preventDefault();
+  attach(file);
 });
 
 $('show-members').addEventListener('click', async () => {

@@ -8,6 +8,13 @@ pushed event and reads commands, one per line:
 
     /to <user_id> <text>               send to a user (op 1)
     /group <group_id|lobby> <text>     send to a group; `lobby` (or "" / 0) is the lobby (op 6)
+    /image <path> <to> [caption]       upload an image (POST /files), send it as type 2
+    /file <path> <to> [caption]        upload any file, send it as type 6
+    /location <lat> <lon> <to> [address]
+                                       send a place (type 5)
+                                       <to>: a user id, g:<group_id> or lobby; a path or
+                                       caption with spaces in "quotes"
+    /download <file_id> [<path>]       save an attachment (default: its name, here)
     /history <conversation|user_id> [<skip>-<limit>]
                                        history, newest page (op 2); e.g. /history u:1:2 0-50
     /unread [<conversation|user_id>]   unread overview, or one conversation's unread (op 3)
@@ -36,6 +43,7 @@ import shlex
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,7 +52,28 @@ from chatclient import Conn, Http, HttpError  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 RECONNECT_CODES = {1001, 1006, 1011, 1012, 1013}
-MESSAGE_TYPES = {1: "text", 2: "image", 3: "voice", 4: "video", 5: "location", 10: "system"}
+MESSAGE_TYPES = {1: "text", 2: "image", 3: "voice", 4: "video", 5: "location", 6: "file", 10: "system"}
+IMAGE, FILE, LOCATION = 2, 6, 5
+
+
+def human_size(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KB", "MB"):
+        if value < 1024:
+            break
+        value /= 1024
+    else:
+        unit = "GB"
+    return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def send_target(value: str) -> tuple[int, str]:
+    """The op and `to` of a send to <to>: a user id (op 1), g:<group_id> or lobby (op 6)."""
+    if value in ("lobby", "g:0", "g:"):
+        return 6, ""
+    if value.startswith("g:"):
+        return 6, value[2:]
+    return 1, value
 
 
 def now() -> str:
@@ -89,9 +118,24 @@ class Client:
         nick = f" \"{m['nickname']}\"" if m.get("nickname") else ""
         body = m.get("content", "")
         if kind != "text":
-            body = f"<{kind}> {body}"
+            body = f"<{self.fmt_payload(kind, m)}> {body}".rstrip()
         return (f"{m.get('conversation')} #{m.get('seq')} {self.name(m.get('from'))}{nick}: {body}"
                 f"   [id {m.get('id')}]")
+
+    def fmt_payload(self, kind: str, m: dict) -> str:
+        """What a typed message carries, on one line, e.g.
+        `image "a.png" image/png 480x360 12.0 KB, /download <id>`."""
+        a, place = m.get("attachment"), m.get("location")
+        if isinstance(a, dict):
+            size = f" {a['width']}x{a['height']}" if a.get("width") and a.get("height") else ""
+            length = f" {a['duration_ms'] / 1000:.1f} s" if a.get("duration_ms") else ""
+            return (f"{kind} {json.dumps(a.get('name'), ensure_ascii=False)} {a.get('mime')}{size}{length}"
+                    f" {human_size(a.get('size') or 0)}, /download {a.get('file_id')}")
+        if isinstance(place, dict):
+            address = f" {json.dumps(place['address'], ensure_ascii=False)}" if place.get("address") else ""
+            return (f"location {place.get('lat')}, {place.get('lon')}{address}"
+                    f" https://www.openstreetmap.org/?mlat={place.get('lat')}&mlon={place.get('lon')}")
+        return kind
 
     def on_event(self, ev: dict) -> None:
         kind, d = ev.get("event"), ev.get("data") or {}
@@ -197,6 +241,48 @@ class Client:
 
     # -- commands ------------------------------------------------------------------------------
 
+    async def send_file(self, path: str, to: str, caption: str, kind: int) -> None:
+        """Uploads `path` over HTTP with this session, then sends it to `to` as `kind`."""
+        try:
+            resp = self.http.upload_path(path)
+        except OSError as err:
+            self.out(f"  cannot read {path}: {err}")
+            return
+        if resp.status != 201:
+            body = resp.body if isinstance(resp.body, dict) else {}
+            retry = f" (retry in {body['retry_after']} s)" if body.get("retry_after") else ""
+            self.out(f"  upload failed: HTTP {resp.status} {body.get('code', '')}: {body.get('message', resp.body)}{retry}")
+            return
+        f = resp.body["file"]
+        self.out(f"  uploaded {f['name']}: {f['mime']}, {human_size(f['size'])}, id {f['id']}")
+        if kind == IMAGE and not f["mime"].startswith("image/"):
+            self.out(f"  not an image (the server reads {f['mime']}): send it with /file; the upload is removed")
+            self.http.request("DELETE", f"/files/{f['id']}")
+            return
+        op, target = send_target(to)
+        frame = {"op_type": op, "to": target, "type": kind, "attachment": {"file_id": f["id"]}}
+        if caption:
+            frame["content"] = caption
+        await self.request(frame)
+
+    def download(self, file_id: str, path: str | None) -> None:
+        resp = self.http.request("GET", f"/files/{urllib.parse.quote(file_id, safe='')}")
+        if resp.status != 200:
+            body = resp.body if isinstance(resp.body, dict) else {}
+            self.out(f"  download failed: HTTP {resp.status} {body.get('message', '')}")
+            return
+        if path is None:
+            # The name from Content-Disposition (filename*=UTF-8''...), reduced to a base name.
+            cd = resp.headers.get("content-disposition", "")
+            name = cd.split("filename*=UTF-8''", 1)[1] if "filename*=UTF-8''" in cd else file_id
+            path = os.path.basename(urllib.parse.unquote(name.split(";", 1)[0])) or file_id
+            if os.path.exists(path):
+                self.out(f"  {path} exists already: give the path to save to, /download {file_id} <path>")
+                return
+        with open(path, "wb") as f:
+            f.write(resp.raw)
+        self.out(f"  saved {human_size(len(resp.raw))} ({resp.headers.get('content-type')}) to {path}")
+
     @staticmethod
     def target(value: str) -> dict:
         """A user id or a conversation id, as the frame field it belongs in."""
@@ -227,6 +313,25 @@ class Client:
                     raise ValueError("usage: /group <group_id|lobby> <text>")
                 gid = "" if gid in ("lobby", '""', "0") else gid
                 await self.request({"op_type": 6, "to": gid, "type": 1, "content": text})
+            elif cmd in ("/image", "/file"):
+                parts = shlex.split(rest)
+                if len(parts) < 2:
+                    raise ValueError(f"usage: {cmd} <path> <to> [caption]")
+                await self.send_file(parts[0], parts[1], " ".join(parts[2:]), IMAGE if cmd == "/image" else FILE)
+            elif cmd == "/location":
+                parts = shlex.split(rest)
+                if len(parts) < 3:
+                    raise ValueError("usage: /location <lat> <lon> <to> [address]")
+                place: dict = {"lat": float(parts[0]), "lon": float(parts[1])}
+                if len(parts) > 3:
+                    place["address"] = " ".join(parts[3:])
+                op, target = send_target(parts[2])
+                await self.request({"op_type": op, "to": target, "type": LOCATION, "location": place})
+            elif cmd == "/download":
+                parts = shlex.split(rest)
+                if not parts or len(parts) > 2:
+                    raise ValueError("usage: /download <file_id> [<path>]")
+                self.download(parts[0], parts[1] if len(parts) == 2 else None)
             elif cmd == "/history":
                 parts = shlex.split(rest)
                 if not parts:

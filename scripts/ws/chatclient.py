@@ -1,7 +1,8 @@
 """Shared client code for scripts/ws/chat.py and scripts/ws/scenarios.py.
 
 * `Http`: the JSON HTTP API over the standard library (urllib), keeping the session cookie of
-  one login, waiting out 429 answers of the per-IP limits when asked to.
+  one login, waiting out 429 answers of the per-IP limits when asked to; `upload()` posts a
+  file to POST /files as multipart/form-data (encoded here: urllib has no encoder).
 * `Conn`: one WebSocket (the `websockets` package), with replies and pushed events kept apart:
   every request frame gets exactly one reply, events arrive whenever.
 
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
+import os
 import time
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,8 +41,27 @@ class HttpError(Exception):
 @dataclass
 class Response:
     status: int
-    body: Any
+    body: Any  # the parsed JSON, else the text
     headers: dict[str, str]
+    raw: bytes = b""  # the body as received (a download's bytes)
+
+
+def multipart(parts: list[tuple[str, str | None, bytes, str | None]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of (name, filename, content, content type) parts, and its
+    Content-Type. A filename travels as UTF-8 with quotes and line breaks escaped, as browsers do."""
+    boundary = f"----chatclient{uuid.uuid4().hex}"
+    out = []
+    for name, filename, content, ctype in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            safe = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+            disposition += f'; filename="{safe}"'
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        if ctype:
+            head += f"Content-Type: {ctype}\r\n"
+        out.append(head.encode() + b"\r\n" + content + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
 def ws_url(base_url: str) -> str:
@@ -66,16 +89,20 @@ class Http:
         wait_rate_limit: float = 0.0,
         send_cookie: bool = True,
         headers: dict[str, str] | None = None,
+        raw_body: tuple[bytes, str] | None = None,
     ) -> Response:
-        """Sends one request; never raises for an HTTP status. A 429 is retried after its
-        `retry_after` while the total wait stays under `wait_rate_limit` seconds."""
+        """Sends one request; never raises for an HTTP status. `body` goes as JSON, `raw_body`
+        (bytes, Content-Type) as is. A 429 is retried after its `retry_after` while the total
+        wait stays under `wait_rate_limit` seconds."""
         waited = 0.0
         while True:
-            data = None if body is None else json.dumps(body).encode()
+            data = raw_body[0] if raw_body else None if body is None else json.dumps(body).encode()
             req = urllib.request.Request(self.base + path, data=data, method=method)
             req.add_header("User-Agent", self.user_agent)
             req.add_header("Accept", "application/json")
-            if data is not None:
+            if raw_body:
+                req.add_header("Content-Type", raw_body[1])
+            elif data is not None:
                 req.add_header("Content-Type", "application/json")
             if send_cookie and self.cookie:
                 req.add_header("Cookie", self.cookie)
@@ -105,7 +132,7 @@ class Http:
                 time.sleep(retry)
                 waited += retry
                 continue
-            return Response(status, parsed, hdrs)
+            return Response(status, parsed, hdrs, raw)
 
     def call(self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 201, 202), **kw) -> Any:
         """Like request() but raises HttpError unless the status is expected; returns the body."""
@@ -114,6 +141,23 @@ class Http:
         if resp.status not in ok:
             raise HttpError(method, path, resp.status, resp.body)
         return resp.body
+
+    def upload(self, content: bytes, filename: str, content_type: str | None = None, *,
+               name: str | None = None) -> Response:
+        """POST /files: `content` as the part `file` (and `name` as the part `name` when given).
+        201 {"file": {...}} on success; the server sniffs the type from the bytes, so
+        `content_type` (default: guessed from the filename) is only what the part claims."""
+        ctype = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        parts = [("file", filename, content, ctype)]
+        if name is not None:
+            parts.append(("name", None, name.encode(), None))
+        return self.request("POST", "/files", raw_body=multipart(parts))
+
+    def upload_path(self, path: str) -> Response:
+        """Uploads the file at `path` under its base name."""
+        with open(path, "rb") as f:
+            content = f.read()
+        return self.upload(content, os.path.basename(path))
 
     def register(self, user_name: str, password: str, nick_name: str, email: str | None = None, wait: float = 70.0) -> dict:
         body = {"user_name": user_name, "password": password, "nick_name": nick_name}

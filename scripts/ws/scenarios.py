@@ -6,7 +6,9 @@
 
 It registers its own users (unique names) and checks every op_type (1 send, 2 history, 3 unread,
 4 mark read, 5 delete / recall, 6 group send, 7 resume, 8 typing), the pushed events (message,
-read, deleted, typing, group) and every reply code the protocol defines:
+read, deleted, typing, group), typed messages (an image and a file uploaded with POST /files and
+sent as types 2 and 6, a location as type 5; the attachment in the reply, the recipient's event
+and history; who may download it) and every reply code the protocol defines:
 
     200, 50004, 50005          normal answers
     40000                      bad frames: not JSON, not an object, unknown op_type, missing or
@@ -38,10 +40,12 @@ import asyncio
 import json
 import os
 import re
+import struct
 import sys
 import time
 import traceback
 import uuid
+import zlib
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -53,13 +57,29 @@ PASSWORD = "scenario-password-1"
 MSG_ID = re.compile(r"^[0-9a-f]{24}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 REPLY_KEYS = {"op_type", "code", "msg", "data", "client_msg_id"}
-MESSAGE_KEYS = {"id", "conversation", "seq", "from", "to", "type", "content", "client_msg_id", "created_at"}
+MESSAGE_KEYS = {"id", "conversation", "seq", "from", "to", "type", "content", "client_msg_id", "created_at",
+                "attachment", "location"}
+ATTACHMENT_KEYS = {"file_id", "mime", "size", "name", "width", "height", "duration_ms", "thumbnail"}
 
 COLOR = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
 
 
 def paint(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m" if COLOR else text
+
+
+def make_png(width: int, height: int) -> bytes:
+    """A valid PNG of width x height pixels (8-bit RGB, a gradient), made with zlib alone."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), 160))
+                           for x in range(width))
+        for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
 
 
 def scrape_metrics(base: str) -> str:
@@ -230,6 +250,8 @@ class Scenarios:
         await self.op6_group(a1, a2, b1, c1)
         await self.op8_typing(a1, b1, c1)
         b1 = await self.op7_resume(a1, a2, b1)
+        await self.typed_messages(a1, a2, b1, c1)
+        await self.upload_limit()
         await self.bad_frames(c1)
         await self.antispam_default(a1, c1)
         await self.closes_and_upgrade()
@@ -627,6 +649,144 @@ class Scenarios:
         for c in (a1, a2):
             c.drop_events()
         return b2
+
+    async def typed_messages(self, a1: Conn, a2: Conn, b1: Conn, c1: Conn) -> None:
+        r, alice, bob, carol = self.r, self.alice, self.bob, self.carol
+        r.start("typed messages: uploads (POST /files) sent as images and files, locations")
+        png = make_png(40, 30)
+        up = alice.http.upload(png, f"dot {self.run}.png", "image/png")
+        r.check("alice uploads a PNG: 201", up.status == 201, up.body)
+        f = (up.body.get("file") if isinstance(up.body, dict) else None) or {}
+        fid = f.get("id", "")
+        r.check("the file: sniffed image/png, its size, name, 40x30, a thumbnail URL",
+                MSG_ID.match(fid) is not None and f.get("mime") == "image/png" and f.get("size") == len(png)
+                and f.get("name") == f"dot {self.run}.png" and (f.get("width"), f.get("height")) == (40, 30)
+                and f.get("thumbnail") == f"/files/{fid}/thumbnail", f)
+        r.check("bob cannot download it before a message carries it: 404",
+                bob.http.request("GET", f"/files/{fid}").status == 404)
+
+        # An image (type 2) with a caption, op 1.
+        cm = self.cmid("a")
+        await alice.budget()
+        rep = await a1.request({"op_type": 1, "to": bob.id, "type": 2, "content": "a dot for you",
+                                "attachment": {"file_id": fid}, "client_msg_id": cm})
+        self.reply_ok("image message (type 2) to bob: 50004", rep, 1, 50004, cm)
+        m = rep.get("data") or {}
+        self.message_ok("the stored image message", m, type=2, content="a dot for you", location=None)
+        att = m.get("attachment") or {}
+        want = {"file_id": fid, "mime": "image/png", "size": len(png), "name": f"dot {self.run}.png",
+                "width": 40, "height": 30, "duration_ms": None, "thumbnail": f"/files/{fid}/thumbnail"}
+        r.check("its attachment {file_id, mime, size, name, width, height, duration_ms, thumbnail}", att == want, att)
+        ev = await b1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("bob's event message carries the attachment", ev["data"].get("attachment") == want, ev)
+        ev = await a2.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("so does alice's other socket's", ev["data"].get("attachment") == want, ev)
+        hist = await b1.request({"op_type": 2, "to": alice.id, "content": "0-1"})
+        newest = ((hist.get("data") or {}).get("messages") or [{}])[-1]
+        r.check("history (op 2) has it with the attachment",
+                newest.get("id") == m.get("id") and newest.get("attachment") == want, newest)
+
+        dl = bob.http.request("GET", f"/files/{fid}")
+        r.check("bob, who can read the conversation, downloads the same bytes",
+                dl.status == 200 and dl.raw == png and dl.headers.get("content-type") == "image/png",
+                {"status": dl.status, "bytes": len(dl.raw), "type": dl.headers.get("content-type")})
+        th = bob.http.request("GET", want["thumbnail"])
+        r.check("and its thumbnail: a JPEG", th.status == 200 and th.headers.get("content-type") == "image/jpeg"
+                and th.raw[:3] == b"\xff\xd8\xff", {"status": th.status, "type": th.headers.get("content-type")})
+        r.check("carol (not in the conversation) gets 404", carol.http.request("GET", f"/files/{fid}").status == 404)
+        gone = alice.http.request("DELETE", f"/files/{fid}")
+        r.check("alice cannot delete an upload a message carries: 409 conflict",
+                gone.status == 409 and (gone.body or {}).get("code") == "conflict", gone.body)
+
+        # The refusals of a typed send.
+        cm = self.cmid("c")
+        rep = await c1.request({"op_type": 1, "to": alice.id, "type": 2, "attachment": {"file_id": fid},
+                                "client_msg_id": cm})
+        self.reply_ok("carol sends alice's upload: 40004", rep, 1, 40004, cm)
+        for label, frame, field in [
+            ("the PNG as a voice message (type 3): 40000 field attachment",
+             {"type": 3, "attachment": {"file_id": fid}}, "attachment"),
+            ("type 2 without an attachment: 40000 field attachment", {"type": 2, "content": "x"}, "attachment"),
+            ("a duration on an image: 40000 field attachment.duration_ms",
+             {"type": 2, "attachment": {"file_id": fid, "duration_ms": 1000}}, "attachment.duration_ms"),
+            ("an attachment on a text: 40000 field attachment",
+             {"type": 1, "content": "x", "attachment": {"file_id": fid}}, "attachment"),
+            ("latitude 91: 40000 field location.lat", {"type": 5, "location": {"lat": 91, "lon": 0}}, "location.lat"),
+        ]:
+            cm = self.cmid("a")
+            await alice.budget()
+            rep = await a1.request({"op_type": 1, "to": bob.id, "client_msg_id": cm, **frame})
+            self.reply_ok(label, rep, 1, 40000, cm)
+            r.check(f"  data.field {field}", (rep.get("data") or {}).get("field") == field, rep.get("data"))
+
+        # A file (type 6) without a caption, op 6 to a group.
+        group = alice.http.call("POST", "/groups", {"name": f"Files {self.run}"}, expect=201)["group"]
+        gid = group["id"]
+        bob.http.call("POST", f"/groups/{gid}/join", {}, expect=200)
+        notes = f"meeting notes {self.run}\n".encode() * 50
+        up = bob.http.upload(notes, "notes.txt", "text/plain")
+        nf = (up.body.get("file") if isinstance(up.body, dict) else None) or {}
+        r.check("bob uploads a text file: 201, no size or thumbnail",
+                up.status == 201 and MSG_ID.match(nf.get("id", "")) is not None
+                and nf.get("width") is None and nf.get("thumbnail") is None, up.body)
+        cm = self.cmid("b")
+        await bob.budget()
+        rep = await b1.request({"op_type": 6, "to": gid, "type": 6, "attachment": {"file_id": nf.get("id")},
+                                "client_msg_id": cm})
+        self.reply_ok("file message (type 6) to a group, no caption: 200", rep, 6, 200, cm)
+        gm = rep.get("data") or {}
+        r.check("stored with an empty content and the attachment",
+                gm.get("content") == "" and (gm.get("attachment") or {}).get("file_id") == nf.get("id")
+                and (gm.get("attachment") or {}).get("name") == "notes.txt", gm)
+        ev = await a1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        ea = ev["data"].get("attachment") or {}
+        r.check("alice (member) gets it with every attachment field",
+                set(ea) == ATTACHMENT_KEYS and ea.get("size") == len(notes) and ea.get("mime") == nf.get("mime"), ea)
+        dl = alice.http.request("GET", f"/files/{nf.get('id')}")
+        r.check("a group member downloads it (as an attachment)",
+                dl.status == 200 and dl.raw == notes
+                and dl.headers.get("content-disposition", "").startswith("attachment"),
+                {"status": dl.status, "disposition": dl.headers.get("content-disposition")})
+        r.check("carol (no member) gets 404", carol.http.request("GET", f"/files/{nf.get('id')}").status == 404)
+
+        # A location (type 5) without a caption.
+        cm = self.cmid("a")
+        place = {"lat": 52.52192, "lon": 13.41324, "address": "Alexanderplatz, Berlin"}
+        await alice.budget()
+        rep = await a1.request({"op_type": 1, "to": bob.id, "type": 5, "location": place, "client_msg_id": cm})
+        self.reply_ok("location message (type 5): 50004", rep, 1, 50004, cm)
+        lm = rep.get("data") or {}
+        r.check("stored with the place and no attachment",
+                lm.get("location") == place and lm.get("attachment") is None and lm.get("content") == "", lm)
+        ev = await b1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("bob's event has the place", ev["data"].get("location") == place, ev)
+        convs = bob.http.call("GET", "/conversations?limit=100")["conversations"]
+        preview = {c.get("conversation"): c.get("preview") for c in convs}
+        r.check("GET /conversations previews: [location] for u:alice:bob, [file] for the group",
+                preview.get(self.ab) == "[location]" and preview.get(f"g:{gid}") == "[file]", preview)
+        alice.http.call("DELETE", f"/groups/{gid}")
+        for c in (a1, a2, b1, c1):
+            c.drop_events()
+
+    async def upload_limit(self) -> None:
+        r, dave = self.r, self.dave
+        r.start("uploads: the anti-spam rule `uploads` (30 per minute by default)")
+        png = make_png(2, 2)
+        statuses = []
+        refused = None
+        for _ in range(40):
+            up = dave.http.upload(png, "tiny.png")
+            statuses.append(up.status)
+            if up.status != 201:
+                refused = up
+                break
+        r.check("uploads pass until the limit, then 429", refused is not None and refused.status == 429
+                and all(s == 201 for s in statuses[:-1]) and len(statuses) > 1, statuses)
+        body = (refused.body if refused else None) or {}
+        r.check("429 {code: rate_limited, rule: uploads, retry_after} and a Retry-After header",
+                body.get("code") == "rate_limited" and body.get("rule") == "uploads"
+                and isinstance(body.get("retry_after"), int) and body["retry_after"] >= 1
+                and (refused.headers.get("retry-after") or "").isdigit(), {"body": body, "headers": refused and refused.headers})
 
     async def bad_frames(self, c1: Conn) -> None:
         r = self.r

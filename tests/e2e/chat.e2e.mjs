@@ -8,8 +8,9 @@
 //   node tests/e2e/chat.e2e.mjs
 //
 // It starts its own servers through scripts/clients/start-server.sh (NAME `e2e`, with a low
-// anti-spam rate limit, and NAME `e2e-history`, without it, for history paging) and stops them at
-// the end, also on failure. Running it regenerates the screenshots in images/:
+// anti-spam rate limit and a 1 MiB files.max_bytes, and NAME `e2e-history`, without them, for
+// history paging) and stops them at the end, also on failure. The images it uploads are PNGs
+// made in this file (gradientPng). Running it regenerates the screenshots in images/:
 //   images/login.png, images/chat-desktop.png, images/chat-mobile.png, images/antispam-notice.png
 // Failure screenshots (for debugging) go to var/test/clients/e2e/failures/.
 //
@@ -20,6 +21,7 @@ import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 import path from 'node:path';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -35,11 +37,14 @@ const PASSWORD = 'correct horse battery';
 // The `e2e` server's anti-spam settings (rate: RATE_LIMIT messages per RATE_WINDOW seconds).
 const RATE_LIMIT = 6;
 const RATE_WINDOW_SECS = 30;
+// The `e2e` server's largest upload, low enough that a test can go over it quickly.
+const MAX_UPLOAD_BYTES = 1024 * 1024;
 const E2E_ENV = {
     CHAT__ANTISPAM__RATE_LIMIT: String(RATE_LIMIT),
     CHAT__ANTISPAM__RATE_WINDOW_SECS: String(RATE_WINDOW_SECS),
     CHAT__ANTISPAM__UNANSWERED_LIMIT: '1000',
     CHAT__ANTISPAM__DUPLICATE_LIMIT: '1000',
+    CHAT__FILES__MAX_BYTES: String(MAX_UPLOAD_BYTES),
 };
 const HISTORY_ENV = {
     CHAT__ANTISPAM__RATE_LIMIT: '100000',
@@ -49,6 +54,59 @@ const HISTORY_ENV = {
 const HISTORY_COUNT = 45;
 const INJECTION = '<img src=x onerror=alert(1)>';
 const TAG = Date.now().toString(36).slice(-5);
+
+// ---------------------------------------------------------------------------------------------
+// A PNG made here: a colour gradient of `width` x `height` pixels (8-bit RGB, no filter).
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+});
+
+function crc32(bytes) {
+    let c = 0xffffffff;
+    for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+}
+
+function pngChunk(type, data) {
+    const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(typed));
+    return Buffer.concat([length, typed, crc]);
+}
+
+function gradientPng(width, height) {
+    const header = Buffer.alloc(13);
+    header.writeUInt32BE(width, 0);
+    header.writeUInt32BE(height, 4);
+    header[8] = 8; // bits per sample
+    header[9] = 2; // RGB
+    const row = width * 3 + 1;
+    const pixels = Buffer.alloc(row * height); // each row starts with filter type 0
+    for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+            const at = y * row + 1 + x * 3;
+            pixels[at] = Math.round((x * 255) / (width - 1));
+            pixels[at + 1] = Math.round((y * 255) / (height - 1));
+            pixels[at + 2] = 160;
+        }
+    }
+    return Buffer.concat([
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+        pngChunk('IHDR', header),
+        pngChunk('IDAT', deflateSync(pixels)),
+        pngChunk('IEND', Buffer.alloc(0)),
+    ]);
+}
+
+// Larger than a thumbnail (longest side 320), so the thumbnail is a scaled-down copy.
+const PNG_WIDTH = 480;
+const PNG_HEIGHT = 360;
+const PNG = gradientPng(PNG_WIDTH, PNG_HEIGHT);
 
 // ---------------------------------------------------------------------------------------------
 // Servers
@@ -261,6 +319,67 @@ async function apiFetch(page, method, url, body) {
         },
         { method, url, body },
     );
+}
+
+/** Sends one frame over a WebSocket of its own from `page` (the page's session) and returns the reply. */
+async function sendFrame(page, frame) {
+    return page.evaluate(async (frame) => {
+        const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+        await new Promise((res, rej) => {
+            ws.onopen = res;
+            ws.onerror = () => rej(new Error('WebSocket error'));
+        });
+        const reply = new Promise((res) => {
+            ws.addEventListener('message', (ev) => {
+                const f = JSON.parse(ev.data);
+                if (f.client_msg_id === frame.client_msg_id) res(f);
+            });
+        });
+        ws.send(JSON.stringify(frame));
+        const r = await reply;
+        ws.close();
+        return r;
+    }, frame);
+}
+
+/** The attachment or place rendered in the message whose caption is `text`, as the page shows it. */
+async function readMedia(page, text) {
+    return messageLocator(page, text).first().evaluate((m) => {
+        const img = m.querySelector('[data-testid="attachment-image"]');
+        const open = m.querySelector('[data-testid="attachment-open"]');
+        const place = m.querySelector('[data-testid="message-location"]');
+        return {
+            type: m.getAttribute('data-type'),
+            img: img && { src: img.getAttribute('src'), complete: img.complete, width: img.naturalWidth, height: img.naturalHeight },
+            open: open && { href: open.getAttribute('href'), target: open.getAttribute('target') },
+            place: place && {
+                href: place.querySelector('[data-testid="location-link"]')?.href ?? null,
+                text: place.querySelector('[data-testid="location-link"]')?.textContent.trim() ?? null,
+                address: place.querySelector('[data-testid="location-address"]')?.textContent ?? null,
+                html: place.innerHTML,
+            },
+        };
+    });
+}
+
+/** Empties the composer of `page`, attachment included, so a failed test leaves nothing staged
+ *  for the next one to send. */
+async function clearComposer(page) {
+    if (await isVisible(tid(page, 'upload'))) await tid(page, 'upload-cancel').click();
+    await tid(page, 'composer').fill('');
+}
+
+/** Stages a file in the composer through the attach input and waits until it is uploaded. */
+async function attachFile(page, file) {
+    await tid(page, 'attach-input').setInputFiles(file);
+    await waitVisible(page, 'upload');
+    await waitFor(`the upload of ${file.name} to finish`, async () => {
+        const state = await tid(page, 'upload').getAttribute('data-state');
+        const error = await visibleText(page, 'upload-error');
+        return { ok: state === 'ready' && error === null, seen: { state, error } };
+    });
+    const progress = await tid(page, 'upload-progress').evaluate((p) => p.value);
+    assert(progress === 1, `upload-progress shows ${progress} after the upload`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,6 +678,149 @@ async function main() {
             return { ok: n === 0, seen: n };
         });
         await waitStatus(alice.page, first, 'read');
+    });
+
+    await test('alice attaches a PNG with a caption; bob sees the thumbnail, linked to the full image', async () => {
+        try {
+            await openConversation(alice.page, ab);
+            await openConversation(bob.page, ab);
+            const caption = `a picture for you ${TAG}`;
+            await attachFile(alice.page, { name: 'gradient.png', mimeType: 'image/png', buffer: PNG });
+            await alice.budget();
+            await tid(alice.page, 'composer').fill(caption);
+            await tid(alice.page, 'composer').press('Enter');
+            await waitMessage(alice.page, caption, { mine: true });
+            await waitHidden(alice.page, 'upload');
+            await waitMessage(bob.page, caption, { mine: false });
+            const media = await waitFor('the thumbnail in bob\'s chat to load', async () => {
+                const m = await readMedia(bob.page, caption);
+                return { ok: !!m.img && m.img.complete && m.img.width > 0, value: m, seen: m };
+            });
+            assert(media.type === '2', `data-type ${media.type}, expected 2 (image)`);
+            const id = (media.open?.href ?? '').replace(/^\/files\//, '');
+            assert(/^[0-9a-f]{24}$/.test(id) && media.open.target === '_blank', `the image links to ${JSON.stringify(media.open)}`);
+            assert(media.img.src === `/files/${id}/thumbnail`, `img src ${media.img.src}`);
+            assert(media.img.width === 320 && media.img.height === 240,
+                `the thumbnail is ${media.img.width}x${media.img.height}, expected 320x240 of the ${PNG_WIDTH}x${PNG_HEIGHT} PNG`);
+            // The link opens the uploaded bytes, for bob as well (he can read the conversation).
+            const full = await bob.page.evaluate(async (href) => {
+                const r = await fetch(href);
+                return { status: r.status, type: r.headers.get('content-type'), size: (await r.arrayBuffer()).byteLength };
+            }, media.open.href);
+            assert(full.status === 200 && full.type === 'image/png' && full.size === PNG.length,
+                `GET ${media.open.href} as bob: ${JSON.stringify(full)} (uploaded ${PNG.length} bytes)`);
+            const last = await conversationItem(bob.page, ab).getByTestId('last-message').first().textContent();
+            assert(last.includes(caption), `bob's last-message shows ${JSON.stringify(last)}`);
+        } finally {
+            await clearComposer(alice.page);
+        }
+    });
+
+    await test('bob sends a file without a caption and a location; alice sees a download link and a map link', async () => {
+        try {
+            const notes = Buffer.from(`meeting notes ${TAG}\n`.repeat(100)); // about 2 KB
+            await attachFile(bob.page, { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
+            await bob.budget();
+            const before = (await readMessages(alice.page)).length;
+            await tid(bob.page, 'send').click();
+            await waitHidden(bob.page, 'upload');
+            const file = await waitFor('the file message in alice\'s chat', async () => {
+                const ms = await readMessages(alice.page);
+                const m = ms.length > before ? ms[ms.length - 1] : null;
+                return { ok: !!m && m.mine === 'false', value: m, seen: brief(ms) };
+            });
+            assert(file.content === null, `a message-content for a file without caption: ${JSON.stringify(file.content)}`);
+            const link = await alice.page.locator(`[data-message-id="${file.id}"] [data-testid="attachment-download"]`).first();
+            const download = { href: await link.getAttribute('href'), name: await link.getAttribute('download'), text: (await link.textContent()).trim() };
+            assert(/^\/files\/[0-9a-f]{24}$/.test(download.href) && download.name === 'notes.txt',
+                `download link ${JSON.stringify(download)}`);
+            const kb = (notes.length / 1024).toFixed(1);
+            assert(download.text.includes('notes.txt') && download.text.includes(`${kb} KB`), `download link text ${JSON.stringify(download.text)}, expected the name and ${kb} KB`);
+            await waitFor('alice\'s list to preview the file as [file]', async () => {
+                const t = await conversationItem(alice.page, ab).getByTestId('last-message').first().textContent();
+                return { ok: t === '[file]', seen: t };
+            });
+
+            // No page sends places yet: bob's own socket does, with an address that is markup.
+            await bob.budget();
+            const address = `Alexanderplatz ${INJECTION}`;
+            const caption = `meet me here ${TAG}`;
+            const reply = await sendFrame(bob.page, {
+                op_type: 1, to: alice.id, type: 5, content: caption, client_msg_id: `loc-${TAG}`,
+                location: { lat: 52.52192, lon: 13.41324, address },
+            });
+            assert([50004, 50005].includes(reply.code), `location send: ${JSON.stringify(reply)}`);
+            await waitMessage(alice.page, caption, { mine: false });
+            const { place, type } = await readMedia(alice.page, caption);
+            assert(type === '5' && place, `no message-location: type ${type}`);
+            const map = new URL(place.href);
+            assert(map.hostname === 'www.openstreetmap.org' && map.searchParams.get('mlat') === '52.52192'
+                && map.searchParams.get('mlon') === '13.41324', `map link ${place.href}`);
+            assert(place.text === '52.52192, 13.41324', `coordinates shown as ${JSON.stringify(place.text)}`);
+            assert(place.address === address && !place.html.includes('<img'), `address rendered as ${JSON.stringify(place.html)}`);
+        } finally {
+            await clearComposer(bob.page);
+        }
+    });
+
+    await test('an upload over files.max_bytes shows a readable error and sends nothing', async () => {
+        try {
+            const big = Buffer.alloc(MAX_UPLOAD_BYTES + 512 * 1024, 7);
+            const before = (await readMessages(alice.page)).length;
+            await tid(alice.page, 'attach-input').setInputFiles({ name: 'too-big.bin', mimeType: 'application/octet-stream', buffer: big });
+            const error = await waitText(alice.page, 'upload-error', /\S/, 20_000);
+            assert(/too-big\.bin/.test(error) && /too large/i.test(error) && /1\.0 MB/.test(error),
+                `upload-error says ${JSON.stringify(error)}`);
+            await waitHidden(alice.page, 'upload');
+            await sleep(300);
+            assert((await readMessages(alice.page)).length === before, 'a message was sent for a refused upload');
+            // The next attachment clears the error.
+            await attachFile(alice.page, { name: 'small.png', mimeType: 'image/png', buffer: gradientPng(8, 8) });
+            await waitHidden(alice.page, 'upload-error');
+            await tid(alice.page, 'upload-cancel').click();
+            await waitHidden(alice.page, 'upload');
+        } finally {
+            await clearComposer(alice.page);
+        }
+    });
+
+    await test('dropping a PNG on the chat and pasting one into the composer attach it; Remove deletes the upload', async () => {
+        try {
+            const page = alice.page;
+            const bytes = [...gradientPng(24, 16)];
+            const myFiles = async () => ((await apiFetch(page, 'GET', '/files')).json?.files ?? []).map((f) => f.name);
+            for (const how of ['drop', 'paste']) {
+                const name = `${how}-${TAG}.png`;
+                const transfer = await page.evaluateHandle(({ bytes, name }) => {
+                    const t = new DataTransfer();
+                    t.items.add(new File([new Uint8Array(bytes)], name, { type: 'image/png' }));
+                    return t;
+                }, { bytes, name });
+                if (how === 'drop') {
+                    await tid(page, 'chat').dispatchEvent('dragover', { dataTransfer: transfer });
+                    await tid(page, 'messages').dispatchEvent('drop', { dataTransfer: transfer });
+                } else {
+                    await tid(page, 'composer').evaluate((el, t) => {
+                        el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: t, bubbles: true, cancelable: true }));
+                    }, transfer);
+                }
+                await waitFor(`the ${how}ped image to be uploaded`, async () => {
+                    const state = await tid(page, 'upload').getAttribute('data-state');
+                    const shown = await visibleText(page, 'upload-name');
+                    return { ok: state === 'ready' && shown?.includes(name), seen: { state, shown } };
+                });
+                assert((await myFiles()).includes(name), `${name} is not in GET /files`);
+                await tid(page, 'upload-cancel').click();
+                await waitHidden(page, 'upload');
+                await waitFor(`${name} to be deleted`, async () => {
+                    const names = await myFiles();
+                    return { ok: !names.includes(name), seen: names };
+                });
+            }
+            assert((await tid(page, 'composer').inputValue()) === '', 'the paste left text in the composer');
+        } finally {
+            await clearComposer(alice.page);
+        }
     });
 
     await test('alice and bob chat both ways live; read receipts (images/chat-desktop.png)', async () => {
