@@ -62,6 +62,6 @@ fn csp(req: &HttpRequest) -> String {
     };
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; \
-         connect-src 'self'{sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+         media-src 'self'; connect-src 'self'{sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }
