@@ -626,26 +626,76 @@ async fn files_forms_of_many_parts_or_too_large_bodies_are_refused() {
         .await
         .unwrap();
     expect_error(resp, StatusCode::BAD_REQUEST, "bad_request").await;
-    // A declared length past the limit is refused before the body is read.
-    let resp = alice
-        .http
-        .post(app.url("/files"))
-        .header("Content-Type", "multipart/form-data; boundary=XyZ")
-        .body(vec![b'x'; 200_000])
-        .send()
-        .await
-        .unwrap();
-    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
-    // A preamble that never ends is cut off at the limit too.
-    let (tx, sent) = streamed_upload(&app, &alice.http);
-    for _ in 0..100 {
-        if tx.send(vec![b'a'; 4096]).await.is_err() {
+    // A declared length past the limit is refused before the body is read (sent by hand: the
+    // answer comes while the client would still be sending).
+    let head = raw_post_files(&app, &alice.cookie, "Content-Length: 200000\r\n", b"").await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("payload_too_large"), "{head}");
+    // A preamble that never ends is cut off at the limit too: one byte past the file's limit
+    // and the form's 64 KiB.
+    let past = vec![b'a'; 1000 + 64 * 1024 + 1];
+    let mut chunk = format!("{:x}\r\n", past.len()).into_bytes();
+    chunk.extend_from_slice(&past);
+    chunk.extend_from_slice(b"\r\n");
+    let head = raw_post_files(
+        &app,
+        &alice.cookie,
+        "Transfer-Encoding: chunked\r\n",
+        &chunk,
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("payload_too_large"), "{head}");
+}
+
+/// A `POST /files` written on a socket by hand (`headers` added to the request head, then
+/// `body`, and nothing more): the answer as text.
+async fn raw_post_files(
+    app: &crate::helpers::TestApp,
+    cookie: &str,
+    headers: &str,
+    body: &[u8],
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "POST /files HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\n{headers}\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    socket.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The head and its Content-Length of body; the server may keep the connection open after.
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        body.len() >= length
+    };
+    while !complete(&answer) {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        if n == 0 {
             break;
         }
+        answer.extend_from_slice(&buf[..n]);
     }
-    drop(tx);
-    let resp = sent.await.unwrap();
-    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
