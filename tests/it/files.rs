@@ -810,3 +810,75 @@ async fn files_my_uploads_are_listed_newest_first_in_pages() {
     let resp = app.get(&alice.http, "/files?limit=0").await;
     expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
 }
+
+/// `img` encoded as `format`.
+fn encoded(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format)
+        .expect("the test image encodes");
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn files_jpeg_gif_and_webp_images_are_measured_and_thumbnailed_too() {
+    let app = spawn_app().await;
+    let alice = app.chatter("alice").await;
+    let img = image::DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(400, 100, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 9, 255])
+    }));
+    for (format, mime) in [
+        (image::ImageFormat::Jpeg, "image/jpeg"),
+        (image::ImageFormat::Gif, "image/gif"),
+        (image::ImageFormat::WebP, "image/webp"),
+    ] {
+        let bytes = match format {
+            image::ImageFormat::Jpeg => {
+                encoded(image::DynamicImage::ImageRgb8(img.to_rgb8()), format)
+            }
+            _ => encoded(img.clone(), format),
+        };
+        let file = upload_ok(&app, &alice, bytes, "picture").await;
+        assert_eq!(file["mime"], mime, "{file}");
+        assert_eq!(
+            (file["width"].as_u64(), file["height"].as_u64()),
+            (Some(400), Some(100))
+        );
+        let resp = alice
+            .http
+            .get(app.url(&format!("/files/{}/thumbnail", file_id(&file))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{mime}");
+        let thumb = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (320, 80), "{mime}");
+    }
+}
+
+#[tokio::test]
+async fn files_deep_images_may_not_decode_to_more_than_four_bytes_a_pixel_of_the_limit() {
+    // 64 x 64 = 4096 pixels, the limit; at 16 bits a channel they decode to 8 bytes each.
+    let app = spawn_app_with(|s| s.files.max_image_pixels = nz!(4096)).await;
+    let alice = app.chatter("alice").await;
+    let deep = image::DynamicImage::ImageRgba16(image::ImageBuffer::from_fn(64, 64, |x, y| {
+        image::Rgba([x as u16 * 1000, y as u16 * 1000, 7, 65535])
+    }));
+    let body = expect_error(
+        upload(
+            &app,
+            &alice.http,
+            encoded(deep, image::ImageFormat::Png),
+            "deep.png",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_image",
+    )
+    .await;
+    assert!(
+        body["message"].as_str().unwrap().contains("decoded"),
+        "{body}"
+    );
+    // The same size at 8 bits passes.
+    upload_ok(&app, &alice, png(64, 64), "flat.png").await;
+}

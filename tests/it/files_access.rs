@@ -350,3 +350,29 @@ async fn files_a_file_sent_often_elsewhere_still_downloads_for_a_later_recipient
     send_file_to(&mut ws, &bob.id, 2, &id).await;
     assert!(may_download(&app, &bob, &id).await, "sent to bob too");
 }
+
+#[tokio::test]
+async fn files_a_voice_recording_in_a_webm_or_mp4_container_is_a_voice_message() {
+    let app = spawn_app().await;
+    let alice = app.chatter("alice").await;
+    let bob = app.chatter("bob").await;
+    // What a browser's MediaRecorder and a phone write: sniffed as video containers.
+    let webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm\x42\x87\x81\x04\x42\x85\x81\x02".to_vec();
+    let mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+    let mut ws = app.connect_ws(&alice).await;
+    for (bytes, name) in [(webm, "voice.webm"), (mp4, "voice.m4a")] {
+        let file = upload_ok(&app, &alice, bytes, name).await;
+        assert!(
+            file["mime"].as_str().unwrap().starts_with("video/"),
+            "{file}"
+        );
+        let reply = ws
+            .request(json!({
+                "op_type": 1, "to": bob.id, "type": 3,
+                "attachment": { "file_id": file_id(&file), "duration_ms": 2500 }
+            }))
+            .await;
+        reply.expect(crate::ws_client::STORED_OFFLINE);
+        assert_eq!(reply.data["attachment"]["duration_ms"], 2500);
+    }
+}
