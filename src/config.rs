@@ -508,6 +508,8 @@ pub struct FileSettings {
     /// Uploads one user may have in progress at once per process (over it: 429 rate_limited,
     /// rule `uploads_in_flight`).
     pub max_uploads_in_flight_per_user: NonZeroUsize,
+    /// Uploads in progress at once per process, of all users (over it: 503 server_busy).
+    pub max_uploads_in_flight: NonZeroUsize,
     /// The longest an upload may take, in seconds (then 408 request_timeout).
     pub upload_timeout_secs: NonZeroU64,
     /// The longest an upload may send nothing, in seconds (then 408 request_timeout).

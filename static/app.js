@@ -775,9 +775,13 @@ $('composer-form').addEventListener('submit', async (event) => {
 
 // ---- Uploading an attachment --------------------------------------------------------------
 
-// The message type for an upload of (server-sniffed) type `mime`.
+// The images the server measures and thumbnails, the only ones it takes as type 2.
+const SHOWN_IMAGES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+
+// The message type for an upload of (server-sniffed) type `mime`; other images go as files.
 function typeOf(mime) {
-  if (mime.startsWith('image/')) return TYPE.image;
+  if (SHOWN_IMAGES.includes(mime)) return TYPE.image;
+  if (mime.startsWith('image/')) return TYPE.file;
   if (mime.startsWith('audio/')) return TYPE.voice;
   if (mime.startsWith('video/')) return TYPE.video;
   return TYPE.file;

@@ -4,6 +4,8 @@
 //! sniffing, who may download) are chat::files'; this edge parses the multipart stream and
 //! writes the headers of a download.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_multipart::Multipart;
@@ -31,6 +33,9 @@ const OTHER_PARTS_MAX_BYTES: usize = 16 * 1024;
 const MAX_PARTS: usize = 8;
 /// What a form may add to the file's bytes (boundaries, part headers, the other parts).
 const FORM_OVERHEAD_BYTES: u64 = 64 * 1024;
+/// The most bytes the multipart parser may take in without yielding a part or a piece of one
+/// (an endless part header or preamble: it searches all it holds on every read).
+const NO_PROGRESS_MAX_BYTES: u64 = 256 * 1024;
 /// Most uploads listed per page of `GET /files`, and the default.
 const LIST_MAX: u32 = 100;
 const LIST_DEFAULT: u32 = 50;
@@ -115,6 +120,9 @@ fn multipart_error(err: actix_multipart::MultipartError, max_bytes: u64) -> AppE
         E::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge {
             limit: usize::try_from(max_bytes).unwrap_or(usize::MAX),
         },
+        E::Payload(actix_web::error::PayloadError::Io(e)) => {
+            bad_form(format!("the multipart body is malformed: {e}"))
+        }
         other => bad_form(format!("the multipart body is malformed: {other}")),
     }
 }
@@ -127,13 +135,23 @@ struct FormFields {
     file_name: Option<String>,
 }
 
+/// How a form is read: the idle timeout, the file's limit, and the bytes the parser took in
+/// since it last yielded something.
+struct Reading {
+    idle: Duration,
+    max_bytes: u64,
+    unparsed: Arc<AtomicU64>,
+}
+
 /// The next item of a multipart stream, or 408 when nothing came for `idle`.
 async fn next_within<T>(
-    idle: Duration,
+    reading: &Reading,
     next: impl std::future::Future<Output = Option<Result<T, actix_multipart::MultipartError>>>,
-    max_bytes: u64,
 ) -> AppResult<Option<T>> {
-    match tokio::time::timeout(idle, next).await {
+    let (idle, max_bytes) = (reading.idle, reading.max_bytes);
+    let item = tokio::time::timeout(idle, next).await;
+    reading.unparsed.store(0, Ordering::Relaxed);
+    match item {
         Err(_) => Err(AppError::RequestTimeout(
             format!("the upload paused for more than {} s", idle.as_secs()).into(),
         )),
@@ -146,13 +164,12 @@ async fn next_within<T>(
 async fn read_form(
     mut form: Multipart,
     upload: &mut Upload<'_>,
-    idle: Duration,
-    max_bytes: u64,
+    reading: &Reading,
 ) -> AppResult<FormFields> {
     let mut fields = FormFields::default();
     let mut parts = 0;
     let mut other_bytes = 0usize;
-    while let Some(mut part) = next_within(idle, form.next(), max_bytes).await? {
+    while let Some(mut part) = next_within(reading, form.next()).await? {
         parts += 1;
         if parts > MAX_PARTS {
             return Err(bad_form(format!(
@@ -169,13 +186,13 @@ async fn read_form(
                     .content_disposition()
                     .and_then(|d| d.get_filename())
                     .map(str::to_owned);
-                while let Some(chunk) = next_within(idle, part.next(), max_bytes).await? {
+                while let Some(chunk) = next_within(reading, part.next()).await? {
                     upload.write(&chunk).await?;
                 }
             }
             Some("name") => {
                 let mut raw = Vec::new();
-                while let Some(chunk) = next_within(idle, part.next(), max_bytes).await? {
+                while let Some(chunk) = next_within(reading, part.next()).await? {
                     if raw.len() + chunk.len() > NAME_PART_MAX_BYTES {
                         return Err(AppError::validation(
                             "name",
@@ -190,7 +207,7 @@ async fn read_form(
                 );
             }
             _ => {
-                while let Some(chunk) = next_within(idle, part.next(), max_bytes).await? {
+                while let Some(chunk) = next_within(reading, part.next()).await? {
                     other_bytes += chunk.len();
                     if other_bytes > OTHER_PARTS_MAX_BYTES {
                         return Err(bad_form("only the parts `file` and `name` are taken"));
@@ -228,20 +245,31 @@ async fn upload(
     }
     // Anti-spam, the uploads in progress and the quota, before a byte of the body is read.
     let mut upload = state.begin_upload(session.user_id).await?;
+    let reading = Reading {
+        idle: Duration::from_secs(f.upload_idle_secs.get()),
+        max_bytes,
+        unparsed: Arc::default(),
+    };
+    let unparsed = reading.unparsed.clone();
     let mut seen = 0u64;
     let limited = payload.map(move |chunk| {
         let chunk = chunk?;
         seen += chunk.len() as u64;
+        let waiting =
+            unparsed.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
         if seen > body_limit {
             Err(actix_web::error::PayloadError::Overflow)
+        } else if waiting > NO_PROGRESS_MAX_BYTES {
+            Err(actix_web::error::PayloadError::Io(std::io::Error::other(
+                "a part header or preamble that does not end",
+            )))
         } else {
             Ok(chunk)
         }
     });
     let form = Multipart::new(req.headers(), limited);
-    let idle = Duration::from_secs(f.upload_idle_secs.get());
     let whole = Duration::from_secs(f.upload_timeout_secs.get());
-    let read = tokio::time::timeout(whole, read_form(form, &mut upload, idle, max_bytes)).await;
+    let read = tokio::time::timeout(whole, read_form(form, &mut upload, &reading)).await;
     let fields = match read {
         Ok(Ok(fields)) if fields.had_file => fields,
         Ok(Ok(_)) => {

@@ -575,13 +575,13 @@ async fn files_uploads_in_progress_at_once_are_capped_per_user() {
     let (tx, sent) = streamed_upload(&app, &alice.http);
     tx.send(PART_HEAD.to_vec()).await.unwrap();
     tx.send(binary(100)).await.unwrap();
-    // Wait until the server has it in progress (its pending record is there).
+    // Wait until the server has it in progress (its record, state 1 uploading, is there).
     let mut db = sqlx::MySqlConnection::connect(app.settings.mysql.url.expose_secret())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE pending = 1")
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE state = 1")
             .fetch_one(&mut db)
             .await
             .unwrap();
@@ -740,7 +740,7 @@ async fn files_the_sweep_removes_what_an_upload_cut_off_by_a_crash_left() {
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO files (id, owner_id, pending, orphan_since, created_at) \
+        "INSERT INTO files (id, owner_id, state, orphan_since, created_at) \
          VALUES (?, ?, 1, NOW(3) - INTERVAL 1 DAY, NOW(3) - INTERVAL 1 DAY)",
     )
     .bind(id)
@@ -881,4 +881,24 @@ async fn files_deep_images_may_not_decode_to_more_than_four_bytes_a_pixel_of_the
     );
     // The same size at 8 bits passes.
     upload_ok(&app, &alice, png(64, 64), "flat.png").await;
+}
+
+#[tokio::test]
+async fn files_a_part_header_that_never_ends_is_refused_early() {
+    let app = spawn_app().await;
+    let alice = app.chatter("alice").await;
+    // A part that starts and whose header lines go on and on (256 KiB without the blank line).
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\nX-Pad: ".to_vec();
+    body.resize(256 * 1024 + 1, b'a');
+    let head = raw_post_files(
+        &app,
+        &alice.cookie,
+        &format!("Content-Length: {}\r\n", body.len()),
+        &body,
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(head.contains("does not end"), "{head}");
+    let mine = json_of(app.get(&alice.http, "/files").await).await;
+    assert_eq!(mine["used_bytes"], 0);
 }

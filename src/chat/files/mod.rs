@@ -23,10 +23,6 @@ use crate::store::files::ByteStream;
 use crate::store::mongo::messages::{self, AttachmentDoc};
 use crate::store::mysql::files::{self as file_rows, FileRecord};
 
-/// Messages looked at per download to find one the caller may read (all of them in
-/// conversations the caller takes part in).
-const CARRIERS_CHECKED: i64 = 20;
-
 /// A mark "a message is about to carry this file" younger than this may belong to a send still
 /// on its way to MongoDB: DELETE /files and the sweep leave such a file alone.
 pub(crate) const SEND_SETTLE_MS: i64 = 5 * 60 * 1000;
@@ -62,22 +58,17 @@ impl Chat {
         if file.owner == viewer {
             return Ok(file);
         }
-        // The conversations that could give the right: the viewer's groups, the lobby, their
-        // 1:1s (one MySQL query for the groups, one MongoDB query for the messages).
+        // The conversations that could give the right: only the uploader sends their file,
+        // so the viewer's groups, the lobby and the 1:1 of the two (one MySQL query for the
+        // groups, one MongoDB query for a message).
         let rights = ReadRights::of(self, viewer).await?;
-        let mut groups: Vec<String> = rights
+        let mut conversations: Vec<String> = rights
             .groups()
             .map(|g| ConversationId::Group(g).to_string())
             .collect();
-        groups.push(ConversationId::Group(GroupId::LOBBY).to_string());
-        let found =
-            messages::conversations_carrying_for(&self.mongo, id, viewer, groups, CARRIERS_CHECKED)
-                .await?;
-        if found
-            .iter()
-            .filter_map(|c| ConversationId::parse(c))
-            .any(|c| rights.may_read(c))
-        {
+        conversations.push(ConversationId::Group(GroupId::LOBBY).to_string());
+        conversations.push(ConversationId::direct(file.owner, viewer).to_string());
+        if messages::is_carried_in(&self.mongo, id, conversations).await? {
             return Ok(file);
         }
         Err(no_such_file())
@@ -125,7 +116,7 @@ impl Chat {
                     "a {} message needs {} file, this one is {}",
                     media.preview().trim_matches(['[', ']']),
                     match media {
-                        MediaKind::Image => "an image/*",
+                        MediaKind::Image => "a PNG, JPEG, GIF or WebP",
                         MediaKind::Voice => "an audio/*",
                         MediaKind::Video => "a video/*",
                         MediaKind::File => "any",
@@ -161,7 +152,8 @@ impl Chat {
     /// becomes an orphan (swept after `files.orphan_ttl_hours`).
     pub(crate) async fn release_file(&self, id: FileId) -> AppResult<()> {
         if !messages::is_carried(&self.mongo, id).await? {
-            file_rows::mark_orphaned(&self.mysql, id).await?;
+            let settled = chrono::Utc::now().timestamp_millis() - SEND_SETTLE_MS;
+            file_rows::mark_orphaned(&self.mysql, id, settled).await?;
         }
         Ok(())
     }

@@ -17,6 +17,9 @@ use crate::store::mysql::files as file_rows;
 
 /// Orphans looked at per query.
 const BATCH: u32 = 100;
+/// What finishing an upload may take after its body arrived (an image slot, the decode, the
+/// thumbnail, the record), beyond `files.upload_timeout_secs`, before it counts as abandoned.
+const FINISH_SECS: i64 = 600;
 
 /// Runs the sweep for as long as the process runs.
 pub(crate) fn start(chat: Chat) {
@@ -72,10 +75,13 @@ impl Chat {
         // Uploads pending for longer than an upload may take: their request is over (a crash,
         // a claimed file whose bytes could not be deleted).
         let timeout = i64::try_from(f.upload_timeout_secs.get()).unwrap_or(i64::MAX);
-        let abandoned_before =
-            Utc::now() - chrono::Duration::seconds(timeout.min(86_400 * 365).saturating_add(60));
+        // (An upload still finishing past its deadline: waiting for an image slot, decoding.)
+        let abandoned_before = Utc::now()
+            - chrono::Duration::seconds(timeout.min(86_400 * 365).saturating_add(FINISH_SECS));
         for id in file_rows::abandoned(&self.mysql, abandoned_before, BATCH).await? {
-            if self.remove_claimed(id).await {
+            if file_rows::claim_abandoned(&self.mysql, id, abandoned_before).await?
+                && self.remove_claimed(id).await
+            {
                 deleted += 1;
             }
         }
@@ -86,11 +92,11 @@ impl Chat {
     /// a send that failed, and the file becomes an orphan from now on.
     async fn check_settled_marks(&self) -> AppResult<()> {
         let before = Utc::now().timestamp_millis() - 12 * SEND_SETTLE_MS;
-        for id in file_rows::settled_marks(&self.mysql, before, BATCH).await? {
+        for (id, marked_at) in file_rows::settled_marks(&self.mysql, before, BATCH).await? {
             if messages::is_carried(&self.mongo, id).await? {
-                file_rows::confirm_mark(&self.mysql, id).await?;
+                file_rows::confirm_mark(&self.mysql, id, marked_at).await?;
             } else {
-                file_rows::mark_orphaned(&self.mysql, id).await?;
+                file_rows::mark_orphaned(&self.mysql, id, before).await?;
             }
         }
         Ok(())

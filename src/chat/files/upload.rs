@@ -32,6 +32,17 @@ const IMAGE_SLOT_WAIT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub(crate) struct InFlight {
     users: Mutex<HashMap<UserId, Arc<UserUploads>>>,
+    /// Uploads in progress on this process, of all users.
+    total: AtomicU64,
+}
+
+/// Why no slot was given.
+#[derive(Debug, PartialEq, Eq)]
+enum Full {
+    /// The user has their most uploads in progress.
+    User,
+    /// The process has its most.
+    Process,
 }
 
 #[derive(Default)]
@@ -49,14 +60,21 @@ struct Slot {
 }
 
 impl InFlight {
-    fn take(self: &Arc<Self>, user: UserId, max: usize) -> Option<Slot> {
+    fn take(self: &Arc<Self>, user: UserId, per_user: usize, total: usize) -> Result<Slot, Full> {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= total as u64 {
+            return Err(Full::Process);
+        }
         let uploads = users.entry(user).or_default().clone();
-        if uploads.count.load(Ordering::Relaxed) >= max as u64 {
-            return None;
+        if uploads.count.load(Ordering::Relaxed) >= per_user as u64 {
+            if uploads.count.load(Ordering::Relaxed) == 0 {
+                users.remove(&user);
+            }
+            return Err(Full::User);
         }
         uploads.count.fetch_add(1, Ordering::Relaxed);
-        Some(Slot {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
             registry: self.clone(),
             user,
             uploads,
@@ -108,16 +126,24 @@ pub(crate) struct Upload<'a> {
 
 impl Chat {
     /// Starts an upload of `owner`'s: 429 `rate_limited` (rule `uploads`, or
-    /// `uploads_in_flight` with too many in progress), 413 `quota_exceeded` when the quota
-    /// (bytes or files) is used up already.
+    /// `uploads_in_flight` with too many in progress), 503 `server_busy` when the process has
+    /// `files.max_uploads_in_flight`, 413 `quota_exceeded` when the quota (bytes or files) is
+    /// used up already.
     pub(crate) async fn begin_upload(&self, owner: UserId) -> AppResult<Upload<'_>> {
         let f = &self.settings.files;
         let slot = self
             .uploads_in_flight
-            .take(owner, f.max_uploads_in_flight_per_user.get())
-            .ok_or(AppError::RuleLimited {
-                rule: "uploads_in_flight",
-                retry_after_secs: 1,
+            .take(
+                owner,
+                f.max_uploads_in_flight_per_user.get(),
+                f.max_uploads_in_flight.get(),
+            )
+            .map_err(|full| match full {
+                Full::User => AppError::RuleLimited {
+                    rule: "uploads_in_flight",
+                    retry_after_secs: 1,
+                },
+                Full::Process => AppError::ServerBusy,
             })?;
         self.antispam
             .check_event(owner, EventRule::Uploads, &owner.to_string(), None)
@@ -349,15 +375,24 @@ mod tests {
     fn in_flight_slots_are_counted_per_user_and_given_back() {
         let registry = Arc::new(InFlight::default());
         let (a, b) = (UserId(1), UserId(2));
-        let mut first = registry.take(a, 2).unwrap();
-        let mut second = registry.take(a, 2).unwrap();
-        assert!(registry.take(a, 2).is_none(), "a third at once is refused");
-        assert!(registry.take(b, 2).is_some(), "others have their own");
+        let mut first = registry.take(a, 2, 10).unwrap();
+        let mut second = registry.take(a, 2, 10).unwrap();
+        assert_eq!(
+            registry.take(a, 2, 10).err(),
+            Some(Full::User),
+            "a third at once"
+        );
+        assert!(registry.take(b, 2, 10).is_ok(), "others have their own");
+        assert_eq!(
+            registry.take(b, 2, 2).err(),
+            Some(Full::Process),
+            "the process is full"
+        );
         assert_eq!(first.add(10), 10);
         assert_eq!(second.add(5), 15, "the user's uploads in progress add up");
         drop(first);
         assert_eq!(second.add(1), 6, "a finished one gives its bytes back");
-        assert!(registry.take(a, 2).is_some());
+        assert!(registry.take(a, 2, 10).is_ok());
         drop(second);
         assert!(
             registry.users.lock().unwrap().is_empty(),

@@ -190,10 +190,10 @@ pub(crate) async fn ensure_indexes(db: &Database) -> AppResult<()> {
             .build(),
     )
     .await?;
-    // Downloads look up the messages that carry a file.
+    // Downloads look up the messages that carry a file, in the conversations of the caller.
     coll.create_index(
         IndexModel::builder()
-            .keys(doc! { "attachment.file_id": 1 })
+            .keys(doc! { "attachment.file_id": 1, "conversation": 1 })
             .options(IndexOptions::builder().sparse(true).build())
             .build(),
     )
@@ -350,26 +350,18 @@ pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
     Ok(())
 }
 
-/// The conversations of (at most `limit`) messages not recalled that carry the file and that
-/// `viewer` may take part in: sent by or to them, or in one of `groups` (conversation ids). One
-/// query whatever the number of groups; the caller checks each conversation found.
-pub(crate) async fn conversations_carrying_for(
+/// Whether a message not recalled in one of `conversations` carries the file.
+pub(crate) async fn is_carried_in(
     db: &Database,
     file: FileId,
-    viewer: UserId,
-    groups: Vec<String>,
-    limit: i64,
-) -> AppResult<Vec<String>> {
+    conversations: Vec<String>,
+) -> AppResult<bool> {
     let filter = doc! {
         "attachment.file_id": file.to_hex(),
         "recalled_at": { "$exists": false },
-        "$or": [
-            { "conversation": { "$in": groups } },
-            { "from": user_key(viewer) },
-            { "to": viewer.to_string() },
-        ],
+        "conversation": { "$in": conversations },
     };
-    carrying(db, filter, limit).await
+    Ok(!carrying(db, filter, 1).await?.is_empty())
 }
 
 async fn carrying(db: &Database, filter: Document, limit: i64) -> AppResult<Vec<String>> {

@@ -1,7 +1,18 @@
 //! The `files` table: what is known of each upload (the bytes are in the file store under the
-//! same id). A row is made `pending` when an upload starts and completed when its bytes are all
-//! stored ([`complete_within_quota`]), under a lock on the owner's `users` row, so uploads
-//! finishing together cannot overshoot the quota; pending rows are invisible to everything else.
+//! same id). A row is `UPLOADING` from the start of an upload and made `COMPLETE` when its bytes
+//! are all stored ([`complete_within_quota`]), under a lock on the owner's `users` row, so
+//! uploads finishing together cannot overshoot the quota; a row to delete is first claimed
+//! (`DELETING`), then its bytes go, then the row. Only complete rows are seen by anything else.
+
+/// `state` of a complete upload.
+const COMPLETE: i8 = 0;
+/// `state` of an upload in progress (or cut off by a crash).
+const UPLOADING: i8 = 1;
+/// `state` of a file whose bytes are being deleted.
+const DELETING: i8 = 2;
+
+/// `referenced_at` of a mark the sweep confirmed (a stored message carries the file).
+const CONFIRMED: i64 = -1;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::MySqlPool;
@@ -72,7 +83,7 @@ const COLUMNS: &str =
 
 /// SUM is a DECIMAL in MySQL; cast back to the column's type.
 const USAGE_SQL: &str = "SELECT CAST(COUNT(*) AS UNSIGNED), CAST(COALESCE(SUM(size), 0) AS UNSIGNED) \
-     FROM files WHERE owner_id = ? AND pending = 0";
+     FROM files WHERE owner_id = ? AND state = 0";
 
 /// How many complete uploads the owner has, and the bytes they take.
 pub(crate) async fn usage(pool: &MySqlPool, owner: UserId) -> AppResult<(u64, u64)> {
@@ -86,10 +97,11 @@ pub(crate) async fn usage(pool: &MySqlPool, owner: UserId) -> AppResult<(u64, u6
 pub(crate) async fn begin(pool: &MySqlPool, id: FileId, owner: UserId) -> AppResult<()> {
     let now = Utc::now().naive_utc();
     sqlx::query(
-        "INSERT INTO files (id, owner_id, pending, orphan_since, created_at) VALUES (?, ?, 1, ?, ?)",
+        "INSERT INTO files (id, owner_id, state, orphan_since, created_at) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(id.to_hex())
     .bind(owner.0)
+    .bind(UPLOADING)
     .bind(now)
     .bind(now)
     .execute(pool)
@@ -130,10 +142,11 @@ pub(crate) async fn complete_within_quota(
         return Ok(Completion::OverQuota);
     }
     let done = sqlx::query(
-        "UPDATE files SET pending = 0, mime = ?, size = ?, name = ?, sha256 = ?, width = ?, \
+        "UPDATE files SET state = ?, mime = ?, size = ?, name = ?, sha256 = ?, width = ?, \
          height = ?, thumbnail_size = ?, orphan_since = ?, created_at = ? \
-         WHERE id = ? AND owner_id = ? AND pending = 1",
+         WHERE id = ? AND owner_id = ? AND state = ?",
     )
+    .bind(COMPLETE)
     .bind(&file.mime)
     .bind(file.size)
     .bind(&file.name)
@@ -145,6 +158,7 @@ pub(crate) async fn complete_within_quota(
     .bind(file.created_at.0.naive_utc())
     .bind(file.id.to_hex())
     .bind(file.owner.0)
+    .bind(UPLOADING)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() != 1 {
@@ -155,9 +169,10 @@ pub(crate) async fn complete_within_quota(
     Ok(Completion::Done)
 }
 
-/// Forgets a pending upload that was refused or failed (its bytes are deleted by the caller).
+/// Forgets an upload that was refused or failed, or a claimed file whose bytes are deleted
+/// (the caller deleted them).
 pub(crate) async fn discard_pending(pool: &MySqlPool, id: FileId) -> AppResult<()> {
-    sqlx::query("DELETE FROM files WHERE id = ? AND pending = 1")
+    sqlx::query("DELETE FROM files WHERE id = ? AND state <> 0")
         .bind(id.to_hex())
         .execute(pool)
         .await?;
@@ -167,7 +182,7 @@ pub(crate) async fn discard_pending(pool: &MySqlPool, id: FileId) -> AppResult<(
 /// A complete upload.
 pub(crate) async fn find(pool: &MySqlPool, id: FileId) -> AppResult<Option<FileRecord>> {
     let row: Option<FileRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM files WHERE id = ? AND pending = 0"
+        "SELECT {COLUMNS} FROM files WHERE id = ? AND state = 0"
     ))
     .bind(id.to_hex())
     .fetch_optional(pool)
@@ -185,7 +200,7 @@ pub(crate) async fn list_of(
     let rows: Vec<FileRow> = match before {
         Some(before) => {
             sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM files WHERE owner_id = ? AND pending = 0 \
+                "SELECT {COLUMNS} FROM files WHERE owner_id = ? AND state = 0 \
                  AND (created_at, id) < (SELECT created_at, id FROM files WHERE id = ? AND owner_id = ?) \
                  ORDER BY created_at DESC, id DESC LIMIT ?"
             ))
@@ -198,7 +213,7 @@ pub(crate) async fn list_of(
         }
         None => {
             sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM files WHERE owner_id = ? AND pending = 0 \
+                "SELECT {COLUMNS} FROM files WHERE owner_id = ? AND state = 0 \
                  ORDER BY created_at DESC, id DESC LIMIT ?"
             ))
             .bind(owner.0)
@@ -214,7 +229,7 @@ pub(crate) async fn list_of(
 /// false when the file is not there (any more).
 pub(crate) async fn mark_referenced(pool: &MySqlPool, id: FileId) -> AppResult<bool> {
     let done = sqlx::query(
-        "UPDATE files SET referenced = 1, referenced_at = ? WHERE id = ? AND pending = 0",
+        "UPDATE files SET referenced = 1, referenced_at = ? WHERE id = ? AND state = 0",
     )
     .bind(Utc::now().timestamp_millis())
     .bind(id.to_hex())
@@ -223,13 +238,22 @@ pub(crate) async fn mark_referenced(pool: &MySqlPool, id: FileId) -> AppResult<b
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks the file as carried by no message from now on.
-pub(crate) async fn mark_orphaned(pool: &MySqlPool, id: FileId) -> AppResult<()> {
-    sqlx::query("UPDATE files SET referenced = 0, orphan_since = ? WHERE id = ? AND pending = 0")
-        .bind(Utc::now().naive_utc())
-        .bind(id.to_hex())
-        .execute(pool)
-        .await?;
+/// Marks the file as carried by no message from now on, unless a message was marked as about
+/// to carry it after `settled_before_ms` (a send still on its way: its mark stays).
+pub(crate) async fn mark_orphaned(
+    pool: &MySqlPool,
+    id: FileId,
+    settled_before_ms: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE files SET referenced = 0, orphan_since = ? \
+         WHERE id = ? AND state = 0 AND referenced_at < ?",
+    )
+    .bind(Utc::now().naive_utc())
+    .bind(id.to_hex())
+    .bind(settled_before_ms)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -240,7 +264,7 @@ pub(crate) async fn orphans(
     limit: u32,
 ) -> AppResult<Vec<FileRecord>> {
     let rows: Vec<FileRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM files WHERE referenced = 0 AND pending = 0 AND orphan_since < ? \
+        "SELECT {COLUMNS} FROM files WHERE referenced = 0 AND state = 0 AND orphan_since < ? \
          ORDER BY orphan_since LIMIT ?"
     ))
     .bind(cutoff.naive_utc())
@@ -250,42 +274,49 @@ pub(crate) async fn orphans(
     Ok(rows.into_iter().filter_map(FileRow::into_record).collect())
 }
 
-/// Files marked as carried before `before_ms` (epoch ms): for the sweep to check that a message
-/// really carries them (a send can fail after its mark).
+/// Files marked as carried before `before_ms` (epoch ms), with their mark's time: for the
+/// sweep to check that a message really carries them (a send can fail after its mark).
 pub(crate) async fn settled_marks(
     pool: &MySqlPool,
     before_ms: i64,
     limit: u32,
-) -> AppResult<Vec<FileId>> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM files WHERE referenced = 1 AND pending = 0 AND referenced_at < ? \
-         ORDER BY referenced_at LIMIT ?",
+) -> AppResult<Vec<(FileId, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, referenced_at FROM files WHERE referenced = 1 AND referenced_at > 0 \
+         AND referenced_at < ? AND state = 0 ORDER BY referenced_at LIMIT ?",
     )
     .bind(before_ms)
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(ids.iter().filter_map(|id| FileId::parse(id)).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, at)| Some((FileId::parse(&id)?, at)))
+        .collect())
 }
 
-/// Leaves a checked mark alone until `before_ms` comes round again (it is checked once).
-pub(crate) async fn confirm_mark(pool: &MySqlPool, id: FileId) -> AppResult<()> {
-    sqlx::query("UPDATE files SET referenced_at = ? WHERE id = ? AND referenced = 1")
-        .bind(Utc::now().timestamp_millis())
-        .bind(id.to_hex())
-        .execute(pool)
-        .await?;
+/// Confirms a checked mark (a stored message carries the file): not checked again.
+pub(crate) async fn confirm_mark(pool: &MySqlPool, id: FileId, checked_ms: i64) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE files SET referenced_at = ? WHERE id = ? AND referenced = 1 AND referenced_at = ?",
+    )
+    .bind(CONFIRMED)
+    .bind(id.to_hex())
+    .bind(checked_ms)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-/// Uploads still pending since before `cutoff` (abandoned: their request is long over).
+/// Files whose bytes are to be removed: uploads in progress since before `cutoff` (their
+/// request is over: a crash, a client gone) and claimed files whose deletion was cut off.
 pub(crate) async fn abandoned(
     pool: &MySqlPool,
     cutoff: DateTime<Utc>,
     limit: u32,
 ) -> AppResult<Vec<FileId>> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM files WHERE pending = 1 AND created_at < ? ORDER BY created_at LIMIT ?",
+        "SELECT id FROM files WHERE state <> 0 AND created_at < ? ORDER BY created_at LIMIT ?",
     )
     .bind(cutoff.naive_utc())
     .bind(limit)
@@ -294,15 +325,37 @@ pub(crate) async fn abandoned(
     Ok(ids.iter().filter_map(|id| FileId::parse(id)).collect())
 }
 
+/// Claims an abandoned row for deletion (an upload in progress since before `cutoff` may no
+/// longer complete then); true when the row is claimed now (by this call or an earlier one),
+/// false when it completed or is gone meanwhile.
+pub(crate) async fn claim_abandoned(
+    pool: &MySqlPool,
+    id: FileId,
+    cutoff: DateTime<Utc>,
+) -> AppResult<bool> {
+    sqlx::query("UPDATE files SET state = ? WHERE id = ? AND state = ? AND created_at < ?")
+        .bind(DELETING)
+        .bind(id.to_hex())
+        .bind(UPLOADING)
+        .bind(cutoff.naive_utc())
+        .execute(pool)
+        .await?;
+    let state: Option<i8> = sqlx::query_scalar("SELECT state FROM files WHERE id = ?")
+        .bind(id.to_hex())
+        .fetch_optional(pool)
+        .await?;
+    Ok(state == Some(DELETING))
+}
+
 /// The moment claimed rows are given as their start: before every cutoff of [`abandoned`].
 fn long_ago() -> NaiveDateTime {
     DateTime::<Utc>::UNIX_EPOCH.naive_utc()
 }
 
-/// Takes an orphan from before `cutoff` for deletion: it turns into an abandoned pending row
-/// (invisible, out of the quota, no message may be marked as carrying it any more) whose bytes
-/// the caller deletes before [`discard_pending`]; a failure in between is retried by the
-/// sweep's pass over abandoned rows. False when it is no orphan from before `cutoff` (any
+/// Takes an orphan from before `cutoff` for deletion: it turns into a claimed row (invisible,
+/// out of the quota, no message may be marked as carrying it any more) whose bytes the caller
+/// deletes before [`discard_pending`]; a failure in between is retried by the sweep's pass
+/// over abandoned rows. False when it is no orphan from before `cutoff` (any
 /// more), or another process took it.
 pub(crate) async fn claim_orphan(
     pool: &MySqlPool,
@@ -310,9 +363,10 @@ pub(crate) async fn claim_orphan(
     cutoff: DateTime<Utc>,
 ) -> AppResult<bool> {
     let done = sqlx::query(
-        "UPDATE files SET pending = 1, created_at = ? \
-         WHERE id = ? AND pending = 0 AND referenced = 0 AND orphan_since < ?",
+        "UPDATE files SET state = ?, created_at = ? \
+         WHERE id = ? AND state = 0 AND referenced = 0 AND orphan_since < ?",
     )
+    .bind(DELETING)
     .bind(long_ago())
     .bind(id.to_hex())
     .bind(cutoff.naive_utc())
@@ -330,9 +384,10 @@ pub(crate) async fn claim_owned(
     settled_before_ms: i64,
 ) -> AppResult<bool> {
     let done = sqlx::query(
-        "UPDATE files SET pending = 1, created_at = ? \
-         WHERE id = ? AND owner_id = ? AND pending = 0 AND (referenced = 0 OR referenced_at < ?)",
+        "UPDATE files SET state = ?, created_at = ? \
+         WHERE id = ? AND owner_id = ? AND state = 0 AND (referenced = 0 OR referenced_at < ?)",
     )
+    .bind(DELETING)
     .bind(long_ago())
     .bind(id.to_hex())
     .bind(owner.0)
