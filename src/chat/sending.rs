@@ -29,7 +29,8 @@ pub(crate) struct NewMessage {
 /// A message ready for the writer: its attachment resolved to the sender's upload.
 struct Resolved {
     content: String,
-    attachment: Option<AttachmentDoc>,
+    /// The upload the message carries, and what the message keeps of it.
+    attachment: Option<(FileId, AttachmentDoc)>,
     location: Option<Location>,
     /// What anti-spam's duplicate rule compares: the text, or the file's sha256 or the place
     /// with the caption.
@@ -66,16 +67,9 @@ impl Chat {
         } else {
             self.check_recipient(from, to).await?.friends
         };
-        let resolved = self.resolve(from, &message).await?;
-        self.antispam
-            .check_send(
-                from,
-                antispam::Target::Direct { to, friends },
-                &resolved.fingerprint,
-                message.client_msg_id.as_deref(),
-            )
+        let resolved = self
+            .clear_send(from, antispam::Target::Direct { to, friends }, &message)
             .await?;
-        self.note_carried(&resolved).await?;
         // The recipient first: they are the one whose being online the answer tells.
         let users = if to == from { vec![to] } else { vec![to, from] };
         let draft = Draft {
@@ -88,7 +82,7 @@ impl Chat {
             audience: Audience::Users { users, primary: 1 },
             skip: Some(conn.clone()),
             nickname: None,
-            attachment: resolved.attachment,
+            attachment: resolved.attachment.map(|(_, doc)| doc),
             location: resolved.location,
         };
         Ok(Pending {
@@ -108,16 +102,9 @@ impl Chat {
         message: NewMessage,
     ) -> AppResult<Pending<'_>> {
         let nickname = self.check_sender(from, group).await?;
-        let resolved = self.resolve(from, &message).await?;
-        self.antispam
-            .check_send(
-                from,
-                antispam::Target::Group { group },
-                &resolved.fingerprint,
-                message.client_msg_id.as_deref(),
-            )
+        let resolved = self
+            .clear_send(from, antispam::Target::Group { group }, &message)
             .await?;
-        self.note_carried(&resolved).await?;
         let draft = Draft {
             conversation: ConversationId::Group(group),
             from,
@@ -128,7 +115,7 @@ impl Chat {
             audience: self.message_audience(group).await?,
             skip: Some(conn.clone()),
             nickname,
-            attachment: resolved.attachment,
+            attachment: resolved.attachment.map(|(_, doc)| doc),
             location: resolved.location,
         };
         Ok(Pending {
@@ -140,6 +127,30 @@ impl Chat {
 }
 
 impl Chat {
+    /// What every send goes through once the sender may send there: the message resolved,
+    /// anti-spam, and the mark on the upload it carries (made before the message is stored, so
+    /// the sweep of unreferenced uploads never takes it).
+    async fn clear_send(
+        &self,
+        from: UserId,
+        target: antispam::Target,
+        message: &NewMessage,
+    ) -> AppResult<Resolved> {
+        let resolved = self.resolve(from, message).await?;
+        self.antispam
+            .check_send(
+                from,
+                target,
+                &resolved.fingerprint,
+                message.client_msg_id.as_deref(),
+            )
+            .await?;
+        if let Some((file, _)) = &resolved.attachment {
+            self.mark_carried(*file).await?;
+        }
+        Ok(resolved)
+    }
+
     /// The message as the writer stores it: an attachment must be the sender's own upload of a
     /// type that fits the message's (see [`Chat::attachment_for`]).
     async fn resolve(&self, from: UserId, message: &NewMessage) -> AppResult<Resolved> {
@@ -156,11 +167,11 @@ impl Chat {
                 location: None,
             },
             Payload::Attachment(wanted) => {
-                let attachment = self.attachment_for(from, message.kind, wanted).await?;
+                let attached = self.attachment_for(from, message.kind, wanted).await?;
                 Resolved {
-                    fingerprint: format!("\u{1}file:{}\u{1}{content}", attachment.1),
+                    fingerprint: format!("\u{1}file:{}\u{1}{content}", attached.sha256),
                     content,
-                    attachment: Some(attachment.0),
+                    attachment: Some((attached.file, attached.doc)),
                     location: None,
                 }
             }
@@ -176,17 +187,6 @@ impl Chat {
                 location: Some(place.clone()),
             },
         })
-    }
-
-    /// Marks the upload a message carries as carried, before the message is stored, so the
-    /// sweep of unreferenced uploads never takes it.
-    async fn note_carried(&self, resolved: &Resolved) -> AppResult<()> {
-        if let Some(attachment) = &resolved.attachment
-            && let Some(id) = FileId::parse(&attachment.file_id)
-        {
-            self.mark_carried(id).await?;
-        }
-        Ok(())
     }
 }
 

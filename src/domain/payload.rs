@@ -38,6 +38,11 @@ impl FileId {
     pub fn to_hex(self) -> String {
         self.0.to_hex()
     }
+
+    /// The URL path of the file's thumbnail.
+    pub fn thumbnail_path(self) -> String {
+        format!("/files/{self}/thumbnail")
+    }
 }
 
 impl Default for FileId {
@@ -115,6 +120,27 @@ impl MediaKind {
             Self::Video => "[video]",
             Self::File => "[file]",
         }
+    }
+
+    /// The files it takes, as an error message says it.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Self::Image => "a PNG, JPEG, GIF or WebP file",
+            Self::Voice => "an audio file",
+            Self::Video => "a video file",
+            Self::File => "a file",
+        }
+    }
+}
+
+impl MessageType {
+    /// What a conversation list shows for a message of this type without text: `"[image]"`,
+    /// `"[location]"` ...; None for text and system notices.
+    pub fn placeholder(self) -> Option<&'static str> {
+        if self == Self::LOCATION {
+            return Some("[location]");
+        }
+        MediaKind::of(self).map(MediaKind::preview)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::domain::{FileId, Timestamp, UserId};
 use crate::error::{AppError, AppResult};
 use crate::http::replies::Status;
 use crate::session::CurrentSession;
+use crate::store::files::ByteStream;
 use crate::store::mysql::files::FileRecord;
 
 /// The longest `name` part accepted, in bytes (names are cut to 255 bytes after that).
@@ -428,6 +429,35 @@ fn asked_range(req: &HttpRequest, size: u64) -> AppResult<Option<(u64, u64)>> {
     }
 }
 
+/// 304 with the headers of the file, when the client's copy (`If-None-Match`) is current.
+fn revalidated(req: &HttpRequest, mime: &str, etag: &str) -> Option<HttpResponse> {
+    not_modified(req, etag).then(|| {
+        let mut response = HttpResponse::NotModified();
+        file_headers(&mut response, mime, etag);
+        response.finish()
+    })
+}
+
+/// The answer with `length` bytes from `bytes`; for HEAD the same headers, and the bytes are
+/// never opened.
+async fn stream_body(
+    req: &HttpRequest,
+    mut response: HttpResponseBuilder,
+    length: u64,
+    bytes: impl std::future::Future<Output = AppResult<ByteStream>>,
+) -> AppResult<HttpResponse> {
+    response.no_chunking(length);
+    if req.method() == Method::HEAD {
+        let nothing = futures_util::stream::empty::<Result<web::Bytes, AppError>>();
+        return Ok(response.streaming(nothing));
+    }
+    let bytes = bytes.await?.map_err(|e| {
+        tracing::warn!(error = %e, "a download broke off");
+        e
+    });
+    Ok(response.streaming(bytes.boxed_local()))
+}
+
 async fn download(
     req: HttpRequest,
     session: Result<CurrentSession, AppError>,
@@ -436,10 +466,8 @@ async fn download(
 ) -> AppResult<HttpResponse> {
     let id = path_file(&path)?;
     let file = state.readable_file(viewer(session)?, id).await?;
-    if not_modified(&req, &file.sha256) {
-        let mut response = HttpResponse::NotModified();
-        file_headers(&mut response, &file.mime, &file.sha256);
-        return Ok(response.finish());
+    if let Some(current) = revalidated(&req, &file.mime, &file.sha256) {
+        return Ok(current);
     }
     let range = asked_range(&req, file.size)?;
     let (status, start, end) = match range {
@@ -457,21 +485,13 @@ async fn download(
             format!("bytes {start}-{}/{}", end - 1, file.size),
         ));
     }
-    let length = end - start;
-    if req.method() == Method::HEAD {
-        // The headers of the GET, no bytes read.
-        let nothing = futures_util::stream::empty::<Result<web::Bytes, AppError>>();
-        return Ok(response.no_chunking(length).streaming(nothing));
-    }
-    let bytes = state.file_bytes(&file, start..end).await?;
-    Ok(response.no_chunking(length).streaming(
-        bytes
-            .map_err(|e| {
-                tracing::warn!(error = %e, "a download broke off");
-                e
-            })
-            .boxed_local(),
-    ))
+    stream_body(
+        &req,
+        response,
+        end - start,
+        state.file_bytes(&file, start..end),
+    )
+    .await
 }
 
 async fn thumbnail(
@@ -480,29 +500,26 @@ async fn thumbnail(
     state: web::Data<Chat>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
+    const MIME: &str = "image/jpeg";
     let id = path_file(&path)?;
     let file = state.readable_file(viewer(session)?, id).await?;
+    let size = file
+        .thumbnail_size
+        .ok_or_else(|| AppError::NotFound("this file has no thumbnail".into()))?;
     let etag = format!("{}-thumb", file.sha256);
+    if let Some(current) = revalidated(&req, MIME, &etag) {
+        return Ok(current);
+    }
     let mut response = HttpResponse::Ok();
-    file_headers(&mut response, "image/jpeg", &etag);
-    if !file.has_thumbnail() {
-        return Err(AppError::NotFound("this file has no thumbnail".into()));
-    }
-    if not_modified(&req, &etag) {
-        let mut response = HttpResponse::NotModified();
-        file_headers(&mut response, "image/jpeg", &etag);
-        return Ok(response.finish());
-    }
-    response.insert_header(disposition(
-        "image/jpeg",
-        &format!("{}.thumb.jpg", file.name),
-    ));
-    if req.method() == Method::HEAD {
-        let length = u64::from(file.thumbnail_size.unwrap_or(0));
-        let nothing = futures_util::stream::empty::<Result<web::Bytes, AppError>>();
-        return Ok(response.no_chunking(length).streaming(nothing));
-    }
-    Ok(response.body(state.thumbnail_bytes(&file).await?))
+    file_headers(&mut response, MIME, &etag);
+    response.insert_header(disposition(MIME, &format!("{}.thumb.jpg", file.name)));
+    stream_body(
+        &req,
+        response,
+        u64::from(size),
+        state.thumbnail_bytes(&file, size),
+    )
+    .await
 }
 
 async fn delete(

@@ -448,13 +448,13 @@ impl Fields<'_> {
 
     fn location(&self) -> Result<Location, AppError> {
         let l = self.object("location")?;
-        let number = |name: &'static str| {
-            l.get(name.trim_start_matches("location."))
+        let number = |key: &str, field: &'static str| {
+            l.get(key)
                 .and_then(Value::as_f64)
-                .ok_or_else(|| invalid(name, "is required and must be a number"))
+                .ok_or_else(|| invalid(field, "is required and must be a number"))
         };
-        let lat = number("location.lat")?;
-        let lon = number("location.lon")?;
+        let lat = number("lat", "location.lat")?;
+        let lon = number("lon", "location.lon")?;
         let address = match l.get("address") {
             None => None,
             Some(Value::String(a)) => Some(a.as_str()),

@@ -36,6 +36,14 @@ fn no_such_file() -> AppError {
     AppError::NotFound("no such file".into())
 }
 
+/// An upload a message is to carry: what the message keeps of it, and its hash (for the
+/// duplicate rule).
+pub(crate) struct Attached {
+    pub file: FileId,
+    pub doc: AttachmentDoc,
+    pub sha256: String,
+}
+
 /// A page of the caller's uploads and what they add up to.
 pub(crate) struct MyFiles {
     pub files: Vec<FileRecord>,
@@ -83,14 +91,14 @@ impl Chat {
         self.files.read(&file.id.to_hex(), range).await
     }
 
-    /// The thumbnail of an image the caller may download.
-    pub(crate) async fn thumbnail_bytes(&self, file: &FileRecord) -> AppResult<Vec<u8>> {
-        let size = file
-            .thumbnail_size
-            .ok_or_else(|| AppError::NotFound("this file has no thumbnail".into()))?;
-        // Thumbnails are small (a few kB): read whole.
+    /// The thumbnail (`size` bytes) of an image the caller may download.
+    pub(crate) async fn thumbnail_bytes(
+        &self,
+        file: &FileRecord,
+        size: u32,
+    ) -> AppResult<ByteStream> {
         self.files
-            .read_all(&thumbnail_key(file.id), u64::from(size))
+            .read(&thumbnail_key(file.id), 0..u64::from(size))
             .await
     }
 
@@ -102,7 +110,7 @@ impl Chat {
         from: UserId,
         kind: MessageType,
         wanted: &AttachmentRef,
-    ) -> AppResult<(AttachmentDoc, String)> {
+    ) -> AppResult<Attached> {
         let media = MediaKind::of(kind)
             .ok_or_else(|| AppError::validation("attachment", "this type carries no attachment"))?;
         let file = file_rows::find(&self.mysql, wanted.file_id)
@@ -113,14 +121,9 @@ impl Chat {
             return Err(AppError::validation(
                 "attachment",
                 format!(
-                    "a {} message needs {} file, this one is {}",
-                    media.preview().trim_matches(['[', ']']),
-                    match media {
-                        MediaKind::Image => "a PNG, JPEG, GIF or WebP",
-                        MediaKind::Voice => "an audio/*",
-                        MediaKind::Video => "a video/*",
-                        MediaKind::File => "any",
-                    },
+                    "a message of type {} needs {}; this one is {}",
+                    kind.0,
+                    media.needs(),
                     file.mime
                 ),
             ));
@@ -135,7 +138,11 @@ impl Chat {
             duration_ms: wanted.duration_ms.map(i64::from),
             thumbnail: file.has_thumbnail(),
         };
-        Ok((doc, file.sha256))
+        Ok(Attached {
+            file: file.id,
+            doc,
+            sha256: file.sha256,
+        })
     }
 
     /// Notes that a message is about to carry the upload (the sweep and DELETE leave it alone
@@ -181,8 +188,9 @@ impl Chat {
         Ok(())
     }
 
-    /// Deletes the bytes of a file claimed for deletion (or abandoned), then its row; a
-    /// failure leaves the row for the sweep to try again (logged).
+    /// Deletes the bytes of a file that is not complete (an upload refused or abandoned, a file
+    /// claimed for deletion), then its row; a failure leaves the row for the sweep to try again
+    /// (logged). True when all is gone.
     pub(crate) async fn remove_claimed(&self, id: FileId) -> bool {
         for key in [id.to_hex(), thumbnail_key(id)] {
             if let Err(err) = self.files.delete(&key).await {
@@ -190,7 +198,7 @@ impl Chat {
                 return false;
             }
         }
-        match file_rows::discard_pending(&self.mysql, id).await {
+        match file_rows::delete_incomplete(&self.mysql, id).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::warn!(error = %err, file_id = %id, "forgetting a deleted file failed; the sweep retries");

@@ -67,9 +67,6 @@ impl InFlight {
         }
         let uploads = users.entry(user).or_default().clone();
         if uploads.count.load(Ordering::Relaxed) >= per_user as u64 {
-            if uploads.count.load(Ordering::Relaxed) == 0 {
-                users.remove(&user);
-            }
             return Err(Full::User);
         }
         uploads.count.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +155,7 @@ impl Chat {
         let writer = match self.files.create(&id.to_hex()).await {
             Ok(w) => w,
             Err(err) => {
-                let _ = file_rows::discard_pending(&self.mysql, id).await;
+                let _ = file_rows::delete_incomplete(&self.mysql, id).await;
                 return Err(err);
             }
         };
@@ -215,17 +212,16 @@ impl Upload<'_> {
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("upload finished twice")))?;
         if self.size == 0 {
             writer.abort().await;
-            self.forget(false).await;
+            self.forget().await;
             return Err(AppError::validation("file", "the file is empty"));
         }
         if let Err(err) = writer.finish().await {
-            self.forget(false).await;
+            self.forget().await;
             return Err(err);
         }
         let result = self.complete(name).await;
-        if let Err(err) = &result {
-            let thumbnail = !matches!(err, AppError::InvalidImage(_));
-            self.forget(thumbnail).await;
+        if result.is_err() {
+            self.forget().await;
         }
         result
     }
@@ -281,7 +277,7 @@ impl Upload<'_> {
         if let Some(writer) = self.writer.take() {
             writer.abort().await;
         }
-        self.forget(false).await;
+        self.forget().await;
     }
 
     /// Reads the image back and measures it on the blocking pool, at most
@@ -302,22 +298,9 @@ impl Upload<'_> {
         .map_err(|e| AppError::Internal(anyhow::anyhow!("measuring an image: {e}")))?
     }
 
-    /// Deletes the bytes (and the thumbnail when one may have been written) and the pending
-    /// record; failures are logged (the sweep removes what is left of a pending record).
-    async fn forget(&self, thumbnail: bool) {
-        let store = &self.chat.files;
-        let key = self.id.to_hex();
-        if let Err(err) = store.delete(&key).await {
-            tracing::warn!(error = ?err, file_id = %key, "removing a refused upload failed");
-            return;
-        }
-        if thumbnail && let Err(err) = store.delete(&thumbnail_key(self.id)).await {
-            tracing::warn!(error = %err, file_id = %key, "removing a refused upload's thumbnail failed");
-            return;
-        }
-        if let Err(err) = file_rows::discard_pending(&self.chat.mysql, self.id).await {
-            tracing::warn!(error = %err, file_id = %key, "forgetting a refused upload failed");
-        }
+    /// Deletes what the upload wrote and its record (the sweep finishes what fails).
+    async fn forget(&self) {
+        self.chat.remove_claimed(self.id).await;
     }
 }
 

@@ -10,7 +10,7 @@ use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{FileId, Location, MediaKind, MessageType, Timestamp, UserId};
+use crate::domain::{FileId, Location, MessageType, Timestamp, UserId};
 use crate::error::AppResult;
 
 pub(crate) const COLLECTION: &str = "messages";
@@ -96,7 +96,9 @@ impl From<&AttachmentDoc> for Attachment {
             duration_ms: doc.duration_ms,
             thumbnail: doc
                 .thumbnail
-                .then(|| format!("/files/{}/thumbnail", doc.file_id)),
+                .then(|| FileId::parse(&doc.file_id))
+                .flatten()
+                .map(FileId::thumbnail_path),
         }
     }
 }
@@ -129,11 +131,9 @@ impl Message {
         if !self.content.is_empty() {
             return self.content.clone();
         }
-        if self.location.is_some() {
-            return "[location]".to_owned();
-        }
-        MediaKind::of(MessageType(self.kind))
-            .map_or("", MediaKind::preview)
+        MessageType(self.kind)
+            .placeholder()
+            .unwrap_or_default()
             .to_owned()
     }
 }
@@ -361,28 +361,17 @@ pub(crate) async fn is_carried_in(
         "recalled_at": { "$exists": false },
         "conversation": { "$in": conversations },
     };
-    Ok(!carrying(db, filter, 1).await?.is_empty())
+    any(db, filter).await
 }
 
-async fn carrying(db: &Database, filter: Document, limit: i64) -> AppResult<Vec<String>> {
-    let options = FindOptions::builder()
-        .projection(doc! { "conversation": 1 })
-        .limit(limit)
-        .build();
-    let found: Vec<Document> = db
+/// Whether a message matches (its id alone is read).
+async fn any(db: &Database, filter: Document) -> AppResult<bool> {
+    Ok(db
         .collection::<Document>(COLLECTION)
-        .find(filter)
-        .with_options(options)
+        .find_one(filter)
+        .projection(doc! { "_id": 1 })
         .await?
-        .try_collect()
-        .await?;
-    let mut conversations: Vec<String> = found
-        .iter()
-        .filter_map(|d| d.get_str("conversation").ok().map(str::to_owned))
-        .collect();
-    conversations.sort();
-    conversations.dedup();
-    Ok(conversations)
+        .is_some())
 }
 
 /// Whether any message not recalled carries the file.
@@ -391,5 +380,5 @@ pub(crate) async fn is_carried(db: &Database, file: FileId) -> AppResult<bool> {
         "attachment.file_id": file.to_hex(),
         "recalled_at": { "$exists": false },
     };
-    Ok(!carrying(db, filter, 1).await?.is_empty())
+    any(db, filter).await
 }

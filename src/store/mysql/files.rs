@@ -171,7 +171,7 @@ pub(crate) async fn complete_within_quota(
 
 /// Forgets an upload that was refused or failed, or a claimed file whose bytes are deleted
 /// (the caller deleted them).
-pub(crate) async fn discard_pending(pool: &MySqlPool, id: FileId) -> AppResult<()> {
+pub(crate) async fn delete_incomplete(pool: &MySqlPool, id: FileId) -> AppResult<()> {
     sqlx::query("DELETE FROM files WHERE id = ? AND state <> 0")
         .bind(id.to_hex())
         .execute(pool)
@@ -316,8 +316,11 @@ pub(crate) async fn abandoned(
     limit: u32,
 ) -> AppResult<Vec<FileId>> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM files WHERE state <> 0 AND created_at < ? ORDER BY created_at LIMIT ?",
+        "SELECT id FROM files WHERE state = ? OR (state = ? AND created_at < ?) \
+         ORDER BY created_at LIMIT ?",
     )
+    .bind(DELETING)
+    .bind(UPLOADING)
     .bind(cutoff.naive_utc())
     .bind(limit)
     .fetch_all(pool)
@@ -347,14 +350,9 @@ pub(crate) async fn claim_abandoned(
     Ok(state == Some(DELETING))
 }
 
-/// The moment claimed rows are given as their start: before every cutoff of [`abandoned`].
-fn long_ago() -> NaiveDateTime {
-    DateTime::<Utc>::UNIX_EPOCH.naive_utc()
-}
-
 /// Takes an orphan from before `cutoff` for deletion: it turns into a claimed row (invisible,
 /// out of the quota, no message may be marked as carrying it any more) whose bytes the caller
-/// deletes before [`discard_pending`]; a failure in between is retried by the sweep's pass
+/// deletes before [`delete_incomplete`]; a failure in between is retried by the sweep's pass
 /// over abandoned rows. False when it is no orphan from before `cutoff` (any
 /// more), or another process took it.
 pub(crate) async fn claim_orphan(
@@ -363,11 +361,10 @@ pub(crate) async fn claim_orphan(
     cutoff: DateTime<Utc>,
 ) -> AppResult<bool> {
     let done = sqlx::query(
-        "UPDATE files SET state = ?, created_at = ? \
+        "UPDATE files SET state = ? \
          WHERE id = ? AND state = 0 AND referenced = 0 AND orphan_since < ?",
     )
     .bind(DELETING)
-    .bind(long_ago())
     .bind(id.to_hex())
     .bind(cutoff.naive_utc())
     .execute(pool)
@@ -384,11 +381,10 @@ pub(crate) async fn claim_owned(
     settled_before_ms: i64,
 ) -> AppResult<bool> {
     let done = sqlx::query(
-        "UPDATE files SET state = ?, created_at = ? \
+        "UPDATE files SET state = ? \
          WHERE id = ? AND owner_id = ? AND state = 0 AND (referenced = 0 OR referenced_at < ?)",
     )
     .bind(DELETING)
-    .bind(long_ago())
     .bind(id.to_hex())
     .bind(owner.0)
     .bind(settled_before_ms)
