@@ -16,6 +16,11 @@ use crate::files_support::{
 use crate::helpers::{expect_error, json_of, spawn_app, spawn_app_sharing, spawn_app_with};
 use crate::ws_client::{DELIVERED, STORED_OFFLINE};
 
+/// The number a `SELECT COUNT(*) ...` answers.
+async fn count(db: &mut sqlx::MySqlConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
+}
+
 /// The body is exactly `expected` (compared without printing kilobytes on a failure).
 async fn same_bytes(resp: reqwest::Response, expected: &[u8]) {
     let status = resp.status();
@@ -482,27 +487,16 @@ async fn files_uploads_no_message_carries_are_swept_after_their_time() {
     .await
     .unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let resp = download(&app, &alice.http, &orphan, None).await;
-        if resp.status() == StatusCode::NOT_FOUND {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the orphan was never swept"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually!(
+        15,
+        "the orphan was never swept",
+        download(&app, &alice.http, &orphan, None).await.status() == StatusCode::NOT_FOUND
+    );
     for kept in [&young, &carried] {
         let resp = download(&app, &alice.http, kept, None).await;
         assert_eq!(resp.status(), StatusCode::OK, "{kept} is kept");
     }
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(rows, 2);
+    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM files").await, 2);
     // The bytes went too: no chunks of the orphan or its thumbnail are left.
     let mongo = mongodb::Client::with_uri_str(app.settings.mongodb.uri.expose_secret())
         .await
@@ -560,11 +554,11 @@ async fn files_an_upload_that_pauses_too_long_is_cut_off_and_leaves_nothing() {
     let mut db = sqlx::MySqlConnection::connect(app.settings.mysql.url.expose_secret())
         .await
         .unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(rows, 0, "no record of it is left");
+    assert_eq!(
+        count(&mut db, "SELECT COUNT(*) FROM files").await,
+        0,
+        "no record of it is left"
+    );
 }
 
 #[tokio::test]
@@ -579,21 +573,11 @@ async fn files_uploads_in_progress_at_once_are_capped_per_user() {
     let mut db = sqlx::MySqlConnection::connect(app.settings.mysql.url.expose_secret())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE state = 1")
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
-        if pending == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the upload never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually!(
+        10,
+        "the upload never started",
+        count(&mut db, "SELECT COUNT(*) FROM files WHERE state = 1").await == 1
+    );
     let resp = upload(&app, &alice.http, binary(10), "second.bin").await;
     let body = expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     assert_eq!(body["rule"], "uploads_in_flight");
@@ -748,29 +732,12 @@ async fn files_the_sweep_removes_what_an_upload_cut_off_by_a_crash_left() {
     .execute(&mut db)
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while partial.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the partial file was never swept"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
-        if rows == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the pending record stays"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually!(15, "the partial file was never swept", !partial.exists());
+    eventually!(
+        5,
+        "the pending record stays",
+        count(&mut db, "SELECT COUNT(*) FROM files").await == 0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -16,6 +16,18 @@ macro_rules! nz {
     };
 }
 
+/// Waits until `$ready` (an expression that may `.await`) holds, checking every 100 ms; fails
+/// with `$what` when it still does not after `$secs` seconds.
+macro_rules! eventually {
+    ($secs:expr, $what:expr, $ready:expr) => {{
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs($secs);
+        while !$ready {
+            assert!(tokio::time::Instant::now() < deadline, "{}", $what);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }};
+}
+
 mod helpers;
 
 mod accounts;
