@@ -311,6 +311,18 @@ pub struct MessageSettings {
     /// Largest skip of op 2's "<skip>-<limit>" page form (more: 40000, page with before_seq
     /// instead).
     pub max_history_skip: u64,
+    /// How long after sending a sender may edit a message (op 9; later: 40003).
+    pub edit_window_secs: u64,
+    /// Most edits of one message (then 40003).
+    pub max_edits: u32,
+    /// Most distinct emoji one user may react to one message with.
+    pub max_reactions_per_user: NonZeroU64,
+    /// Most distinct emoji on one message.
+    pub max_reaction_emoji: NonZeroUsize,
+    /// Most pinned messages per conversation (then 409 `limit_reached`).
+    pub max_pins: NonZeroU64,
+    /// Most entries of op 6's `mentions` (more: 40000).
+    pub max_mentions: NonZeroUsize,
 }
 
 /// `[antispam]` of conf/config.toml (README, Configuration).
@@ -380,6 +392,20 @@ pub struct AntispamSettings {
     pub uploads_limit: NonZeroU64,
     /// The window of `uploads_limit`, in seconds.
     pub uploads_window_secs: NonZeroU64,
+    /// edits: message edits (op 9), per user (the new text also counts towards the duplicate rule).
+    pub edits_limit: NonZeroU64,
+    /// The window of `edits_limit`, in seconds.
+    pub edits_window_secs: NonZeroU64,
+    /// reactions: reactions added or removed (op 10), per user.
+    pub reactions_limit: NonZeroU64,
+    /// The window of `reactions_limit`, in seconds.
+    pub reactions_window_secs: NonZeroU64,
+    /// pins: pins and unpins, per user.
+    pub pins_limit: NonZeroU64,
+    /// The window of `pins_limit`, in seconds.
+    pub pins_window_secs: NonZeroU64,
+    /// search: `GET /search/messages` per user per minute.
+    pub search_per_minute: NonZeroU64,
     /// typing: at most one typing push per user and conversation this often; more are answered and
     /// not pushed.
     pub typing_interval_secs: NonZeroU64,

@@ -1,5 +1,6 @@
 //! Named rules for everything, besides messages, that makes the server push to another user:
-//! friend requests, group edits, moderation, invitations, read receipts, uploads (counted per window,
+//! friend requests, group edits, moderation, invitations, read receipts, uploads, message edits,
+//! reactions, pins, searches (counted per window,
 //! cluster-wide, in one Redis script) and typing (at most one push per interval).
 
 use std::sync::LazyLock;
@@ -27,6 +28,14 @@ pub(crate) enum EventRule {
     Receipts,
     /// Uploads (`POST /files`), per user.
     Uploads,
+    /// Message edits (op 9), per user.
+    Edits,
+    /// Reactions (op 10), per user.
+    Reactions,
+    /// Pins and unpins, per user.
+    Pins,
+    /// Message searches, per user.
+    Search,
 }
 
 impl EventRule {
@@ -38,9 +47,16 @@ impl EventRule {
             Self::Invites => "invites",
             Self::Receipts => "receipts",
             Self::Uploads => "uploads",
+            Self::Edits => "edits",
+            Self::Reactions => "reactions",
+            Self::Pins => "pins",
+            Self::Search => "search",
         }
     }
 }
+
+/// The window of the rules counted per minute.
+const MINUTE: std::num::NonZeroU64 = std::num::NonZeroU64::MIN.saturating_add(59);
 
 /// KEYS: 1 the rule's counter, 2 the duplicate counter of the text (unused without text).
 /// ARGV: 1 limit, 2 window ms, 3 has text (`1`/`0`), 4 duplicate limit, 5 duplicate window ms.
@@ -102,6 +118,10 @@ impl Antispam {
             EventRule::Invites => (s.invites_limit, s.invites_window_secs),
             EventRule::Receipts => (s.receipts_limit, s.receipts_window_secs),
             EventRule::Uploads => (s.uploads_limit, s.uploads_window_secs),
+            EventRule::Edits => (s.edits_limit, s.edits_window_secs),
+            EventRule::Reactions => (s.reactions_limit, s.reactions_window_secs),
+            EventRule::Pins => (s.pins_limit, s.pins_window_secs),
+            EventRule::Search => (s.search_per_minute, MINUTE),
         };
         let k = &self.inner.keys;
         let mut invocation = EVENT.prepare_invoke();

@@ -73,6 +73,9 @@ impl Chat {
             {
                 tracing::warn!(error = %err, file_id = %file, "releasing a recalled message's file");
             }
+            if let Err(err) = self.unpin_recalled(user, conversation, id).await {
+                tracing::warn!(error = %err, "unpinning a recalled message");
+            }
             ("all", self.audience(conversation).await?)
         } else {
             messages::hide_for(&self.mongo, id, user).await?;

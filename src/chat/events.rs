@@ -69,21 +69,8 @@ impl Chat {
         actor: UserId,
         description: serde_json::Value,
     ) -> AppResult<()> {
-        let audience = self.message_audience(group).await?;
-        let draft = crate::chat::writer::Draft {
-            conversation: ConversationId::Group(group),
-            from: actor,
-            to: group.to_string(),
-            kind: crate::domain::MessageType(messages::SYSTEM_TYPE),
-            content: description.to_string(),
-            client_msg_id: None,
-            audience,
-            skip: None,
-            nickname: None,
-            attachment: None,
-            location: None,
-        };
-        self.writer.submit(draft).await?;
+        self.system_notice(ConversationId::Group(group), actor, description.clone())
+            .await?;
         self.group_event(group, description).await;
         Ok(())
     }
@@ -122,5 +109,59 @@ impl Chat {
         if let Err(err) = self.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, kind, "event not pushed");
         }
+    }
+
+    /// Pushes one event to an audience, not back to `skip`; a failure only costs the live update.
+    pub(crate) async fn push_event(
+        &self,
+        kind: &str,
+        data: &impl Serialize,
+        audience: Audience,
+        skip: Option<crate::hub::ConnId>,
+    ) {
+        let delivery = Delivery {
+            event: event_json(kind, data),
+            audience,
+            skip,
+            mark: None,
+        };
+        if let Err(err) = self.hub.deliver(&[delivery]).await {
+            tracing::warn!(error = %err, kind, "event not pushed");
+        }
+    }
+
+    /// Stores a system message (type 10) in any conversation and pushes it to those who get its
+    /// messages live.
+    pub(crate) async fn system_notice(
+        &self,
+        conversation: ConversationId,
+        actor: UserId,
+        description: serde_json::Value,
+    ) -> AppResult<()> {
+        let (to, audience) = match conversation {
+            ConversationId::Group(group) => {
+                (group.to_string(), self.message_audience(group).await?)
+            }
+            direct => (
+                direct.peer_of(actor).unwrap_or(actor).to_string(),
+                self.audience(direct).await?,
+            ),
+        };
+        let draft = crate::chat::writer::Draft {
+            conversation,
+            from: actor,
+            to,
+            kind: crate::domain::MessageType(messages::SYSTEM_TYPE),
+            content: description.to_string(),
+            client_msg_id: None,
+            audience,
+            skip: None,
+            nickname: None,
+            attachment: None,
+            location: None,
+            extras: crate::chat::writer::Extras::default(),
+        };
+        self.writer.submit(draft).await?;
+        Ok(())
     }
 }

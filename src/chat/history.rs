@@ -37,6 +37,8 @@ pub(crate) struct ConversationUnread {
     pub conversation: String,
     pub messages: Vec<Message>,
     pub unread: u64,
+    /// How many of the unread ones mention the reader (or everyone).
+    pub mentions_unread: u64,
     pub has_more: bool,
 }
 
@@ -45,6 +47,8 @@ pub(crate) struct ConversationUnread {
 pub(crate) struct UnreadCount {
     pub conversation: String,
     pub unread: u64,
+    /// How many of the unread ones mention the reader (or everyone).
+    pub mentions_unread: u64,
     pub last_seq: i64,
 }
 
@@ -79,11 +83,12 @@ impl Chat {
             asked.limit,
         )
         .await?;
+        let mut all: Vec<Message> = docs.iter().map(Message::from).collect();
+        self.with_reactions(user, &mut all).await?;
         let mut budget = ReplyBudget::new(self.settings.ws.max_reply_bytes);
-        let mut kept: Vec<Message> = docs
-            .iter()
+        let mut kept: Vec<Message> = all
+            .into_iter()
             .rev()
-            .map(Message::from)
             .take_while(|m| budget.admit(m))
             .collect();
         kept.reverse();
@@ -105,15 +110,19 @@ impl Chat {
         let name = conversation.to_string();
         let read_seq = reads::get(&self.mongo, user, &name).await?;
         let limit = i64::from(self.settings.messages.unread_max.get());
-        let (page, unread) = tokio::try_join!(
+        let (page, unread, mentions_unread) = tokio::try_join!(
             messages::after(&self.mongo, user, &name, read_seq, limit, true),
             messages::count_unread(&self.mongo, user, &name, read_seq),
+            messages::count_mentions_unread(&self.mongo, user, &name, read_seq),
         )?;
         let (docs, has_more) = page;
+        let mut found: Vec<Message> = docs.iter().map(Message::from).collect();
+        self.with_reactions(user, &mut found).await?;
         Ok(ConversationUnread {
             conversation: name,
-            messages: docs.iter().map(Message::from).collect(),
+            messages: found,
             unread,
+            mentions_unread,
             has_more,
         })
     }
@@ -126,14 +135,23 @@ impl Chat {
             .map(|(_, p)| async move {
                 let unread =
                     messages::count_unread(&self.mongo, user, &p.conversation, p.read_seq).await?;
-                let last_seq = if unread > 0 {
-                    messages::max_seq(&self.mongo, &p.conversation).await?
+                let (last_seq, mentions_unread) = if unread > 0 {
+                    tokio::try_join!(
+                        messages::max_seq(&self.mongo, &p.conversation),
+                        messages::count_mentions_unread(
+                            &self.mongo,
+                            user,
+                            &p.conversation,
+                            p.read_seq
+                        ),
+                    )?
                 } else {
-                    0
+                    (0, 0)
                 };
                 AppResult::Ok(UnreadCount {
                     conversation: p.conversation,
                     unread,
+                    mentions_unread,
                     last_seq,
                 })
             })
@@ -182,8 +200,9 @@ impl Chat {
             let (docs, more) =
                 messages::after(&self.mongo, user, name, *after, count_left, false).await?;
             let mut full = false;
-            for doc in &docs {
-                let message = Message::from(doc);
+            let mut found: Vec<Message> = docs.iter().map(Message::from).collect();
+            self.with_reactions(user, &mut found).await?;
+            for message in found {
                 if !bytes.admit(&message) {
                     full = true;
                     break;

@@ -5,6 +5,9 @@
 //! - [`accounts`]: registering, checking a login, changing a password (failures counted).
 //! - [`reads`]: read positions and receipts (op 4, `POST /conversations/{c}/read`).
 //! - [`typing`], [`deleting`]: typing notices (op 8) and deleting or recalling a message (op 5).
+//! - [`editing`], [`reactions`]: editing a message (op 9) and reacting to one (op 10);
+//!   [`quoting`]: what a send answers, forwards and mentions; [`pins`]: pinned messages;
+//!   [`search`]: message search.
 //! - [`profiles`]: what one user sees of another (online only to contacts); [`friends`]: the
 //!   pushes of friendship changes.
 //! - [`email_codes`]: issuing and checking email codes, the verified-email rule, password resets.
@@ -23,6 +26,7 @@
 pub(crate) mod access;
 pub(crate) mod accounts;
 pub(crate) mod deleting;
+pub(crate) mod editing;
 pub(crate) mod email_codes;
 pub(crate) mod events;
 pub(crate) mod files;
@@ -31,9 +35,13 @@ pub(crate) mod groups;
 pub(crate) mod history;
 pub(crate) mod known;
 pub(crate) mod password;
+pub(crate) mod pins;
 pub(crate) mod positions;
 pub(crate) mod profiles;
+pub(crate) mod quoting;
+pub(crate) mod reactions;
 pub(crate) mod reads;
+pub(crate) mod search;
 pub(crate) mod sending;
 mod state;
 pub(crate) mod typing;

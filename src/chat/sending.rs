@@ -6,35 +6,69 @@
 //! and [`Chat::send_to_group`] check and queue (the connection's next send may go once they
 //! return), [`Pending::stored`] waits until the message is stored.
 
+use mongodb::bson::oid::ObjectId;
+
 use crate::antispam;
 use crate::chat::Chat;
-use crate::chat::writer::{Draft, Outcome, Queued};
+use crate::chat::writer::{Draft, Extras, Outcome, Queued};
 use crate::domain::{
     ConversationId, FileId, GroupId, Location, MessageContent, MessageType, Payload, UserId,
 };
 use crate::error::AppResult;
 use crate::hub::{Audience, ConnId};
-use crate::store::mongo::messages::{AttachmentDoc, Message};
+use crate::store::mongo::messages::{AttachmentDoc, Message, ReplyDoc};
 
-/// A message as a client sends it (checked already: type, content rules, payload shape).
-pub(crate) struct NewMessage {
+/// A message written by its sender (checked already: type, content rules, payload shape).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Composed {
     pub kind: MessageType,
     /// The text; for the types that carry something else, an optional caption.
     pub content: Option<MessageContent>,
     pub payload: Payload,
+}
+
+/// What a send carries: a message of the sender's, or a copy of one they can read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Body {
+    New(Composed),
+    /// The id of the message to forward.
+    Forward(ObjectId),
+}
+
+/// Whom a group message mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mentions {
+    /// These users (those who are members are kept).
+    Users(Vec<UserId>),
+    /// Every member (owner and admins only).
+    All,
+}
+
+/// A message as a client sends it.
+pub(crate) struct NewMessage {
+    pub body: Body,
+    /// The message of the same conversation it answers.
+    pub reply_to: Option<ObjectId>,
+    /// Group messages: whom it mentions.
+    pub mentions: Option<Mentions>,
     /// The client's id of the send: a retry with the same one stores nothing new.
     pub client_msg_id: Option<String>,
 }
 
-/// A message ready for the writer: its attachment resolved to the sender's upload.
-struct Resolved {
-    content: String,
+/// A message ready for the writer: its attachment resolved to the sender's upload (or the
+/// forwarded original's), what it answers or copies looked up.
+pub(crate) struct Resolved {
+    pub kind: MessageType,
+    pub content: String,
     /// The upload the message carries, and what the message keeps of it.
-    attachment: Option<(FileId, AttachmentDoc)>,
-    location: Option<Location>,
+    pub attachment: Option<(FileId, AttachmentDoc)>,
+    pub location: Option<Location>,
     /// What anti-spam's duplicate rule compares: the text, or the file's sha256 or the place
     /// with the caption.
-    fingerprint: String,
+    pub fingerprint: String,
+    pub reply_to: Option<ReplyDoc>,
+    /// A forward, and whose the original was when the recipients may know.
+    pub forwarded: Option<Option<i64>>,
 }
 
 /// A queued send.
@@ -67,24 +101,26 @@ impl Chat {
         } else {
             self.check_recipient(from, to).await?.friends
         };
+        let conversation = ConversationId::direct(from, to);
         let resolved = self
-            .clear_send(from, antispam::Target::Direct { to, friends }, &message)
+            .clear_send(
+                from,
+                conversation,
+                antispam::Target::Direct { to, friends },
+                &message,
+            )
             .await?;
         // The recipient first: they are the one whose being online the answer tells.
         let users = if to == from { vec![to] } else { vec![to, from] };
-        let draft = Draft {
-            conversation: ConversationId::direct(from, to),
+        let draft = resolved.into_draft(
+            conversation,
             from,
-            to: to.to_string(),
-            kind: message.kind,
-            content: resolved.content,
-            client_msg_id: message.client_msg_id,
-            audience: Audience::Users { users, primary: 1 },
-            skip: Some(conn.clone()),
-            nickname: None,
-            attachment: resolved.attachment.map(|(_, doc)| doc),
-            location: resolved.location,
-        };
+            message.client_msg_id,
+            Audience::Users { users, primary: 1 },
+            conn,
+            None,
+            (Vec::new(), Vec::new()),
+        );
         Ok(Pending {
             chat: self,
             queued: self.writer.queue(draft).await?,
@@ -102,22 +138,25 @@ impl Chat {
         message: NewMessage,
     ) -> AppResult<Pending<'_>> {
         let nickname = self.check_sender(from, group).await?;
+        let mentions = self.mentioned(from, group, message.mentions.as_ref()).await?;
+        let conversation = ConversationId::Group(group);
         let resolved = self
-            .clear_send(from, antispam::Target::Group { group }, &message)
+            .clear_send(from, conversation, antispam::Target::Group { group }, &message)
             .await?;
-        let draft = Draft {
-            conversation: ConversationId::Group(group),
+        // The mentioned members get their own push (see writer::Extras).
+        let mut audience = self.message_audience(group).await?;
+        if let Audience::Users { users, .. } = &mut audience {
+            users.retain(|u| !mentions.1.contains(u));
+        }
+        let draft = resolved.into_draft(
+            conversation,
             from,
-            to: group.to_string(),
-            kind: message.kind,
-            content: resolved.content,
-            client_msg_id: message.client_msg_id,
-            audience: self.message_audience(group).await?,
-            skip: Some(conn.clone()),
+            message.client_msg_id,
+            audience,
+            conn,
             nickname,
-            attachment: resolved.attachment.map(|(_, doc)| doc),
-            location: resolved.location,
-        };
+            mentions,
+        );
         Ok(Pending {
             chat: self,
             queued: self.writer.queue(draft).await?,
@@ -133,10 +172,17 @@ impl Chat {
     async fn clear_send(
         &self,
         from: UserId,
+        conversation: ConversationId,
         target: antispam::Target,
         message: &NewMessage,
     ) -> AppResult<Resolved> {
-        let resolved = self.resolve(from, message).await?;
+        let mut resolved = match &message.body {
+            Body::New(composed) => self.resolve(from, composed).await?,
+            Body::Forward(original) => self.forward_copy(from, conversation, *original).await?,
+        };
+        if let Some(answered) = message.reply_to {
+            resolved.reply_to = Some(self.reply_doc(from, conversation, answered).await?);
+        }
         self.antispam
             .check_send(
                 from,
@@ -153,40 +199,92 @@ impl Chat {
 
     /// The message as the writer stores it: an attachment must be the sender's own upload of a
     /// type that fits the message's (see [`Chat::attachment_for`]).
-    async fn resolve(&self, from: UserId, message: &NewMessage) -> AppResult<Resolved> {
+    async fn resolve(&self, from: UserId, message: &Composed) -> AppResult<Resolved> {
         let content = message
             .content
             .as_ref()
             .map(|c| c.as_str().to_owned())
             .unwrap_or_default();
+        let resolved = |content: String| Resolved {
+            kind: message.kind,
+            fingerprint: content.clone(),
+            content,
+            attachment: None,
+            location: None,
+            reply_to: None,
+            forwarded: None,
+        };
         Ok(match &message.payload {
-            Payload::Text => Resolved {
-                fingerprint: content.clone(),
-                content,
-                attachment: None,
-                location: None,
-            },
+            Payload::Text => resolved(content),
             Payload::Attachment(wanted) => {
                 let attached = self.attachment_for(from, message.kind, wanted).await?;
                 Resolved {
-                    fingerprint: format!("\u{1}file:{}\u{1}{content}", attached.sha256),
-                    content,
+                    fingerprint: file_fingerprint(&attached.sha256, &content),
                     attachment: Some((attached.file, attached.doc)),
-                    location: None,
+                    ..resolved(content)
                 }
             }
             Payload::Location(place) => Resolved {
-                // The address as people read it, else the place to about 100 m: moving the
-                // point a little does not make the same message new.
-                fingerprint: match &place.address {
-                    Some(address) => format!("\u{1}place:{}\u{1}{content}", address.to_lowercase()),
-                    None => format!("\u{1}place:{:.3},{:.3}\u{1}{content}", place.lat, place.lon),
-                },
-                content,
-                attachment: None,
+                fingerprint: place_fingerprint(place, &content),
                 location: Some(place.clone()),
+                ..resolved(content)
             },
         })
+    }
+}
+
+/// The duplicate rule's view of a file message: the file's bytes (their sha256, or the upload's
+/// id for a forward) and the caption.
+pub(crate) fn file_fingerprint(file: &str, caption: &str) -> String {
+    format!("\u{1}file:{file}\u{1}{caption}")
+}
+
+/// The duplicate rule's view of a location: the address as people read it, else the place to
+/// about 100 m (moving the point a little does not make the same message new), and the caption.
+pub(crate) fn place_fingerprint(place: &Location, caption: &str) -> String {
+    match &place.address {
+        Some(address) => format!("\u{1}place:{}\u{1}{caption}", address.to_lowercase()),
+        None => format!("\u{1}place:{:.3},{:.3}\u{1}{caption}", place.lat, place.lon),
+    }
+}
+
+impl Resolved {
+    /// The draft the writer stores and delivers.
+    #[allow(clippy::too_many_arguments)]
+    fn into_draft(
+        self,
+        conversation: ConversationId,
+        from: UserId,
+        client_msg_id: Option<String>,
+        audience: Audience,
+        conn: &ConnId,
+        nickname: Option<String>,
+        (mentions, mentioned): (Vec<String>, Vec<UserId>),
+    ) -> Draft {
+        let to = match conversation {
+            ConversationId::Group(group) => group.to_string(),
+            direct => direct.peer_of(from).unwrap_or(from).to_string(),
+        };
+        Draft {
+            conversation,
+            from,
+            to,
+            kind: self.kind,
+            content: self.content,
+            client_msg_id,
+            audience,
+            skip: Some(conn.clone()),
+            nickname,
+            attachment: self.attachment.map(|(_, doc)| doc),
+            location: self.location,
+            extras: Extras {
+                reply_to: self.reply_to,
+                forwarded: self.forwarded.is_some(),
+                forwarded_from: self.forwarded.flatten(),
+                mentions,
+                mentioned,
+            },
+        }
     }
 }
 

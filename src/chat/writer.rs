@@ -19,10 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::events::event_json;
 use crate::chat::known::Known;
+use crate::domain::terms::terms;
 use crate::domain::{ConversationId, Location, MessageType, UserId};
 use crate::error::{AppError, AppResult};
 use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
-use crate::store::mongo::messages::{self, AttachmentDoc, Message, MessageDoc, user_key};
+use crate::store::mongo::messages::{
+    self, AttachmentDoc, Message, MessageDoc, ReplyDoc, SYSTEM_TYPE, user_key,
+};
 use crate::store::mongo::reads;
 use crate::store::redis::{Keys, Shared, seq};
 
@@ -46,6 +49,31 @@ pub(crate) struct Draft {
     pub attachment: Option<AttachmentDoc>,
     /// The place of a location message.
     pub location: Option<Location>,
+    /// Reply, forward and mentions.
+    pub extras: Extras,
+}
+
+/// What a message carries besides its body.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// The message it answers.
+    pub reply_to: Option<ReplyDoc>,
+    /// A copy of another message, and whose that was when the recipients may know.
+    pub forwarded: bool,
+    pub forwarded_from: Option<i64>,
+    /// As stored: member ids, or `"all"`.
+    pub mentions: Vec<String>,
+    /// The members the message mentions: they get it pushed with `"mentioned": true`, also in
+    /// do-not-disturb, and are not in the draft's audience.
+    pub mentioned: Vec<UserId>,
+}
+
+/// A message event for a mentioned member.
+#[derive(serde::Serialize)]
+struct MentionedMessage<'a> {
+    #[serde(flatten)]
+    message: &'a Message,
+    mentioned: bool,
 }
 
 pub(crate) enum Outcome {
@@ -396,6 +424,18 @@ impl Backend {
                     nickname: draft.nickname.clone(),
                     attachment: draft.attachment.clone(),
                     location: draft.location.clone(),
+                    edited_at: None,
+                    edits: Vec::new(),
+                    reply_to: draft.extras.reply_to.clone(),
+                    forwarded: draft.extras.forwarded,
+                    forwarded_from: draft.extras.forwarded_from,
+                    mentions: draft.extras.mentions.clone(),
+                    terms: if draft.kind.0 == SYSTEM_TYPE {
+                        Vec::new()
+                    } else {
+                        terms(&draft.content)
+                    },
+                    reacted_at: None,
                 }
             })
             .collect();
@@ -457,28 +497,56 @@ impl Backend {
         stored: &[(usize, MessageDoc)],
         replayed: &[(usize, MessageDoc)],
     ) -> Vec<u32> {
-        let delivery = |(i, doc): &(usize, MessageDoc), replay: bool| {
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(stored.len() + replayed.len());
+        // Where each stored message's own push is (a mentioned member's push follows it, so
+        // every connection still gets the conversation in seq order).
+        let mut main_push: Vec<usize> = Vec::with_capacity(stored.len());
+        for ((i, doc), replay) in stored
+            .iter()
+            .map(|s| (s, false))
+            .chain(replayed.iter().map(|r| (r, true)))
+        {
             let draft = &jobs[*i].draft;
-            Delivery {
-                event: event_json("message", &Message::from(doc)),
+            let message = Message::from(doc);
+            let mark = |suffix: &str| {
+                draft.client_msg_id.as_deref().map(|id| Mark {
+                    key: format!("{}{suffix}", self.keys.sent(draft.from.0, id)),
+                    replay,
+                })
+            };
+            if !replay {
+                main_push.push(deliveries.len());
+            }
+            deliveries.push(Delivery {
+                event: event_json("message", &message),
                 audience: draft.audience.clone(),
                 skip: draft.skip.clone(),
-                mark: draft.client_msg_id.as_deref().map(|id| Mark {
-                    key: self.keys.sent(draft.from.0, id),
-                    replay,
-                }),
+                mark: mark(""),
+            });
+            if !draft.extras.mentioned.is_empty() {
+                deliveries.push(Delivery {
+                    event: event_json(
+                        "message",
+                        &MentionedMessage {
+                            message: &message,
+                            mentioned: true,
+                        },
+                    ),
+                    audience: Audience::Users {
+                        users: draft.extras.mentioned.clone(),
+                        primary: 0,
+                    },
+                    skip: draft.skip.clone(),
+                    // A marker of its own: a replay checks each push separately.
+                    mark: mark(":m"),
+                });
             }
-        };
-        let deliveries: Vec<Delivery> = stored
-            .iter()
-            .map(|s| delivery(s, false))
-            .chain(replayed.iter().map(|r| delivery(r, true)))
-            .collect();
+        }
         match self.hub.deliver(&deliveries).await {
-            Ok(mut online) => {
-                online.truncate(stored.len());
-                online
-            }
+            Ok(online) => main_push
+                .iter()
+                .map(|at| online.get(*at).copied().unwrap_or(0))
+                .collect(),
             Err(err) => {
                 tracing::error!(error = %err, "stored messages could not be published live");
                 vec![0; stored.len()]

@@ -3,24 +3,27 @@
 
 mod conversation;
 mod email;
+mod emoji;
 mod group;
 mod nick_name;
 mod password;
 mod payload;
 mod record_id;
 mod request_status;
+pub mod terms;
 mod timestamp;
 mod user_id;
 mod user_name;
 
 pub use conversation::{ConversationId, GroupId, MessageContent, MessageType};
 pub use email::Email;
+pub use emoji::{EMOJI_MAX_BYTES, Emoji};
 pub use group::{JoinMode, Role};
 pub use nick_name::NickName;
 pub use password::Password;
 pub use payload::{
-    ADDRESS_MAX_CHARS, AttachmentRef, FILE_NAME_MAX_BYTES, FileId, Location, MAX_DURATION_MS,
-    MediaKind, Payload, sanitize_file_name,
+    ADDRESS_MAX_CHARS, AttachmentRef, EXCERPT_MAX_CHARS, FILE_NAME_MAX_BYTES, FileId, Location, MAX_DURATION_MS,
+    MediaKind, Payload, excerpt, sanitize_file_name,
 };
 pub use record_id::RecordId;
 pub use request_status::RequestStatus;

@@ -144,6 +144,16 @@ impl MessageType {
     }
 }
 
+/// Most characters (grapheme clusters) of a reply's excerpt of the message it answers.
+pub const EXCERPT_MAX_CHARS: usize = 100;
+
+/// The first [`EXCERPT_MAX_CHARS`] characters of a message's one-line preview (grapheme
+/// clusters, so an emoji or an accented letter is never cut in two).
+pub fn excerpt(preview: &str) -> String {
+    use unicode_segmentation::UnicodeSegmentation;
+    preview.graphemes(true).take(EXCERPT_MAX_CHARS).collect()
+}
+
 /// `attachment` of a send: an upload of the sender's and, for voice and video, its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttachmentRef {

@@ -15,6 +15,11 @@ impl Timestamp {
     pub fn now() -> Self {
         Self(Utc::now())
     }
+
+    /// The time of Unix milliseconds (None out of range).
+    pub fn from_millis(ms: i64) -> Option<Self> {
+        DateTime::<Utc>::from_timestamp_millis(ms).map(Self)
+    }
 }
 
 impl From<DateTime<Utc>> for Timestamp {

@@ -210,18 +210,29 @@ async fn list(
     let next_before = entries.last().filter(|_| has_more).map(|e| e.key.cursor());
 
     // Only the page's entries are counted and described.
-    let unread: Vec<u64> = futures_util::stream::iter(entries.iter())
-        .map(|e| {
-            messages::count_unread(
-                &state.mongo,
-                me,
-                &e.position.conversation,
-                e.position.read_seq,
-            )
+    let unread: Vec<(u64, u64)> = futures_util::stream::iter(entries.iter())
+        .map(|e| async {
+            let name = &e.position.conversation;
+            let read = e.position.read_seq;
+            let unread = messages::count_unread(&state.mongo, me, name, read).await?;
+            // Only group messages mention anyone.
+            let mentions = if unread > 0 && e.conversation.group().is_some() {
+                messages::count_mentions_unread(&state.mongo, me, name, read).await?
+            } else {
+                0
+            };
+            AppResult::Ok((unread, mentions))
         })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
+    let mut lasts: Vec<Message> = entries.iter_mut().filter_map(|e| e.last.take()).collect();
+    state.with_reactions(me, &mut lasts).await?;
+    for e in &mut entries {
+        if e.key.last.is_some() && !lasts.is_empty() {
+            e.last = Some(lasts.remove(0));
+        }
+    }
     let group_ids: Vec<GroupId> = entries
         .iter()
         .filter_map(|e| e.conversation.group())
@@ -238,12 +249,13 @@ async fn list(
     let items: Vec<Item<'_>> = entries
         .drain(..)
         .zip(unread)
-        .map(|(e, unread)| {
+        .map(|(e, (unread, mentions_unread))| {
             let mut item = Item {
                 conversation: e.position.conversation,
                 preview: e.last.as_ref().map(Message::preview),
                 last_message: e.last,
                 unread,
+                mentions_unread,
                 pinned: e.position.pinned_at.is_some(),
                 dnd: false,
                 folded: false,
@@ -313,6 +325,8 @@ struct Item<'a> {
     /// The last message in one line: its text or caption, else `"[image]"` and the like.
     preview: Option<String>,
     unread: u64,
+    /// How many of the unread messages mention the caller (or everyone).
+    mentions_unread: u64,
     pinned: bool,
     dnd: bool,
     folded: bool,

@@ -17,8 +17,10 @@ pub(crate) mod origin;
 pub(crate) mod page;
 pub(crate) mod pagination;
 pub(crate) mod people;
+pub(crate) mod pins;
 pub(crate) mod profile;
 pub(crate) mod replies;
+pub(crate) mod search;
 pub(crate) mod users;
 
 use actix_web::dev::ServiceResponse;
@@ -38,6 +40,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     blocks::configure(cfg);
     devices::configure(cfg);
     email::configure(cfg);
+    pins::configure(cfg);
+    search::configure(cfg);
     conversations::configure(cfg);
     files::configure(cfg);
     page::configure(cfg);

@@ -8,8 +8,9 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::chat::sending::{Body, Composed, Mentions};
 use crate::domain::{
-    AttachmentRef, ConversationId, FileId, GroupId, Location, MAX_DURATION_MS, MediaKind,
+    AttachmentRef, ConversationId, Emoji, FileId, GroupId, Location, MAX_DURATION_MS, MediaKind,
     MessageContent, MessageType, Payload, UserId,
 };
 use crate::error::AppError;
@@ -33,6 +34,10 @@ pub const OP_GROUP_SEND: i64 = 6;
 pub const OP_RESUME: i64 = 7;
 /// op 8: a typing notice.
 pub const OP_TYPING: i64 = 8;
+/// op 9: edit a message.
+pub const OP_EDIT: i64 = 9;
+/// op 10: add or remove a reaction.
+pub const OP_REACT: i64 = 10;
 
 /// The reply code of success.
 pub const CODE_OK: u32 = 200;
@@ -76,13 +81,13 @@ pub(crate) enum ReadTarget {
     },
 }
 
-/// A message as a send (op 1 or 6) gives it: the text (a caption for the types that carry
-/// something else, optional there) and what the type carries.
+/// A message as a send (op 1 or 6) gives it: composed or forwarded, maybe answering another,
+/// maybe mentioning members (op 6).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Outgoing {
-    pub kind: MessageType,
-    pub content: Option<MessageContent>,
-    pub payload: Payload,
+    pub body: Body,
+    pub reply_to: Option<ObjectId>,
+    pub mentions: Option<Mentions>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +100,8 @@ pub(crate) enum ClientOp {
     GroupSend { group: GroupId, message: Outgoing },
     Resume { since: Vec<(ConversationId, i64)> },
     Typing { target: Target },
+    Edit { id: ObjectId, content: MessageContent },
+    React { id: ObjectId, emoji: Emoji, add: bool },
 }
 
 impl ClientOp {
@@ -157,6 +164,8 @@ pub(crate) struct Limits {
     pub max_history_skip: u64,
     /// Most conversations one resume may name in `since`.
     pub max_resume_conversations: usize,
+    /// Most entries of op 6's `mentions`.
+    pub max_mentions: usize,
 }
 
 impl Limits {
@@ -167,6 +176,7 @@ impl Limits {
             history_max_limit: i64::from(settings.messages.history_max_limit.get()),
             max_history_skip: settings.messages.max_history_skip,
             max_resume_conversations: settings.ws.max_resume_conversations.get(),
+            max_mentions: settings.messages.max_mentions.get(),
         }
     }
 }
@@ -226,7 +236,7 @@ fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, A
             to: f
                 .user_id("to")?
                 .ok_or_else(|| invalid("to", "is required"))?,
-            message: f.outgoing(limits)?,
+            message: f.outgoing(limits, false)?,
         },
         OP_HISTORY => ClientOp::History {
             target: f
@@ -248,7 +258,7 @@ fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, A
         },
         OP_GROUP_SEND => ClientOp::GroupSend {
             group: f.group_id("to")?,
-            message: f.outgoing(limits)?,
+            message: f.outgoing(limits, true)?,
         },
         OP_RESUME => ClientOp::Resume {
             since: f.since(limits)?,
@@ -257,6 +267,26 @@ fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, A
             target: f
                 .target()?
                 .ok_or_else(|| invalid("to", "`to` or `conversation` is required"))?,
+        },
+        OP_EDIT => ClientOp::Edit {
+            id: f.required_message_id()?,
+            content: MessageContent::parse(
+                f.string("content")?
+                    .ok_or_else(|| invalid("content", "is required"))?,
+                limits.max_content_chars,
+            )?,
+        },
+        OP_REACT => ClientOp::React {
+            id: f.required_message_id()?,
+            emoji: Emoji::parse(
+                f.string("emoji")?
+                    .ok_or_else(|| invalid("emoji", "is required"))?,
+            )?,
+            add: match f.string("action")? {
+                Some("add") => true,
+                Some("remove") => false,
+                _ => return Err(invalid("action", "must be \"add\" or \"remove\"")),
+            },
         },
         other => {
             return Err(AppError::BadRequest(
@@ -355,7 +385,72 @@ impl Fields<'_> {
         }
     }
 
-    fn outgoing(&self, limits: &Limits) -> Result<Outgoing, AppError> {
+    fn outgoing(&self, limits: &Limits, group: bool) -> Result<Outgoing, AppError> {
+        let reply_to = self.optional_message_id("reply_to")?;
+        let mentions = if group {
+            self.mentions(limits)?
+        } else {
+            self.refuse_present("mentions", "only group messages (op 6) mention members")?;
+            None
+        };
+        let body = match self.optional_message_id("forward_of")? {
+            Some(original) => {
+                // A copy: what it carries is the original's (a `type` given with it is ignored).
+                for field in ["content", "attachment", "location"] {
+                    self.refuse_present(field, "a forward carries the original's")?;
+                }
+                if reply_to.is_some() {
+                    return Err(invalid("reply_to", "a forward answers nothing"));
+                }
+                Body::Forward(original)
+            }
+            None => Body::New(self.composed(limits)?),
+        };
+        Ok(Outgoing {
+            body,
+            reply_to,
+            mentions,
+        })
+    }
+
+    fn optional_message_id(&self, name: &'static str) -> Result<Option<ObjectId>, AppError> {
+        self.string(name)?
+            .map(|raw| ObjectId::parse_str(raw).map_err(|_| invalid(name, "must be a message id")))
+            .transpose()
+    }
+
+    /// `mentions`: member ids (strings or numbers), deduplicated, or `["all"]`.
+    fn mentions(&self, limits: &Limits) -> Result<Option<Mentions>, AppError> {
+        let list = match self.get("mentions") {
+            None => return Ok(None),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(invalid("mentions", "must be an array of user ids or [\"all\"]")),
+        };
+        if list.len() > limits.max_mentions {
+            return Err(invalid(
+                "mentions",
+                format!("names more than {} members", limits.max_mentions),
+            ));
+        }
+        let mut users: Vec<UserId> = Vec::with_capacity(list.len());
+        for entry in list {
+            let user = match entry {
+                Value::String(s) if s == crate::store::mongo::messages::MENTION_ALL => {
+                    return Ok(Some(Mentions::All));
+                }
+                Value::String(s) => UserId::parse(s),
+                Value::Number(n) => n.as_u64().filter(|n| *n > 0).map(UserId),
+                _ => None,
+            }
+            .ok_or_else(|| invalid("mentions", "must be user ids or [\"all\"]"))?;
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        Ok(Some(Mentions::Users(users)))
+    }
+
+    fn composed(&self, limits: &Limits) -> Result<Composed, AppError> {
         let kind = self
             .integer("type")?
             .ok_or_else(|| invalid("type", "is required"))
@@ -371,7 +466,7 @@ impl Fields<'_> {
             self.refuse_present("attachment", "only types 2, 3, 4 and 6 carry an attachment")?;
             self.refuse_present("location", "only type 5 carries a location")?;
             let content = content.ok_or_else(|| invalid("content", "is required"))?;
-            return Ok(Outgoing {
+            return Ok(Composed {
                 kind,
                 content: Some(MessageContent::parse(content, limits.max_content_chars)?),
                 payload: Payload::Text,
@@ -391,7 +486,7 @@ impl Fields<'_> {
             }
             _ => None,
         };
-        Ok(Outgoing {
+        Ok(Composed {
             kind,
             content,
             payload,
@@ -505,10 +600,20 @@ impl Fields<'_> {
         })
     }
 
+    /// `message_id`, required (ops 9 and 10).
+    fn required_message_id(&self) -> Result<ObjectId, AppError> {
+        self.optional_message_id("message_id")?
+            .ok_or_else(|| invalid("message_id", "is required"))
+    }
+
+    /// The message an op is about: `message_id`, or (ops 4 and 5, as before) `content`.
     fn message_id(&self) -> Result<ObjectId, AppError> {
+        if let Some(id) = self.optional_message_id("message_id")? {
+            return Ok(id);
+        }
         let raw = self
             .string("content")?
-            .ok_or_else(|| invalid("content", "the message id is required"))?;
+            .ok_or_else(|| invalid("message_id", "the message id is required"))?;
         ObjectId::parse_str(raw).map_err(|_| invalid("content", "must be a message id"))
     }
 
@@ -568,7 +673,21 @@ mod tests {
         history_max_limit: 100,
         max_history_skip: 50,
         max_resume_conversations: 2,
+        max_mentions: 3,
     };
+
+    /// The composed message of a send.
+    fn composed(op: ClientOp) -> Composed {
+        match op {
+            ClientOp::Send { message, .. } | ClientOp::GroupSend { message, .. } => {
+                match message.body {
+                    Body::New(c) => c,
+                    Body::Forward(_) => panic!("a forward"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn op(text: &str) -> ClientOp {
         parse(text, &LIMITS).unwrap().op
@@ -583,9 +702,13 @@ mod tests {
         let expected = ClientOp::Send {
             to: UserId(7),
             message: Outgoing {
-                kind: MessageType(1),
-                content: Some(MessageContent::parse("hi", 10).unwrap()),
-                payload: Payload::Text,
+                body: Body::New(Composed {
+                    kind: MessageType(1),
+                    content: Some(MessageContent::parse("hi", 10).unwrap()),
+                    payload: Payload::Text,
+                }),
+                reply_to: None,
+                mentions: None,
             },
         };
         assert_eq!(
@@ -653,11 +776,9 @@ mod tests {
             AppError::Validation { field, .. } => field.into_owned(),
             other => panic!("{other:?}"),
         };
-        let ClientOp::Send { message, .. } = op(&format!(
+        let message = composed(op(&format!(
             r#"{{"op_type":1,"to":"7","type":3,"attachment":{{"file_id":"{id}","duration_ms":1500}}}}"#
-        )) else {
-            panic!()
-        };
+        )));
         assert_eq!(message.content, None);
         assert_eq!(
             message.payload,
@@ -666,11 +787,9 @@ mod tests {
                 duration_ms: Some(1500)
             })
         );
-        let ClientOp::Send { message, .. } = op(&format!(
+        let message = composed(op(&format!(
             r#"{{"op_type":1,"to":"7","type":2,"content":"look","attachment":{{"file_id":"{id}"}}}}"#
-        )) else {
-            panic!()
-        };
+        )));
         assert_eq!(message.content.unwrap().as_str(), "look");
         assert_eq!(
             field(r#"{"op_type":1,"to":"7","type":2,"content":"x"}"#),
@@ -702,11 +821,9 @@ mod tests {
             field(r#"{"op_type":1,"to":"7","type":1,"content":"x","location":{"lat":1,"lon":2}}"#),
             "location"
         );
-        let ClientOp::GroupSend { message, .. } = op(
+        let message = composed(op(
             r#"{"op_type":6,"to":"4","type":5,"location":{"lat":52.5,"lon":13.4,"address":"Berlin"}}"#,
-        ) else {
-            panic!()
-        };
+        ));
         assert_eq!(
             message.payload,
             Payload::Location(Location::parse(52.5, 13.4, Some("Berlin")).unwrap())
@@ -803,6 +920,113 @@ mod tests {
                 .error
                 .ws_code(),
             40000
+        );
+    }
+
+    #[test]
+    fn replies_forwards_and_mentions() {
+        let id = "0123456789abcdef01234567";
+        let oid = ObjectId::parse_str(id).unwrap();
+        let field = |t: &str| match err(t).error {
+            AppError::Validation { field, .. } => field.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        let ClientOp::Send { message, .. } = op(&format!(
+            r#"{{"op_type":1,"to":"7","type":1,"content":"hi","reply_to":"{id}"}}"#
+        )) else {
+            panic!()
+        };
+        assert_eq!(message.reply_to, Some(oid));
+        let ClientOp::GroupSend { message, .. } =
+            op(&format!(r#"{{"op_type":6,"to":"4","forward_of":"{id}","type":1}}"#))
+        else {
+            panic!()
+        };
+        assert_eq!(message.body, Body::Forward(oid));
+        assert_eq!(
+            field(&format!(r#"{{"op_type":6,"to":"4","forward_of":"{id}","content":"x"}}"#)),
+            "content"
+        );
+        assert_eq!(
+            field(&format!(
+                r#"{{"op_type":6,"to":"4","forward_of":"{id}","reply_to":"{id}"}}"#
+            )),
+            "reply_to"
+        );
+        assert_eq!(
+            field(r#"{"op_type":1,"to":"7","type":1,"content":"x","reply_to":"nope"}"#),
+            "reply_to"
+        );
+        let ClientOp::GroupSend { message, .. } =
+            op(r#"{"op_type":6,"to":"4","type":1,"content":"x","mentions":["7",7,"8"]}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            message.mentions,
+            Some(Mentions::Users(vec![UserId(7), UserId(8)]))
+        );
+        let ClientOp::GroupSend { message, .. } =
+            op(r#"{"op_type":6,"to":"4","type":1,"content":"x","mentions":["7","all"]}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(message.mentions, Some(Mentions::All));
+        for bad in [
+            r#"{"op_type":6,"to":"4","type":1,"content":"x","mentions":["1","2","3","4"]}"#,
+            r#"{"op_type":6,"to":"4","type":1,"content":"x","mentions":"7"}"#,
+            r#"{"op_type":6,"to":"4","type":1,"content":"x","mentions":[0]}"#,
+            r#"{"op_type":1,"to":"4","type":1,"content":"x","mentions":["7"]}"#,
+        ] {
+            assert_eq!(field(bad), "mentions", "{bad}");
+        }
+    }
+
+    #[test]
+    fn edits_and_reactions() {
+        let id = "0123456789abcdef01234567";
+        let oid = ObjectId::parse_str(id).unwrap();
+        assert_eq!(
+            op(&format!(r#"{{"op_type":9,"message_id":"{id}","content":"new"}}"#)),
+            ClientOp::Edit {
+                id: oid,
+                content: MessageContent::parse("new", 10).unwrap()
+            }
+        );
+        assert_eq!(
+            err(&format!(r#"{{"op_type":9,"message_id":"{id}","content":"12345678901"}}"#))
+                .error
+                .ws_code(),
+            40013
+        );
+        for bad in [
+            format!(r#"{{"op_type":9,"message_id":"{id}","content":"  "}}"#),
+            format!(r#"{{"op_type":9,"content":"{id}"}}"#),
+            format!(r#"{{"op_type":10,"message_id":"{id}","emoji":"x","action":"add"}}"#),
+            format!(r#"{{"op_type":10,"message_id":"{id}","emoji":"👍","action":"toggle"}}"#),
+            r#"{"op_type":10,"message_id":"x","emoji":"👍","action":"add"}"#.to_owned(),
+        ] {
+            assert_eq!(err(&bad).error.ws_code(), 40000, "{bad}");
+        }
+        assert_eq!(
+            op(&format!(r#"{{"op_type":10,"message_id":"{id}","emoji":"👍","action":"remove"}}"#)),
+            ClientOp::React {
+                id: oid,
+                emoji: Emoji::parse("👍").unwrap(),
+                add: false
+            }
+        );
+        // ops 4 and 5 take `message_id` as well as `content`.
+        assert_eq!(
+            op(&format!(r#"{{"op_type":5,"message_id":"{id}"}}"#)),
+            ClientOp::Delete {
+                id: oid,
+                everyone: false
+            }
+        );
+        assert_eq!(
+            op(&format!(r#"{{"op_type":4,"content":"{id}"}}"#)),
+            ClientOp::MarkRead(ReadTarget::Message(oid))
         );
     }
 }

@@ -66,9 +66,9 @@ impl Chat {
         if file.owner == viewer {
             return Ok(file);
         }
-        // The conversations that could give the right: only the uploader sends their file,
-        // so the viewer's groups, the lobby and the 1:1 of the two (one MySQL query for the
-        // groups, one MongoDB query for a message).
+        // The conversations that could give the right: the uploader sends their file into
+        // the viewer's groups, the lobby and the 1:1 of the two (one MySQL query for the
+        // groups, one MongoDB query for a message); a forward anywhere the viewer reads.
         let rights = ReadRights::of(self, viewer).await?;
         let mut conversations: Vec<String> = rights
             .groups()
@@ -77,6 +77,17 @@ impl Chat {
         conversations.push(ConversationId::Group(GroupId::LOBBY).to_string());
         conversations.push(ConversationId::direct(file.owner, viewer).to_string());
         if messages::is_carried_in(&self.mongo, id, conversations).await? {
+            return Ok(file);
+        }
+        // A forward carries it further: into any 1:1 of the viewer's (their read positions
+        // list those), at the cost of one more query for the callers refused.
+        let (positions, _) = self.readable_positions(viewer).await?;
+        let direct: Vec<String> = positions
+            .into_iter()
+            .filter(|(c, _)| c.group().is_none())
+            .map(|(c, _)| c.to_string())
+            .collect();
+        if !direct.is_empty() && messages::is_carried_in(&self.mongo, id, direct).await? {
             return Ok(file);
         }
         Err(no_such_file())

@@ -50,6 +50,97 @@ pub(crate) struct MessageDoc {
     /// The place of a location message (removed by a recall).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Unix milliseconds of the last edit (absent: never edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// The texts an edit replaced, oldest first (written whole by each edit: the local MongoDB
+    /// stand-in stores a `$push`ed sub-document as a string). Never shown to clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<EditDoc>,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyDoc>,
+    /// A copy of another message (written at insert only: a `$set` boolean becomes an integer
+    /// on the stand-in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// Whose the forwarded original was, when the recipients may know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<i64>,
+    /// Group messages: the mentioned members' ids (strings), or `"all"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// The search terms of the text or caption (see `domain::terms`; removed by a recall).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
+    /// Unix milliseconds of the first reaction (absent: never reacted to), so reading
+    /// messages asks for reactions only where there may be some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reacted_at: Option<i64>,
+}
+
+/// A text an edit replaced, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EditDoc {
+    pub content: String,
+    /// Unix milliseconds of the edit that replaced it.
+    pub at: i64,
+}
+
+/// What a reply keeps of the message it answers. The excerpt follows the original's edits and
+/// goes with its recall (`recalled_at` set instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ReplyDoc {
+    /// The original's id, hex.
+    pub id: String,
+    pub from: i64,
+    #[serde(rename = "type")]
+    pub kind: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalled_at: Option<i64>,
+}
+
+/// The message a reply answers, as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ReplyTo {
+    pub id: String,
+    pub from: String,
+    #[serde(rename = "type")]
+    pub kind: i32,
+    /// The first characters of its text or caption, or `"[image]"` and the like; null once
+    /// it is recalled.
+    pub excerpt: Option<String>,
+    pub recalled: bool,
+}
+
+impl From<&ReplyDoc> for ReplyTo {
+    fn from(doc: &ReplyDoc) -> Self {
+        let recalled = doc.recalled_at.is_some();
+        Self {
+            id: doc.id.clone(),
+            from: doc.from.to_string(),
+            kind: doc.kind,
+            excerpt: if recalled { None } else { doc.excerpt.clone() },
+            recalled,
+        }
+    }
+}
+
+/// Whose a forwarded message was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ForwardedFrom {
+    pub user_id: String,
+}
+
+/// One emoji's reactions to a message, for one reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ReactionCount {
+    pub emoji: String,
+    pub count: u64,
+    /// Whether the reader is among them.
+    pub me: bool,
 }
 
 /// What a message keeps of the upload it carries (a copy: history needs no second lookup).
@@ -123,18 +214,47 @@ pub(crate) struct Message {
     pub attachment: Option<Attachment>,
     /// Type 5: the place (null otherwise).
     pub location: Option<Location>,
+    /// When it was last edited (null: never).
+    pub edited_at: Option<Timestamp>,
+    /// The message it answers (null: none).
+    pub reply_to: Option<ReplyTo>,
+    /// Whether it is a copy of another message.
+    pub forwarded: bool,
+    /// Whose the original was, when its readers may know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<ForwardedFrom>,
+    /// Group messages: the mentioned members' ids, or `["all"]`.
+    pub mentions: Vec<String>,
+    /// The reactions, for the reader (filled by `Chat::with_reactions`).
+    pub reactions: Vec<ReactionCount>,
+    /// Whether it may have reactions (then they are looked up).
+    #[serde(skip)]
+    pub reacted: bool,
 }
 
 impl Message {
     /// What a conversation list shows of it: the text or caption, else `"[image]"` and the like.
     pub(crate) fn preview(&self) -> String {
-        if !self.content.is_empty() {
-            return self.content.clone();
-        }
-        MessageType(self.kind)
-            .placeholder()
-            .unwrap_or_default()
-            .to_owned()
+        preview(&self.content, self.kind)
+    }
+}
+
+fn preview(content: &str, kind: i32) -> String {
+    if !content.is_empty() {
+        return content.to_owned();
+    }
+    MessageType(kind).placeholder().unwrap_or_default().to_owned()
+}
+
+impl MessageDoc {
+    /// What a reply shows of it (see `domain::excerpt`).
+    pub(crate) fn excerpt(&self) -> String {
+        crate::domain::excerpt(&preview(&self.content, self.kind))
+    }
+
+    /// Whether `user` deleted it for themselves.
+    pub(crate) fn hidden_for(&self, user: UserId) -> bool {
+        self.hidden_for.contains(&user_key(user))
     }
 }
 
@@ -155,6 +275,15 @@ impl From<&MessageDoc> for Message {
             nickname: doc.nickname.clone(),
             attachment: doc.attachment.as_ref().map(Attachment::from),
             location: doc.location.clone(),
+            edited_at: doc.edited_at.and_then(Timestamp::from_millis),
+            reply_to: doc.reply_to.as_ref().map(ReplyTo::from),
+            forwarded: doc.forwarded,
+            forwarded_from: doc.forwarded_from.map(|id| ForwardedFrom {
+                user_id: id.to_string(),
+            }),
+            mentions: doc.mentions.clone(),
+            reactions: Vec::new(),
+            reacted: doc.reacted_at.is_some(),
         }
     }
 }
@@ -194,6 +323,21 @@ pub(crate) async fn ensure_indexes(db: &Database) -> AppResult<()> {
     coll.create_index(
         IndexModel::builder()
             .keys(doc! { "attachment.file_id": 1, "conversation": 1 })
+            .options(IndexOptions::builder().sparse(true).build())
+            .build(),
+    )
+    .await?;
+    // Search: the messages of the caller's conversations holding every term of a query.
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! { "conversation": 1, "terms": 1 })
+            .build(),
+    )
+    .await?;
+    // Edits and recalls update the replies that quote a message.
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! { "reply_to.id": 1 })
             .options(IndexOptions::builder().sparse(true).build())
             .build(),
     )
@@ -336,18 +480,152 @@ pub(crate) async fn hide_for(db: &Database, id: ObjectId, user: UserId) -> AppRe
     Ok(())
 }
 
-/// Recalls the message for everyone: marks it and drops its content, attachment and place.
+/// Recalls the message for everyone: marks it and drops its content, edit history, search
+/// terms, attachment and place; the replies quoting it lose their excerpt.
 pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
+    let now = Utc::now().timestamp_millis();
     collection(db)
         .update_one(
             doc! { "_id": id },
             doc! {
-                "$set": { "recalled_at": Utc::now().timestamp_millis(), "content": "" },
-                "$unset": { "attachment": "", "location": "" },
+                "$set": { "recalled_at": now, "content": "" },
+                "$unset": { "attachment": "", "location": "", "edits": "", "terms": "" },
+            },
+        )
+        .await?;
+    collection(db)
+        .update_many(
+            doc! { "reply_to.id": id.to_hex() },
+            doc! {
+                "$set": { "reply_to.recalled_at": now },
+                "$unset": { "reply_to.excerpt": "" },
             },
         )
         .await?;
     Ok(())
+}
+
+/// An edit as [`edit`] writes it.
+pub(crate) struct Edit<'a> {
+    pub content: &'a str,
+    /// The texts replaced so far, this edit's included.
+    pub edits: &'a [EditDoc],
+    pub terms: Vec<String>,
+    pub at_ms: i64,
+    /// What replies quoting it show now.
+    pub excerpt: String,
+}
+
+/// Replaces the text of `before` (the sender's, not recalled) if nobody edited or recalled it
+/// since it was read; false when somebody did (read again and retry). Replies quoting it show
+/// the new excerpt.
+pub(crate) async fn edit(db: &Database, before: &MessageDoc, edit: Edit<'_>) -> AppResult<bool> {
+    let mut filter = doc! {
+        "_id": before.id,
+        "from": before.from,
+        "recalled_at": { "$exists": false },
+    };
+    match before.edited_at {
+        Some(at) => filter.insert("edited_at", at),
+        None => filter.insert("edited_at", doc! { "$exists": false }),
+    };
+    let edits = bson::to_bson(edit.edits)
+        .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("edit history: {e}")))?;
+    let mut set = doc! {
+        "content": edit.content,
+        "edited_at": edit.at_ms,
+        "edits": edits,
+    };
+    let update = if edit.terms.is_empty() {
+        doc! { "$set": set, "$unset": { "terms": "" } }
+    } else {
+        set.insert("terms", edit.terms);
+        doc! { "$set": set }
+    };
+    let result = collection(db).update_one(filter, update).await?;
+    if result.matched_count == 0 {
+        return Ok(false);
+    }
+    collection(db)
+        .update_many(
+            doc! { "reply_to.id": before.id.to_hex(), "reply_to.recalled_at": { "$exists": false } },
+            doc! { "$set": { "reply_to.excerpt": edit.excerpt } },
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Notes that the message has (or had) reactions.
+pub(crate) async fn set_reacted(db: &Database, id: ObjectId) -> AppResult<()> {
+    collection(db)
+        .update_one(
+            doc! { "_id": id, "reacted_at": { "$exists": false } },
+            doc! { "$set": { "reacted_at": Utc::now().timestamp_millis() } },
+        )
+        .await?;
+    Ok(())
+}
+
+/// The messages with these ids (any order; missing ones left out).
+pub(crate) async fn find_many(db: &Database, ids: &[ObjectId]) -> AppResult<Vec<MessageDoc>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(collection(db)
+        .find(doc! { "_id": { "$in": ids } })
+        .await?
+        .try_collect()
+        .await?)
+}
+
+/// How many messages after `read_seq` from others mention the viewer (or everyone).
+pub(crate) async fn count_mentions_unread(
+    db: &Database,
+    viewer: UserId,
+    conversation: &str,
+    read_seq: i64,
+) -> AppResult<u64> {
+    let filter = merged(
+        doc! {
+            "conversation": conversation,
+            "seq": { "$gt": read_seq },
+            "from": { "$nin": [user_key(viewer)] },
+            "mentions": { "$in": [viewer.to_string(), MENTION_ALL] },
+        },
+        visible_to(viewer),
+    );
+    Ok(collection(db).count_documents(filter).await?)
+}
+
+/// The mention of every member of a group.
+pub(crate) const MENTION_ALL: &str = "all";
+
+/// Messages of `conversations` holding every one of `terms`, newest first, older than
+/// `before` when given: at most `limit`, and whether there are more.
+pub(crate) async fn search(
+    db: &Database,
+    viewer: UserId,
+    conversations: Vec<String>,
+    terms: Vec<String>,
+    before: Option<ObjectId>,
+    limit: i64,
+) -> AppResult<(Vec<MessageDoc>, bool)> {
+    let mut filter = merged(
+        doc! {
+            "conversation": { "$in": conversations },
+            "terms": { "$all": terms },
+            "type": { "$nin": [SYSTEM_TYPE] },
+        },
+        visible_to(viewer),
+    );
+    if let Some(before) = before {
+        filter.insert("_id", doc! { "$lt": before });
+    }
+    let options = FindOptions::builder()
+        .sort(doc! { "_id": -1 })
+        .limit(limit + 1)
+        .build();
+    find_page(db, filter, options, limit).await
 }
 
 /// Whether a message not recalled in one of `conversations` carries the file.

@@ -1,8 +1,11 @@
-//! MongoDB: the client and database handle; the collections (messages, read positions) and their indexes.
+//! MongoDB: the client and database handle; the collections (messages, read positions,
+//! reactions, pins) and their indexes.
 //! Only forms that behave the same on a real MongoDB 6+ and on the local wire-compatible
 //! server are used (README: "MongoDB in production").
 
 pub(crate) mod messages;
+pub(crate) mod pins;
+pub(crate) mod reactions;
 pub mod reads;
 
 use std::time::Duration;
@@ -41,6 +44,8 @@ pub async fn ping(db: &Database) -> anyhow::Result<()> {
 pub async fn ensure_indexes(db: &Database) -> crate::error::AppResult<()> {
     messages::ensure_indexes(db).await?;
     reads::ensure_indexes(db).await?;
+    reactions::ensure_indexes(db).await?;
+    pins::ensure_indexes(db).await?;
     // The GridFS bucket of uploads (files.store = "mongodb").
     crate::store::files::gridfs::prepare_bucket(db).await?;
     Ok(())

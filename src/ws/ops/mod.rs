@@ -2,9 +2,11 @@
 //! error that becomes the reply's code.
 
 mod delete;
+mod edit;
 mod group_send;
 mod history;
 pub(crate) mod mark_read;
+mod react;
 mod resume;
 mod send;
 mod typing;
@@ -64,9 +66,9 @@ async fn in_turn(
         ticket.wait().await;
     }
     NewMessage {
-        kind: message.kind,
-        content: message.content,
-        payload: message.payload,
+        body: message.body,
+        reply_to: message.reply_to,
+        mentions: message.mentions,
         client_msg_id,
     }
 }
@@ -92,6 +94,8 @@ pub(crate) async fn execute(ctx: OpCtx, request: Request, ticket: Option<Ticket>
         }
         ClientOp::Resume { since } => resume::run(&ctx, since).await,
         ClientOp::Typing { target } => typing::run(&ctx, target).await,
+        ClientOp::Edit { id, content } => edit::run(&ctx, id, content).await,
+        ClientOp::React { id, emoji, add } => react::run(&ctx, id, emoji, add).await,
     };
     match result {
         Ok(done) => Reply {
