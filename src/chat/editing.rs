@@ -84,7 +84,8 @@ impl Chat {
                 reaction.me = false;
             }
             let audience = self.audience(conversation).await?;
-            self.push_event("edited", &event, audience, Some(skip)).await;
+            self.push_event("edited", &event, audience, Some(skip))
+                .await;
             return Ok(mine);
         }
         Err(AppError::Conflict {
@@ -106,8 +107,8 @@ impl Chat {
         if doc.from != user_key(user) {
             return Err(refused("only the sender may edit a message"));
         }
-        let window_ms = i64::try_from(limits.edit_window_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
+        let window_ms =
+            i64::try_from(limits.edit_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let age_ms = chrono::Utc::now().timestamp_millis() - doc.created_at.timestamp_millis();
         if age_ms > window_ms {
             return Err(refused(format!(

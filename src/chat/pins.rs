@@ -94,7 +94,11 @@ impl Chat {
     }
 
     /// The pins of a conversation the caller may read, newest first.
-    pub(crate) async fn pins(&self, user: UserId, conversation: ConversationId) -> AppResult<Vec<Pin>> {
+    pub(crate) async fn pins(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> AppResult<Vec<Pin>> {
         self.check_participant(user, conversation).await?;
         let limit = i64::try_from(self.settings.messages.max_pins.get()).unwrap_or(i64::MAX);
         let listed = pins::list(&self.mongo, &conversation.to_string(), limit).await?;

@@ -62,7 +62,8 @@ impl Chat {
             }
             None => {
                 let (positions, rights) = self.readable_positions(user).await?;
-                let mut all: Vec<String> = positions.into_iter().map(|(c, _)| c.to_string()).collect();
+                let mut all: Vec<String> =
+                    positions.into_iter().map(|(c, _)| c.to_string()).collect();
                 // Groups joined but never read have no position yet; the lobby neither.
                 for group in rights.groups().chain([GroupId::LOBBY]) {
                     let name = ConversationId::Group(group).to_string();

@@ -138,10 +138,17 @@ impl Chat {
         message: NewMessage,
     ) -> AppResult<Pending<'_>> {
         let nickname = self.check_sender(from, group).await?;
-        let mentions = self.mentioned(from, group, message.mentions.as_ref()).await?;
+        let mentions = self
+            .mentioned(from, group, message.mentions.as_ref())
+            .await?;
         let conversation = ConversationId::Group(group);
         let resolved = self
-            .clear_send(from, conversation, antispam::Target::Group { group }, &message)
+            .clear_send(
+                from,
+                conversation,
+                antispam::Target::Group { group },
+                &message,
+            )
             .await?;
         // The mentioned members get their own push (see writer::Extras).
         let mut audience = self.message_audience(group).await?;

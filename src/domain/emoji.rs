@@ -40,7 +40,9 @@ mod tests {
         }
         // Unqualified and qualified forms are one reaction.
         assert_eq!(Emoji::parse("❤").ok(), Emoji::parse("❤️").ok());
-        for bad in ["", "a", "1", "#", "👍👍", "👍 ", "ok👍", "\u{200d}", "<script>"] {
+        for bad in [
+            "", "a", "1", "#", "👍👍", "👍 ", "ok👍", "\u{200d}", "<script>",
+        ] {
             assert!(Emoji::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Emoji::parse(&"👍".repeat(9)).is_err());

@@ -22,8 +22,8 @@ pub use group::{JoinMode, Role};
 pub use nick_name::NickName;
 pub use password::Password;
 pub use payload::{
-    ADDRESS_MAX_CHARS, AttachmentRef, EXCERPT_MAX_CHARS, FILE_NAME_MAX_BYTES, FileId, Location, MAX_DURATION_MS,
-    MediaKind, Payload, excerpt, sanitize_file_name,
+    ADDRESS_MAX_CHARS, AttachmentRef, EXCERPT_MAX_CHARS, FILE_NAME_MAX_BYTES, FileId, Location,
+    MAX_DURATION_MS, MediaKind, Payload, excerpt, sanitize_file_name,
 };
 pub use record_id::RecordId;
 pub use request_status::RequestStatus;

@@ -114,7 +114,10 @@ mod tests {
     fn words_are_folded_to_lower_case_without_accents() {
         assert_eq!(terms("Crème Brûlée, CAFÉ!"), ["creme", "brulee", "cafe"]);
         assert_eq!(terms("ﬁne Ｆｕｌｌ"), ["fine", "full"]);
-        assert_eq!(terms("don't stop-now 3.14"), ["don't", "stop", "now", "3.14"]);
+        assert_eq!(
+            terms("don't stop-now 3.14"),
+            ["don't", "stop", "now", "3.14"]
+        );
         assert_eq!(terms("hi hi HI"), ["hi"]);
         assert!(terms("  ... !!! ").is_empty());
     }

@@ -37,8 +37,9 @@ fn parse(params: &Params) -> AppResult<SearchAsked> {
         .get("before")
         .filter(|b| !b.is_empty())
         .map(|raw| {
-            ObjectId::parse_str(raw)
-                .map_err(|_| AppError::validation("before", "must be a next_before of a previous page"))
+            ObjectId::parse_str(raw).map_err(|_| {
+                AppError::validation("before", "must be a next_before of a previous page")
+            })
         })
         .transpose()?;
     let limit = match params.get("limit") {

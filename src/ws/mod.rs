@@ -14,7 +14,8 @@ pub(crate) use upgrade::configure;
 pub mod wire {
     pub use super::protocol::{
         CODE_BAD_FRAME, CODE_DELIVERED, CODE_OK, CODE_STORED_OFFLINE, OP_DELETE, OP_EDIT,
-        OP_GROUP_SEND, OP_HISTORY, OP_MARK_READ, OP_REACT, OP_RESUME, OP_SEND, OP_TYPING, OP_UNREAD,
+        OP_GROUP_SEND, OP_HISTORY, OP_MARK_READ, OP_REACT, OP_RESUME, OP_SEND, OP_TYPING,
+        OP_UNREAD,
     };
     pub use crate::error::{CODE_FAILED, CODE_REFUSED};
     pub use crate::store::mongo::messages::SYSTEM_TYPE;

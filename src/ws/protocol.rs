@@ -92,16 +92,41 @@ pub(crate) struct Outgoing {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ClientOp {
-    Send { to: UserId, message: Outgoing },
-    History { target: Target, paging: Paging },
-    Unread { target: Option<Target> },
+    Send {
+        to: UserId,
+        message: Outgoing,
+    },
+    History {
+        target: Target,
+        paging: Paging,
+    },
+    Unread {
+        target: Option<Target>,
+    },
     MarkRead(ReadTarget),
-    Delete { id: ObjectId, everyone: bool },
-    GroupSend { group: GroupId, message: Outgoing },
-    Resume { since: Vec<(ConversationId, i64)> },
-    Typing { target: Target },
-    Edit { id: ObjectId, content: MessageContent },
-    React { id: ObjectId, emoji: Emoji, add: bool },
+    Delete {
+        id: ObjectId,
+        everyone: bool,
+    },
+    GroupSend {
+        group: GroupId,
+        message: Outgoing,
+    },
+    Resume {
+        since: Vec<(ConversationId, i64)>,
+    },
+    Typing {
+        target: Target,
+    },
+    Edit {
+        id: ObjectId,
+        content: MessageContent,
+    },
+    React {
+        id: ObjectId,
+        emoji: Emoji,
+        add: bool,
+    },
 }
 
 impl ClientOp {
@@ -424,7 +449,12 @@ impl Fields<'_> {
         let list = match self.get("mentions") {
             None => return Ok(None),
             Some(Value::Array(list)) => list,
-            Some(_) => return Err(invalid("mentions", "must be an array of user ids or [\"all\"]")),
+            Some(_) => {
+                return Err(invalid(
+                    "mentions",
+                    "must be an array of user ids or [\"all\"]",
+                ));
+            }
         };
         if list.len() > limits.max_mentions {
             return Err(invalid(
@@ -937,14 +967,16 @@ mod tests {
             panic!()
         };
         assert_eq!(message.reply_to, Some(oid));
-        let ClientOp::GroupSend { message, .. } =
-            op(&format!(r#"{{"op_type":6,"to":"4","forward_of":"{id}","type":1}}"#))
-        else {
+        let ClientOp::GroupSend { message, .. } = op(&format!(
+            r#"{{"op_type":6,"to":"4","forward_of":"{id}","type":1}}"#
+        )) else {
             panic!()
         };
         assert_eq!(message.body, Body::Forward(oid));
         assert_eq!(
-            field(&format!(r#"{{"op_type":6,"to":"4","forward_of":"{id}","content":"x"}}"#)),
+            field(&format!(
+                r#"{{"op_type":6,"to":"4","forward_of":"{id}","content":"x"}}"#
+            )),
             "content"
         );
         assert_eq!(
@@ -987,16 +1019,20 @@ mod tests {
         let id = "0123456789abcdef01234567";
         let oid = ObjectId::parse_str(id).unwrap();
         assert_eq!(
-            op(&format!(r#"{{"op_type":9,"message_id":"{id}","content":"new"}}"#)),
+            op(&format!(
+                r#"{{"op_type":9,"message_id":"{id}","content":"new"}}"#
+            )),
             ClientOp::Edit {
                 id: oid,
                 content: MessageContent::parse("new", 10).unwrap()
             }
         );
         assert_eq!(
-            err(&format!(r#"{{"op_type":9,"message_id":"{id}","content":"12345678901"}}"#))
-                .error
-                .ws_code(),
+            err(&format!(
+                r#"{{"op_type":9,"message_id":"{id}","content":"12345678901"}}"#
+            ))
+            .error
+            .ws_code(),
             40013
         );
         for bad in [
@@ -1009,7 +1045,9 @@ mod tests {
             assert_eq!(err(&bad).error.ws_code(), 40000, "{bad}");
         }
         assert_eq!(
-            op(&format!(r#"{{"op_type":10,"message_id":"{id}","emoji":"👍","action":"remove"}}"#)),
+            op(&format!(
+                r#"{{"op_type":10,"message_id":"{id}","emoji":"👍","action":"remove"}}"#
+            )),
             ClientOp::React {
                 id: oid,
                 emoji: Emoji::parse("👍").unwrap(),

@@ -86,4 +86,5 @@ mod files_support;
 mod files;
 mod files_access;
 mod hostile_input;
+mod message_actions;
 mod security;

@@ -243,7 +243,10 @@ fn preview(content: &str, kind: i32) -> String {
     if !content.is_empty() {
         return content.to_owned();
     }
-    MessageType(kind).placeholder().unwrap_or_default().to_owned()
+    MessageType(kind)
+        .placeholder()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 impl MessageDoc {
