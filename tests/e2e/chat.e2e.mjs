@@ -665,8 +665,12 @@ async function main() {
         });
         const last = await conversationItem(bob.page, ab).getByTestId('last-message').first().textContent();
         assert(last.includes(first), `last-message shows ${JSON.stringify(last)}`);
-        const title = await conversationItem(bob.page, ab).getByTestId('conversation-title').first().textContent();
-        assert(/Alice/.test(title), `conversation-title shows ${JSON.stringify(title)}`);
+        // A conversation first seen through a live message gets its title from the list the
+        // page reloads for it: wait for that.
+        await waitFor(`bob's conversation-title of ${ab} to name Alice`, async () => {
+            const title = await conversationItem(bob.page, ab).getByTestId('conversation-title').first().textContent();
+            return { ok: /Alice/.test(title), seen: title };
+        });
         // Alice's message is still only delivered.
         const mine = (await readMessages(alice.page)).find((m) => m.content === first);
         assert(/\bdelivered\b/i.test(mine.status), `status before bob opened the chat: ${mine.status}`);
