@@ -323,6 +323,9 @@ pub struct MessageSettings {
     pub max_pins: NonZeroU64,
     /// Most entries of op 6's `mentions` (more: 40000).
     pub max_mentions: NonZeroUsize,
+    /// Longest time MongoDB may spend on one message search, in milliseconds (over: 400
+    /// `validation_failed` on `q`, asking for more words or one conversation).
+    pub search_timeout_ms: NonZeroU64,
 }
 
 /// `[antispam]` of conf/config.toml (README, Configuration).

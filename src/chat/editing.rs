@@ -107,6 +107,10 @@ impl Chat {
         if doc.from != user_key(user) {
             return Err(refused("only the sender may edit a message"));
         }
+        if doc.forwarded {
+            // A copy speaks in its author's name: changing it would put words in their mouth.
+            return Err(refused("a forwarded message cannot be edited"));
+        }
         let window_ms =
             i64::try_from(limits.edit_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let age_ms = chrono::Utc::now().timestamp_millis() - doc.created_at.timestamp_millis();

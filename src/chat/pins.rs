@@ -60,6 +60,14 @@ impl Chat {
             .await?;
         let (pin, new) = pins::add(&self.mongo, &name, &message_id, user).await?;
         if new {
+            // A recall racing the pin may have run its unpin before the pin was written.
+            let recalled = messages::find_by_id(&self.mongo, id)
+                .await?
+                .is_none_or(|d| d.recalled_at.is_some());
+            if recalled {
+                pins::remove(&self.mongo, &name, &message_id).await?;
+                return Err(no_such_message());
+            }
             let max = self.settings.messages.max_pins.get();
             if pins::count(&self.mongo, &name).await? > max {
                 pins::remove(&self.mongo, &name, &message_id).await?;
@@ -109,7 +117,7 @@ impl Chat {
         let docs = messages::find_many(&self.mongo, &ids).await?;
         let mut found: Vec<Message> = docs
             .iter()
-            .filter(|d| d.recalled_at.is_none())
+            .filter(|d| d.recalled_at.is_none() && !d.hidden_for(user))
             .map(Message::from)
             .collect();
         self.with_reactions(user, &mut found).await?;

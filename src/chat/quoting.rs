@@ -9,7 +9,9 @@ use crate::chat::access::{group_view, no_such_message};
 use crate::chat::sending::{Mentions, Resolved, file_fingerprint, place_fingerprint};
 use crate::domain::{ConversationId, FileId, GroupId, MessageType, UserId};
 use crate::error::{AppError, AppResult};
-use crate::store::mongo::messages::{MENTION_ALL, MessageDoc, ReplyDoc, SYSTEM_TYPE};
+use crate::store::mongo::messages::{
+    self, MENTION_ALL, Message, MessageDoc, ReplyDoc, SYSTEM_TYPE,
+};
 
 impl Chat {
     /// A message `user` may read now (a participant, not deleted for them, not recalled), with
@@ -40,13 +42,45 @@ impl Chat {
         if found_in != conversation {
             return Err(no_such_message());
         }
+        if doc.kind == SYSTEM_TYPE {
+            return Err(AppError::forbidden(
+                "forbidden",
+                "system messages take no replies",
+            ));
+        }
         Ok(ReplyDoc {
             id: doc.id.to_hex(),
             from: doc.from,
             kind: doc.kind,
             excerpt: Some(doc.excerpt()),
             recalled_at: None,
+            edited_at: doc.edited_at,
         })
+    }
+
+    /// After a reply is stored: the message it quotes may have been edited or recalled
+    /// between the quote and the store, after that edit's or recall's update of the replies
+    /// ran; the stored quote is brought up to date (the reply itself stays acknowledged).
+    pub(crate) async fn settle_reply(&self, reply: &Message) {
+        let Some(quoted) = &reply.reply_to else {
+            return;
+        };
+        let (Ok(reply_id), Ok(original)) = (
+            ObjectId::parse_str(&reply.id),
+            ObjectId::parse_str(&quoted.id),
+        ) else {
+            return;
+        };
+        let settled = async {
+            match messages::find_by_id(&self.mongo, original).await? {
+                Some(doc) => messages::refresh_reply(&self.mongo, reply_id, &doc).await,
+                None => Ok(()),
+            }
+        }
+        .await;
+        if let Err(err) = settled {
+            tracing::warn!(error = %err, reply = %reply.id, "a reply's quote could not be brought up to date");
+        }
     }
 
     /// A copy of `original` for `dest`: its type, text, attachment and place; its author shown

@@ -49,8 +49,13 @@ impl Chat {
         if let ConversationId::Group(group) = conversation {
             self.check_sender(user, group).await?;
         }
-        let author = UserId(u64::try_from(doc.from).unwrap_or(0));
-        if author != user && self.blocked_by(author, user).await? {
+        // Who would be told: in a group the author, in a 1:1 the peer (also when the
+        // reactor reacts to their own message there).
+        let told = match conversation {
+            ConversationId::Group(_) => UserId(u64::try_from(doc.from).unwrap_or(0)),
+            direct => direct.peer_of(user).unwrap_or(user),
+        };
+        if told != user && self.blocked_by(told, user).await? {
             return Err(AppError::forbidden(
                 "forbidden",
                 "this user does not accept your reactions",

@@ -62,16 +62,16 @@ impl Chat {
             }
             None => {
                 let (positions, rights) = self.readable_positions(user).await?;
-                let mut all: Vec<String> =
+                let mut all: std::collections::BTreeSet<String> =
                     positions.into_iter().map(|(c, _)| c.to_string()).collect();
                 // Groups joined but never read have no position yet; the lobby neither.
-                for group in rights.groups().chain([GroupId::LOBBY]) {
-                    let name = ConversationId::Group(group).to_string();
-                    if !all.contains(&name) {
-                        all.push(name);
-                    }
-                }
-                all
+                all.extend(
+                    rights
+                        .groups()
+                        .chain([GroupId::LOBBY])
+                        .map(|group| ConversationId::Group(group).to_string()),
+                );
+                all.into_iter().collect()
             }
         };
         let (docs, has_more) = messages::search(
@@ -81,6 +81,7 @@ impl Chat {
             wanted,
             asked.before,
             asked.limit,
+            std::time::Duration::from_millis(self.settings.messages.search_timeout_ms.get()),
         )
         .await?;
         let mut found: Vec<Message> = docs.iter().map(Message::from).collect();

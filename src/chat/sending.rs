@@ -152,8 +152,11 @@ impl Chat {
             .await?;
         // The mentioned members get their own push (see writer::Extras).
         let mut audience = self.message_audience(group).await?;
-        if let Audience::Users { users, .. } = &mut audience {
-            users.retain(|u| !mentions.1.contains(u));
+        if let Audience::Users { users, .. } = &mut audience
+            && !mentions.1.is_empty()
+        {
+            let mentioned: std::collections::HashSet<UserId> = mentions.1.iter().copied().collect();
+            users.retain(|u| !mentioned.contains(u));
         }
         let draft = resolved.into_draft(
             conversation,
@@ -302,6 +305,9 @@ impl Pending<'_> {
         match self.queued.outcome().await? {
             Outcome::Stored { message, online } => {
                 self.chat.metrics.sent(group);
+                if message.reply_to.is_some() {
+                    self.chat.settle_reply(&message).await;
+                }
                 Ok(Sent {
                     message,
                     online: online > 0,

@@ -591,14 +591,20 @@ enum Written {
     Failed(AppError),
 }
 
-/// Whether `draft` is the message stored as `stored` (same sender and client_msg_id) sent again.
+/// Whether `draft` is the message stored as `stored` (same sender and client_msg_id) sent again:
+/// the same body, answering and copying the same messages and mentioning the same members (a
+/// retry with other mentions would push to members the stored message never named).
 fn is_retry_of(draft: &Draft, stored: &MessageDoc) -> bool {
+    let extras = &draft.extras;
     stored.conversation == draft.conversation.to_string()
         && stored.kind == draft.kind.0
         && stored.content == draft.content
         && stored.attachment.as_ref().map(|a| &a.file_id)
             == draft.attachment.as_ref().map(|a| &a.file_id)
         && stored.location == draft.location
+        && stored.reply_to.as_ref().map(|r| &r.id) == extras.reply_to.as_ref().map(|r| &r.id)
+        && stored.forwarded == extras.forwarded
+        && stored.mentions == extras.mentions
 }
 
 /// The same failure for every send of a batch (AppError holds non-clonable causes).

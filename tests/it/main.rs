@@ -87,4 +87,5 @@ mod files;
 mod files_access;
 mod hostile_input;
 mod message_actions;
+mod message_actions_rules;
 mod security;

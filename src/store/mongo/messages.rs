@@ -11,7 +11,7 @@ use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{FileId, Location, MessageType, Timestamp, UserId};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 pub(crate) const COLLECTION: &str = "messages";
 
@@ -100,6 +100,10 @@ pub(crate) struct ReplyDoc {
     pub excerpt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recalled_at: Option<i64>,
+    /// The original's `edited_at` when the excerpt was taken: an older edit's update never
+    /// overwrites a newer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
 }
 
 /// The message a reply answers, as clients see it.
@@ -551,11 +555,53 @@ pub(crate) async fn edit(db: &Database, before: &MessageDoc, edit: Edit<'_>) -> 
     }
     collection(db)
         .update_many(
-            doc! { "reply_to.id": before.id.to_hex(), "reply_to.recalled_at": { "$exists": false } },
-            doc! { "$set": { "reply_to.excerpt": edit.excerpt } },
+            quoting_older_than(doc! { "reply_to.id": before.id.to_hex() }, edit.at_ms),
+            doc! { "$set": { "reply_to.excerpt": edit.excerpt, "reply_to.edited_at": edit.at_ms } },
         )
         .await?;
     Ok(true)
+}
+
+/// `filter` narrowed to replies that quote a text older than the edit of `at_ms` and not a
+/// recalled one.
+fn quoting_older_than(mut filter: Document, at_ms: i64) -> Document {
+    filter.insert("reply_to.recalled_at", doc! { "$exists": false });
+    filter.insert(
+        "$or",
+        vec![
+            doc! { "reply_to.edited_at": { "$exists": false } },
+            doc! { "reply_to.edited_at": { "$lt": at_ms } },
+        ],
+    );
+    filter
+}
+
+/// Brings reply `reply` up to date with `original`, the message it quotes: a reply stored
+/// while the original was edited or recalled may have missed that update.
+pub(crate) async fn refresh_reply(
+    db: &Database,
+    reply: ObjectId,
+    original: &MessageDoc,
+) -> AppResult<()> {
+    if let Some(at) = original.recalled_at {
+        collection(db)
+            .update_one(
+                doc! { "_id": reply, "reply_to.recalled_at": { "$exists": false } },
+                doc! {
+                    "$set": { "reply_to.recalled_at": at },
+                    "$unset": { "reply_to.excerpt": "" },
+                },
+            )
+            .await?;
+    } else if let Some(at) = original.edited_at {
+        collection(db)
+            .update_one(
+                quoting_older_than(doc! { "_id": reply }, at),
+                doc! { "$set": { "reply_to.excerpt": original.excerpt(), "reply_to.edited_at": at } },
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Notes that the message has (or had) reactions.
@@ -612,6 +658,7 @@ pub(crate) async fn search(
     terms: Vec<String>,
     before: Option<ObjectId>,
     limit: i64,
+    max_time: std::time::Duration,
 ) -> AppResult<(Vec<MessageDoc>, bool)> {
     let mut filter = merged(
         doc! {
@@ -627,8 +674,25 @@ pub(crate) async fn search(
     let options = FindOptions::builder()
         .sort(doc! { "_id": -1 })
         .limit(limit + 1)
+        .max_time(max_time)
         .build();
-    find_page(db, filter, options, limit).await
+    find_page(db, filter, options, limit)
+        .await
+        .map_err(|err| match err {
+            AppError::Internal(cause) if timed_out(&cause) => AppError::validation(
+                "q",
+                "this search matches too much to finish in time: add words or pick one conversation",
+            ),
+            other => other,
+        })
+}
+
+/// Whether MongoDB stopped an operation at its `maxTimeMS` (error 50, MaxTimeMSExpired).
+fn timed_out(cause: &anyhow::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    cause
+        .downcast_ref::<mongodb::error::Error>()
+        .is_some_and(|e| matches!(&*e.kind, ErrorKind::Command(c) if c.code == 50))
 }
 
 /// Whether a message not recalled in one of `conversations` carries the file.
