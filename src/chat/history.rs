@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::chat::Chat;
-use crate::domain::{ConversationId, UserId};
+use crate::domain::{ConversationId, Timestamp, UserId};
 use crate::error::AppResult;
 use crate::store::mongo::messages::{self, Message};
 use crate::store::mongo::reads;
@@ -59,7 +59,37 @@ pub(crate) struct Resumed {
     pub has_more: bool,
     /// Where each conversation continues from.
     pub since: BTreeMap<String, i64>,
+    /// With `changed_since`: what changed among the messages the client holds.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
+
+/// What changed since op 7's `changed_since` in the messages up to each conversation's
+/// `since` (the client holds those; newer ones come in `messages` as they are now).
+#[derive(Debug, Serialize)]
+pub(crate) struct Changes {
+    /// Edited messages, messages whose reactions or quote changed: as they are now.
+    pub changed: Vec<Message>,
+    /// Messages recalled meanwhile.
+    pub recalled: Vec<RecalledRef>,
+    /// The `changed_since` of the next resume.
+    pub changed_until: Timestamp,
+    /// Whether more changes follow (resume again with `changed_until`).
+    pub changed_more: bool,
+}
+
+/// A recalled message, by its place.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecalledRef {
+    pub conversation: String,
+    pub id: String,
+    pub seq: i64,
+}
+
+/// How far before the start of a changes query the next one starts again: a change stamped
+/// just before the query may be written just after it (clients replace by id, so a change
+/// seen twice does no harm).
+const CHANGES_OVERLAP_MS: i64 = 5_000;
 
 /// How many conversations are counted at once for the unread summary.
 const COUNT_CONCURRENCY: usize = 8;
@@ -172,6 +202,7 @@ impl Chat {
         &self,
         user: UserId,
         since: Vec<(ConversationId, i64)>,
+        changed_since: Option<i64>,
     ) -> AppResult<Resumed> {
         let named: Vec<ConversationId> = since.iter().map(|(c, _)| *c).collect();
         self.check_participant_all(user, &named).await?;
@@ -216,11 +247,85 @@ impl Chat {
                 break;
             }
         }
+        let changes = match changed_since {
+            Some(t) => Some(
+                self.changes(user, &from, t, has_more, count_left, &mut bytes)
+                    .await?,
+            ),
+            None => None,
+        };
         Ok(Resumed {
             messages: out,
             has_more,
             since: next,
+            changes,
         })
+    }
+
+    /// The changes since `t` (ms) to messages at or below `held`'s seqs, within what is left
+    /// of the reply. While new messages are still to come (`later`), none: they come once
+    /// the messages have.
+    async fn changes(
+        &self,
+        user: UserId,
+        held: &BTreeMap<String, i64>,
+        t: i64,
+        later: bool,
+        count_left: i64,
+        bytes: &mut ReplyBudget,
+    ) -> AppResult<Changes> {
+        let started = chrono::Utc::now().timestamp_millis();
+        let mut changes = Changes {
+            changed: Vec::new(),
+            recalled: Vec::new(),
+            changed_until: Timestamp::from_millis(t).unwrap_or_default(),
+            changed_more: true,
+        };
+        if later || count_left == 0 || held.is_empty() {
+            return Ok(changes);
+        }
+        let names: Vec<String> = held.keys().cloned().collect();
+        let (docs, more) = messages::changed(&self.mongo, user, names, t, count_left).await?;
+        let held_here = |doc: &messages::MessageDoc| {
+            held.get(&doc.conversation)
+                .is_some_and(|seq| doc.seq <= *seq)
+        };
+        let mut now: Vec<Message> = docs
+            .iter()
+            .filter(|d| held_here(d) && d.recalled_at.is_none())
+            .map(Message::from)
+            .collect();
+        self.with_reactions(user, &mut now).await?;
+        let mut now = now.into_iter();
+        // Changes come oldest first: `until` is the last one taken.
+        let mut until = t;
+        let mut cut = false;
+        for doc in &docs {
+            if held_here(doc) {
+                if doc.recalled_at.is_some() {
+                    changes.recalled.push(RecalledRef {
+                        conversation: doc.conversation.clone(),
+                        id: doc.id.to_hex(),
+                        seq: doc.seq,
+                    });
+                } else if let Some(message) = now.next() {
+                    if !bytes.admit(&message) {
+                        cut = true;
+                        break;
+                    }
+                    changes.changed.push(message);
+                }
+            }
+            until = until.max(doc.changed_at.unwrap_or(t));
+        }
+        changes.changed_more = cut || more;
+        let next = if changes.changed_more {
+            until
+        } else {
+            until.max(started - CHANGES_OVERLAP_MS)
+        };
+        changes.changed_until = Timestamp::from_millis(next.max(t)).unwrap_or_default();
+        Ok(changes)
     }
 }
 

@@ -68,7 +68,11 @@ impl Chat {
         let changed = if add {
             self.add_reaction(id, &message_id, user, &emoji).await?
         } else {
-            reactions::remove(&self.mongo, &message_id, user, &emoji).await?
+            let removed = reactions::remove(&self.mongo, &message_id, user, &emoji).await?;
+            if removed {
+                messages::set_reacted(&self.mongo, id).await?;
+            }
+            removed
         };
         let mut reacted = Reacted {
             conversation: doc.conversation.clone(),

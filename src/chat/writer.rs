@@ -436,6 +436,7 @@ impl Backend {
                         terms(&draft.content)
                     },
                     reacted_at: None,
+                    changed_at: None,
                 }
             })
             .collect();

@@ -114,6 +114,8 @@ pub(crate) enum ClientOp {
     },
     Resume {
         since: Vec<(ConversationId, i64)>,
+        /// Unix milliseconds: also answer what changed since then.
+        changed_since: Option<i64>,
     },
     Typing {
         target: Target,
@@ -287,6 +289,7 @@ fn parse_op(op_type: i64, f: &Fields<'_>, limits: &Limits) -> Result<ClientOp, A
         },
         OP_RESUME => ClientOp::Resume {
             since: f.since(limits)?,
+            changed_since: f.changed_since()?,
         },
         OP_TYPING => ClientOp::Typing {
             target: f
@@ -660,6 +663,25 @@ impl Fields<'_> {
         Ok(ReadTarget::Message(self.message_id()?))
     }
 
+    /// op 7's `changed_since`: a time as replies give it (RFC 3339, e.g. a `changed_until`),
+    /// or Unix milliseconds.
+    fn changed_since(&self) -> Result<Option<i64>, AppError> {
+        const WHAT: &str =
+            "must be a time (RFC 3339, as `changed_until` gives it) or Unix milliseconds";
+        match self.get("changed_since") {
+            None => Ok(None),
+            Some(Value::String(text)) => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|at| Some(at.timestamp_millis()))
+                .map_err(|_| invalid("changed_since", WHAT)),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|ms| *ms >= 0)
+                .map(Some)
+                .ok_or_else(|| invalid("changed_since", WHAT)),
+            Some(_) => Err(invalid("changed_since", WHAT)),
+        }
+    }
+
     fn since(&self, limits: &Limits) -> Result<Vec<(ConversationId, i64)>, AppError> {
         let map = match self.get("since") {
             None => return Ok(Vec::new()),
@@ -930,7 +952,11 @@ mod tests {
 
     #[test]
     fn resume_since() {
-        let ClientOp::Resume { since } = op(r#"{"op_type":7,"since":{"u:1:2":4}}"#) else {
+        let ClientOp::Resume {
+            since,
+            changed_since: None,
+        } = op(r#"{"op_type":7,"since":{"u:1:2":4}}"#)
+        else {
             panic!()
         };
         assert_eq!(
@@ -951,6 +977,26 @@ mod tests {
                 .ws_code(),
             40000
         );
+    }
+
+    #[test]
+    fn resume_changed_since() {
+        let changed = |t: &str| match op(t) {
+            ClientOp::Resume { changed_since, .. } => changed_since,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            changed(r#"{"op_type":7,"changed_since":"2026-12-07T23:01:03.029Z"}"#),
+            Some(1_796_684_463_029)
+        );
+        assert_eq!(changed(r#"{"op_type":7,"changed_since":5}"#), Some(5));
+        for bad in [
+            r#"{"op_type":7,"changed_since":"yesterday"}"#,
+            r#"{"op_type":7,"changed_since":-1}"#,
+            r#"{"op_type":7,"changed_since":true}"#,
+        ] {
+            assert_eq!(err(bad).error.ws_code(), 40000, "{bad}");
+        }
     }
 
     #[test]

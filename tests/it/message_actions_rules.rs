@@ -686,3 +686,89 @@ async fn search_pages_filters_and_forgets_edited_and_recalled_text() {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{query}");
     }
 }
+
+#[tokio::test]
+async fn a_client_back_from_offline_gets_what_changed_in_what_it_holds() {
+    let app = spawn_app().await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let conversation = dm(&alice.id, &bob.id);
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        ids.push(id_of(&alice_ws.send_to(&bob.id, text).await));
+    }
+    let first = bob_ws
+        .request(json!({"op_type": 7, "since": {conversation.as_str(): 3}, "changed_since": 0}))
+        .await;
+    first.expect(OK);
+    assert_eq!(
+        (
+            first.data["changed"].clone(),
+            first.data["recalled"].clone()
+        ),
+        (json!([]), json!([])),
+        "{}",
+        first.raw
+    );
+    assert_eq!(first.data["changed_more"], false, "{}", first.raw);
+    let until = first.data["changed_until"]
+        .as_str()
+        .unwrap_or_else(|| panic!("changed_until in {}", first.raw))
+        .to_owned();
+    bob_ws.close().await;
+
+    // While bob is away: an edit, a reaction, a recall and a new message.
+    alice_ws
+        .request(edit(&ids[0], "one, edited"))
+        .await
+        .expect(OK);
+    alice_ws
+        .request(react(&ids[1], "🎉", "add"))
+        .await
+        .expect(OK);
+    alice_ws.recall(&ids[2]).await.expect(OK);
+    alice_ws.send_to(&bob.id, "four").await;
+
+    let mut bob_ws = app.connect_ws(&bob).await;
+    let back = bob_ws
+        .request(json!({"op_type": 7, "since": {conversation.as_str(): 3}, "changed_since": until}))
+        .await;
+    back.expect(OK);
+    let contents = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("a list: {list}"))
+            .iter()
+            .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        contents(&back.data["messages"]),
+        vec!["four"],
+        "{}",
+        back.raw
+    );
+    assert_eq!(
+        contents(&back.data["changed"]),
+        vec!["one, edited", "two"],
+        "{}",
+        back.raw
+    );
+    assert_eq!(
+        back.data["changed"][1]["reactions"],
+        json!([{"emoji": "🎉", "count": 1, "me": false}])
+    );
+    assert_eq!(
+        back.data["recalled"],
+        json!([{"conversation": conversation, "id": ids[2], "seq": 3}])
+    );
+    assert_eq!(back.data["changed_more"], false);
+    // Without changed_since the answer is as before.
+    let plain = bob_ws
+        .request(json!({"op_type": 7, "since": {conversation.as_str(): 4}}))
+        .await;
+    assert!(plain.data.get("changed").is_none(), "{}", plain.raw);
+    bob_ws
+        .request(json!({"op_type": 7, "changed_since": "last week"}))
+        .await
+        .expect(BAD_FRAME);
+}

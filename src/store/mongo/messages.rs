@@ -77,6 +77,11 @@ pub(crate) struct MessageDoc {
     /// messages asks for reactions only where there may be some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reacted_at: Option<i64>,
+    /// Unix milliseconds of the last change after it was stored (an edit, a recall, a
+    /// reaction, its quote brought up to date), so a client back from offline asks for what
+    /// changed in what it holds (op 7 `changed_since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<i64>,
 }
 
 /// A text an edit replaced, and when.
@@ -341,6 +346,14 @@ pub(crate) async fn ensure_indexes(db: &Database) -> AppResult<()> {
             .build(),
     )
     .await?;
+    // Op 7's `changed_since`: what changed in a client's conversations while it was away.
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! { "conversation": 1, "changed_at": 1 })
+            .options(IndexOptions::builder().sparse(true).build())
+            .build(),
+    )
+    .await?;
     // Edits and recalls update the replies that quote a message.
     coll.create_index(
         IndexModel::builder()
@@ -495,7 +508,7 @@ pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
         .update_one(
             doc! { "_id": id },
             doc! {
-                "$set": { "recalled_at": now, "content": "" },
+                "$set": { "recalled_at": now, "content": "", "changed_at": now },
                 "$unset": { "attachment": "", "location": "", "edits": "", "terms": "" },
             },
         )
@@ -504,7 +517,7 @@ pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
         .update_many(
             doc! { "reply_to.id": id.to_hex() },
             doc! {
-                "$set": { "reply_to.recalled_at": now },
+                "$set": { "reply_to.recalled_at": now, "changed_at": now },
                 "$unset": { "reply_to.excerpt": "" },
             },
         )
@@ -541,6 +554,7 @@ pub(crate) async fn edit(db: &Database, before: &MessageDoc, edit: Edit<'_>) -> 
     let mut set = doc! {
         "content": edit.content,
         "edited_at": edit.at_ms,
+        "changed_at": edit.at_ms,
         "edits": edits,
     };
     let update = if edit.terms.is_empty() {
@@ -556,7 +570,11 @@ pub(crate) async fn edit(db: &Database, before: &MessageDoc, edit: Edit<'_>) -> 
     collection(db)
         .update_many(
             quoting_older_than(doc! { "reply_to.id": before.id.to_hex() }, edit.at_ms),
-            doc! { "$set": { "reply_to.excerpt": edit.excerpt, "reply_to.edited_at": edit.at_ms } },
+            doc! { "$set": {
+                "reply_to.excerpt": edit.excerpt,
+                "reply_to.edited_at": edit.at_ms,
+                "changed_at": edit.at_ms,
+            } },
         )
         .await?;
     Ok(true)
@@ -583,12 +601,13 @@ pub(crate) async fn refresh_reply(
     reply: ObjectId,
     original: &MessageDoc,
 ) -> AppResult<()> {
+    let now = Utc::now().timestamp_millis();
     if let Some(at) = original.recalled_at {
         collection(db)
             .update_one(
                 doc! { "_id": reply, "reply_to.recalled_at": { "$exists": false } },
                 doc! {
-                    "$set": { "reply_to.recalled_at": at },
+                    "$set": { "reply_to.recalled_at": at, "changed_at": now },
                     "$unset": { "reply_to.excerpt": "" },
                 },
             )
@@ -597,22 +616,49 @@ pub(crate) async fn refresh_reply(
         collection(db)
             .update_one(
                 quoting_older_than(doc! { "_id": reply }, at),
-                doc! { "$set": { "reply_to.excerpt": original.excerpt(), "reply_to.edited_at": at } },
+                doc! { "$set": {
+                    "reply_to.excerpt": original.excerpt(),
+                    "reply_to.edited_at": at,
+                    "changed_at": now,
+                } },
             )
             .await?;
     }
     Ok(())
 }
 
-/// Notes that the message has (or had) reactions.
+/// Notes that the message's reactions changed (it has, or had, some).
 pub(crate) async fn set_reacted(db: &Database, id: ObjectId) -> AppResult<()> {
+    let now = Utc::now().timestamp_millis();
     collection(db)
         .update_one(
-            doc! { "_id": id, "reacted_at": { "$exists": false } },
-            doc! { "$set": { "reacted_at": Utc::now().timestamp_millis() } },
+            doc! { "_id": id },
+            doc! { "$set": { "reacted_at": now, "changed_at": now } },
         )
         .await?;
     Ok(())
+}
+
+/// Messages of `conversations` changed after `since_ms` (recalled ones included; not those
+/// `viewer` deleted for themselves), oldest change first, at most `limit`, and whether more
+/// follow.
+pub(crate) async fn changed(
+    db: &Database,
+    viewer: UserId,
+    conversations: Vec<String>,
+    since_ms: i64,
+    limit: i64,
+) -> AppResult<(Vec<MessageDoc>, bool)> {
+    let filter = doc! {
+        "conversation": { "$in": conversations },
+        "changed_at": { "$gt": since_ms },
+        "hidden_for": { "$nin": [user_key(viewer)] },
+    };
+    let options = FindOptions::builder()
+        .sort(doc! { "changed_at": 1 })
+        .limit(limit + 1)
+        .build();
+    find_page(db, filter, options, limit).await
 }
 
 /// The messages with these ids (any order; missing ones left out).

@@ -92,7 +92,10 @@ pub(crate) async fn execute(ctx: OpCtx, request: Request, ticket: Option<Ticket>
         ClientOp::GroupSend { group, message } => {
             group_send::run(&ctx, group, message, cid, ticket).await
         }
-        ClientOp::Resume { since } => resume::run(&ctx, since).await,
+        ClientOp::Resume {
+            since,
+            changed_since,
+        } => resume::run(&ctx, since, changed_since).await,
         ClientOp::Typing { target } => typing::run(&ctx, target).await,
         ClientOp::Edit { id, content } => edit::run(&ctx, id, content).await,
         ClientOp::React { id, emoji, add } => react::run(&ctx, id, emoji, add).await,

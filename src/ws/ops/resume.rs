@@ -4,6 +4,10 @@ use crate::domain::ConversationId;
 use crate::error::AppResult;
 use crate::ws::ops::{Done, OpCtx};
 
-pub(super) async fn run(ctx: &OpCtx, since: Vec<(ConversationId, i64)>) -> AppResult<Done> {
-    Done::ok(ctx.state.resume(ctx.user, since).await?)
+pub(super) async fn run(
+    ctx: &OpCtx,
+    since: Vec<(ConversationId, i64)>,
+    changed_since: Option<i64>,
+) -> AppResult<Done> {
+    Done::ok(ctx.state.resume(ctx.user, since, changed_since).await?)
 }
