@@ -772,3 +772,33 @@ async fn a_client_back_from_offline_gets_what_changed_in_what_it_holds() {
         .await
         .expect(BAD_FRAME);
 }
+
+#[tokio::test]
+async fn a_muted_member_neither_edits_nor_reacts_and_the_lobby_has_no_pins() {
+    let app = spawn_app().await;
+    let c = cast(&app, "open").await;
+    let mut member_ws = app.connect_ws(&c.member).await;
+    let mut owner_ws = app.connect_ws(&c.owner).await;
+    let own = id_of(&group_send(&mut member_ws, &c.group, "first draft", json!({})).await);
+    let owners = id_of(&group_send(&mut owner_ws, &c.group, "the rules", json!({})).await);
+    let muted = crate::groups_support::mute(&app, &c.admin, &c.group, &c.member.id, 600).await;
+    assert!(muted.status().is_success(), "mute: {}", muted.status());
+
+    member_ws
+        .request(edit(&own, "second draft"))
+        .await
+        .expect(FORBIDDEN);
+    member_ws
+        .request(react(&owners, "👍", "add"))
+        .await
+        .expect(FORBIDDEN);
+    owner_ws.expect_no_event_of("reaction", QUIET_MS).await;
+    owner_ws.expect_no_event_of("edited", 100).await;
+
+    // Everyone reads the lobby; nobody manages it, so nobody pins there.
+    let lobby = id_of(&group_send(&mut owner_ws, "", "hello lobby", json!({})).await);
+    let refused = pin(&app, &c.owner, &group_conv("0"), &lobby).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let listed = json_of(pins_of(&app, &c.member, &group_conv("0")).await).await;
+    assert_eq!(listed["pins"], json!([]), "{listed}");
+}
