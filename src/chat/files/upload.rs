@@ -101,6 +101,7 @@ impl Drop for Slot {
         if self.uploads.count.fetch_sub(1, Ordering::Relaxed) == 1 {
             users.remove(&self.user);
         }
+        self.registry.total.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -381,5 +382,15 @@ mod tests {
             registry.users.lock().unwrap().is_empty(),
             "nothing left behind"
         );
+        // The process-wide count gives its places back too.
+        let held: Vec<Slot> = (0..3)
+            .map(|n| registry.take(UserId(10 + n), 2, 3).unwrap())
+            .collect();
+        assert_eq!(registry.take(UserId(20), 2, 3).err(), Some(Full::Process));
+        drop(held);
+        let again: Vec<Slot> = (0..3)
+            .map(|n| registry.take(UserId(30 + n), 2, 3).unwrap())
+            .collect();
+        assert_eq!(again.len(), 3, "every finished upload gave its place back");
     }
 }
