@@ -262,6 +262,8 @@ impl AppError {
                 rule,
                 retry_after_secs,
             } => Some(serde_json::json!({ "rule": rule, "retry_after": retry_after_secs })),
+            // A 40000 that is no malformed frame: say which.
+            Self::LimitReached(_) => Some(serde_json::json!({ "code": self.code() })),
             _ => None,
         }
     }

@@ -39,6 +39,12 @@ pub(crate) enum EventRule {
 }
 
 impl EventRule {
+    /// Whether the event says something in a conversation (an edit, a reaction): a sender
+    /// muted by anti-spam may not, as they may not send.
+    pub(crate) fn speaks(self) -> bool {
+        matches!(self, Self::Edits | Self::Reactions)
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::FriendRequests => "friend_requests",
@@ -58,8 +64,10 @@ impl EventRule {
 /// The window of the rules counted per minute.
 const MINUTE: std::num::NonZeroU64 = std::num::NonZeroU64::MIN.saturating_add(59);
 
-/// KEYS: 1 the rule's counter, 2 the duplicate counter of the text (unused without text).
-/// ARGV: 1 limit, 2 window ms, 3 has text (`1`/`0`), 4 duplicate limit, 5 duplicate window ms.
+/// KEYS: 1 the rule's counter, 2 the duplicate counter of the text (unused without text),
+/// 3 the actor's mute.
+/// ARGV: 1 limit, 2 window ms, 3 has text (`1`/`0`), 4 duplicate limit, 5 duplicate window ms,
+/// 6 whether a muted actor is refused (`1`/`0`).
 /// Returns `{0}` when the event passes (and is counted), `{1, rule, retry_after_ms}` otherwise;
 /// a refused event is not counted.
 static EVENT: LazyLock<Script> = LazyLock::new(|| {
@@ -72,6 +80,9 @@ static EVENT: LazyLock<Script> = LazyLock::new(|| {
             local ms = redis.call('PTTL', key)
             if ms < 1 then return 1000 end
             return ms
+        end
+        if ARGV[6] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
+            return {1, 'muted', remaining(KEYS[3])}
         end
         local count = tonumber(redis.call('GET', KEYS[1]) or '0')
         if count >= limit then
@@ -128,11 +139,13 @@ impl Antispam {
         invocation
             .key(SpamKeys::new(k).event(rule.name(), scope))
             .key(SpamKeys::new(k).duplicate(actor, content_fingerprint(text.unwrap_or(""))))
+            .key(SpamKeys::new(k).mute(actor))
             .arg(limit)
             .arg(ms(window_secs.get()))
             .arg(if text.is_some() { "1" } else { "0" })
             .arg(s.duplicate_limit)
-            .arg(ms(s.duplicate_window_secs.get()));
+            .arg(ms(s.duplicate_window_secs.get()))
+            .arg(if rule.speaks() { "1" } else { "0" });
         let reply: anyhow::Result<Vec<redis::Value>> = async {
             let mut conn = self.inner.redis.get().await?;
             Ok(invocation.invoke_async(&mut conn).await?)
@@ -142,10 +155,10 @@ impl Antispam {
         match super::parse_verdict(&reply) {
             None => Ok(()),
             Some((which, retry_after_ms)) => {
-                let name = if which == "duplicate" {
-                    "duplicate"
-                } else {
-                    rule.name()
+                let name = match which.as_str() {
+                    "duplicate" => "duplicate",
+                    "muted" => "muted",
+                    _ => rule.name(),
                 };
                 self.inner.metrics.refused(name);
                 Err(AppError::RuleLimited {

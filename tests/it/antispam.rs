@@ -489,3 +489,36 @@ async fn without_redis_routes_behind_the_session_answer_503_unavailable() {
         Ok(_) => panic!("a WebSocket opened without its session store"),
     }
 }
+
+#[tokio::test]
+async fn a_sender_muted_by_anti_spam_neither_edits_nor_reacts() {
+    let app = spawn_app_with(rules(|a| {
+        a.rate_limit = nz!(1);
+        a.rate_window_secs = nz!(60);
+        a.mute_steps_secs = vec![60];
+    }))
+    .await;
+    let (_, mut ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let sent = ws.send_to(&bob.id, &text(1)).await;
+    sent.expect(DELIVERED);
+    let id = sent.data["id"].as_str().unwrap().to_owned();
+    refused(&ws.send_to(&bob.id, &text(2)).await, "rate");
+    refused(&ws.send_to(&bob.id, &text(3)).await, "muted");
+
+    let edited = ws
+        .request(json!({"op_type": 9, "message_id": id, "content": "buy now"}))
+        .await;
+    refused(&edited, "muted");
+    let reacted = ws
+        .request(json!({"op_type": 10, "message_id": id, "emoji": "🔥", "action": "add"}))
+        .await;
+    refused(&reacted, "muted");
+    bob_ws.expect_no_event_of("edited", 300).await;
+    bob_ws.expect_no_event_of("reaction", 100).await;
+    // The one who is not muted reacts as ever.
+    bob_ws
+        .request(json!({"op_type": 10, "message_id": id, "emoji": "👍", "action": "add"}))
+        .await
+        .expect(OK);
+}

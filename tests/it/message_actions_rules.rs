@@ -528,7 +528,8 @@ async fn reactions_hold_one_of_each_and_a_bounded_set_of_emoji() {
     alice_ws.request(react(&id, "🎉", "add")).await.expect(OK);
     // Three distinct emoji on the message: a fourth is refused for anybody.
     let over = alice_ws.request(react(&id, "🚀", "add")).await;
-    assert_ne!(over.code, OK, "{}", over.raw);
+    over.expect(BAD_FRAME);
+    assert_eq!(over.data["code"], "limit_reached", "{}", over.raw);
     let page = bob_ws
         .request(json!({"op_type": 2, "conversation": dm(&alice.id, &bob.id)}))
         .await;
