@@ -20,8 +20,18 @@ pushed event and reads commands, one per line:
     /unread [<conversation|user_id>]   unread overview, or one conversation's unread (op 3)
     /read <message_id>                 mark read up to a message (op 4)
     /delete <message_id> [all]         delete for me, or recall for everyone with `all` (op 5)
+    /edit <message_id|last> <text>     edit a message of mine (op 9); `last`: my last one sent here
+    /reply <message_id> <text>         answer a message seen here, in its conversation (reply_to)
+    /forward <message_id> <to>         send a copy of a message (forward_of); <to> as for /image
+    /react <message_id> <emoji> [remove]
+                                       react to a message, or take the reaction back (op 10)
+    /pin <message_id>, /unpin <message_id>
+                                       pin or unpin a message seen here (HTTP)
+    /pins <conversation|user_id>       the pinned messages of a conversation (HTTP)
+    /search [<conversation>] <words>   search my conversations, or one (GET /search/messages)
     /typing <user_id|conversation>     typing notification (op 8)
-    /resume                            everything missed since the last seen seqs (op 7)
+    /resume                            everything missed since the last seen seqs, and what
+                                       changed in the messages seen (op 7 with changed_since)
     /raw <json>                        send any frame as is
     /help, /quit
 
@@ -29,7 +39,8 @@ Without --password the password comes from CHAT_PASSWORD or a prompt. --register
 account first (with --nick). After a drop (server restart 1012, slow reader 1013, timeout 1001,
 network) it reconnects and resumes with op 7 on its own; a revoked session (1008) ends it.
 Commands can be piped in (`printf '/to 2 hi\\n/quit\\n' | ... chat.py ...`): each command waits for
-its reply before the next line is read.
+its reply before the next line is read. /reply, /pin and /unpin need the message's conversation:
+they know the messages printed here (sent, received, or listed by /history, /unread, /resume).
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ import urllib.parse
 sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chatclient import Conn, Http, HttpError  # noqa: E402
+from chatclient import Conn, Http, HttpError, conversation_of  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 RECONNECT_CODES = {1001, 1006, 1011, 1012, 1013}
@@ -88,6 +99,10 @@ class Client:
         self.me: dict = {}
         self.names: dict[str, str] = {}
         self.since: dict[str, int] = {}  # conversation -> last seq seen, for op 7
+        self.known: dict[str, str] = {}  # message id -> its conversation, for /reply and /pin
+        self.last_sent: str | None = None  # id of my last message sent from here, for /edit last
+        # op 7's changed_since: the changed_until of the last resume, else the start (Unix ms)
+        self.changed_until: str | int = int(time.time() * 1000)
         self.quitting = False
         self.n = 0
 
@@ -109,9 +124,18 @@ class Client:
         return f"{self.names[user_id]}({user_id})"
 
     def seen(self, m: dict) -> None:
+        """A message received in order (a push, a send, history, unread, resume): op 7 goes on
+        after it."""
         conv, seq = m.get("conversation"), m.get("seq")
         if isinstance(conv, str) and isinstance(seq, int):
             self.since[conv] = max(seq, self.since.get(conv, 0))
+        self.note(m)
+
+    def note(self, m: dict) -> None:
+        """A message printed out of order (edited, a pin, a search hit): known for /reply and
+        /pin, but it says nothing about what was missed before it."""
+        if isinstance(m.get("conversation"), str) and isinstance(m.get("id"), str):
+            self.known[m["id"]] = m["conversation"]
 
     def fmt_message(self, m: dict) -> str:
         kind = MESSAGE_TYPES.get(m.get("type"), str(m.get("type")))
@@ -119,8 +143,35 @@ class Client:
         body = m.get("content", "")
         if kind != "text":
             body = f"<{self.fmt_payload(kind, m)}> {body}".rstrip()
-        return (f"{m.get('conversation')} #{m.get('seq')} {self.name(m.get('from'))}{nick}: {body}"
-                f"   [id {m.get('id')}]")
+        marks = self.fmt_marks(m)
+        return (f"{m.get('conversation')} #{m.get('seq')} {self.name(m.get('from'))}{nick}: {marks}{body}"
+                f"{self.fmt_reactions(m.get('reactions'))}   [id {m.get('id')}]")
+
+    def fmt_marks(self, m: dict) -> str:
+        """What a message says about itself before its text: a forward, the message it answers,
+        an edit, a mention of me."""
+        marks = []
+        if m.get("forwarded"):
+            origin = (m.get("forwarded_from") or {}).get("user_id")
+            marks.append(f"(forwarded from {self.name(origin)})" if origin else "(forwarded)")
+        quoted = m.get("reply_to")
+        if isinstance(quoted, dict):
+            excerpt = "[recalled]" if quoted.get("recalled") else json.dumps(quoted.get("excerpt"), ensure_ascii=False)
+            marks.append(f"(re {self.name(quoted.get('from'))} {excerpt})")
+        if m.get("edited_at"):
+            marks.append("(edited)")
+        mentions = m.get("mentions") or []
+        if m.get("from") != self.me.get("id") and (m.get("mentioned") or "all" in mentions or self.me.get("id") in mentions):
+            marks.append("(mentions you)")
+        return "".join(f"{mark} " for mark in marks)
+
+    @staticmethod
+    def fmt_reactions(reactions: object) -> str:
+        """`  [👍 2*, ❤️ 1]`: each emoji's count, `*` where I am among them."""
+        if not isinstance(reactions, list) or not reactions:
+            return ""
+        parts = [f"{r.get('emoji')} {r.get('count')}{'*' if r.get('me') else ''}" for r in reactions if isinstance(r, dict)]
+        return f"  [{', '.join(parts)}]"
 
     def fmt_payload(self, kind: str, m: dict) -> str:
         """What a typed message carries, on one line, e.g.
@@ -150,6 +201,15 @@ class Client:
         elif kind == "typing":
             if not self.args.no_typing:
                 self.out(f"[{now()}] {self.name(d.get('user_id'))} is typing in {d.get('conversation')}...")
+        elif kind == "edited":
+            self.note(d)
+            self.out(f"[{now()}] edited: {self.fmt_message(d)}")
+        elif kind == "reaction":
+            verb = "reacted" if d.get("action") == "add" else "took back"
+            self.out(f"[{now()}] reaction: {self.name(d.get('user_id'))} {verb} {d.get('emoji')} on"
+                     f" {d.get('message_id')} in {d.get('conversation')}")
+        elif kind in ("pinned", "unpinned"):
+            self.out(f"[{now()}] {kind}: {d.get('message_id')} in {d.get('conversation')} by {self.name(d.get('by'))}")
         else:
             self.out(f"[{now()}] event {kind}: {json.dumps(d, ensure_ascii=False)}")
 
@@ -164,23 +224,40 @@ class Client:
         data = data or {}
         if op in (1, 6):
             self.seen(data)
+            if data.get("from") == self.me.get("id"):
+                self.last_sent = data.get("id")
             self.out(f"{head}  {data.get('conversation')} #{data.get('seq')} id {data.get('id')}")
+        elif op == 9:
+            self.note(data)
+            self.out(f"{head}  {self.fmt_message(data)}")
+        elif op == 10:
+            self.out(f"{head}  {data.get('action')} {data.get('emoji')} on {data.get('message_id')}:"
+                     f"{self.fmt_reactions(data.get('reactions')) or '  no reactions'}")
         elif op in (2, 7):
             msgs = data.get("messages") or []
             for m in msgs:
                 self.seen(m)
                 self.out("     " + self.fmt_message(m))
+            for m in data.get("changed") or []:
+                self.note(m)
+                self.out("     changed: " + self.fmt_message(m))
+            for m in data.get("recalled") or []:
+                self.out(f"     recalled: {m.get('conversation')} #{m.get('seq')} [id {m.get('id')}]")
+            if data.get("changed_until"):
+                self.changed_until = data["changed_until"]
             more = "  (more: /history with a bigger skip)" if op == 2 and data.get("has_more") else ""
-            if op == 7 and data.get("has_more"):
+            if op == 7 and (data.get("has_more") or data.get("changed_more")):
                 more = "  (more: /resume again)"
             self.out(f"{head}  {len(msgs)} message(s){more}")
         elif op == 3 and "conversations" in data:
             convs = data["conversations"]
             for c in convs:
-                self.out(f"     {c.get('conversation')}: {c.get('unread')} unread (last #{c.get('last_seq')})")
+                mentions = f", {c['mentions_unread']} mentioning you" if c.get("mentions_unread") else ""
+                self.out(f"     {c.get('conversation')}: {c.get('unread')} unread{mentions} (last #{c.get('last_seq')})")
             self.out(f"{head}  {len(convs)} conversation(s) with unread messages")
         elif op == 3:
             for m in data.get("messages") or []:
+                self.seen(m)
                 self.out("     " + self.fmt_message(m))
             self.out(f"{head}  {data.get('unread')} unread in {data.get('conversation')}")
         else:
@@ -224,7 +301,11 @@ class Client:
             self.out(f"[{now()}] connection lost ({code}{reason}), reconnecting...")
             await asyncio.sleep(0.5)
             await self.connect()
-            await self.request({"op_type": 7, "since": dict(self.since)})
+            await self.resume()
+
+    async def resume(self) -> None:
+        """op 7: the messages missed, and what changed in those seen (edits, reactions, recalls)."""
+        await self.request({"op_type": 7, "since": dict(self.since), "changed_since": self.changed_until})
 
     async def request(self, frame: dict) -> None:
         self.n += 1
@@ -282,6 +363,68 @@ class Client:
         with open(path, "wb") as f:
             f.write(resp.raw)
         self.out(f"  saved {human_size(len(resp.raw))} ({resp.headers.get('content-type')}) to {path}")
+
+    def conversation_of(self, message_id: str) -> str | None:
+        conversation = self.known.get(message_id)
+        if conversation is None:
+            self.out(f"  message {message_id} was not seen here: /history its conversation first")
+        return conversation
+
+    def send_to_conversation(self, conversation: str) -> tuple[int, str]:
+        """The op and `to` of a send into a conversation id: g:<id> (op 6), u:<a>:<b> (op 1)."""
+        if conversation.startswith("g:"):
+            gid = conversation[2:]
+            return 6, "" if gid == "0" else gid
+        a, _, b = conversation[2:].partition(":")
+        return 1, b if a == self.me.get("id") else a
+
+    def http_failed(self, resp) -> bool:
+        """Prints an HTTP error answer; true when there was one."""
+        if resp.status < 400:
+            return False
+        body = resp.body if isinstance(resp.body, dict) else {}
+        extra = f" (field {body['field']})" if body.get("field") else ""
+        extra += f" (rule {body['rule']}, retry in {body.get('retry_after')} s)" if body.get("rule") else ""
+        self.out(f"  -> HTTP {resp.status} {body.get('code', '')}: {body.get('message', resp.body)}{extra}")
+        return True
+
+    def pin(self, message_id: str, pinned: bool) -> None:
+        conversation = self.conversation_of(message_id)
+        if conversation is None:
+            return
+        path = f"/conversations/{urllib.parse.quote(conversation)}/pins"
+        if pinned:
+            resp = self.http.request("POST", path, {"message_id": message_id})
+        else:
+            resp = self.http.request("DELETE", f"{path}/{urllib.parse.quote(message_id, safe='')}")
+        if not self.http_failed(resp):
+            what = "already pinned" if resp.status == 200 and pinned else "pinned" if pinned else "unpinned"
+            self.out(f"  -> HTTP {resp.status}: {what} {message_id} in {conversation}")
+
+    def pins(self, conversation: str) -> None:
+        resp = self.http.request("GET", f"/conversations/{urllib.parse.quote(conversation)}/pins")
+        if self.http_failed(resp):
+            return
+        pins = resp.body.get("pins") or []
+        for p in pins:
+            self.note(p.get("message") or {})
+            self.out(f"     pinned by {self.name(p.get('pinned_by'))} at {p.get('pinned_at')}: {self.fmt_message(p.get('message') or {})}")
+        self.out(f"  -> {len(pins)} pinned message(s) in {conversation}")
+
+    def search(self, words: str) -> None:
+        first, _, rest = words.partition(" ")
+        query = {"q": words}
+        if first.startswith(("u:", "g:")) and rest:
+            query = {"q": rest, "conversation": first}
+        resp = self.http.request("GET", "/search/messages?" + urllib.parse.urlencode(query))
+        if self.http_failed(resp):
+            return
+        results = resp.body.get("results") or []
+        for hit in results:
+            self.note(hit.get("message") or {})
+            self.out("     " + self.fmt_message(hit.get("message") or {}))
+        more = f"  (more: older than {resp.body.get('next_before')})" if resp.body.get("has_more") else ""
+        self.out(f"  -> {len(results)} hit(s){more}")
 
     @staticmethod
     def target(value: str) -> dict:
@@ -357,12 +500,56 @@ class Client:
                 if len(parts) == 2:
                     frame["scope"] = "all"
                 await self.request(frame)
+            elif cmd == "/edit":
+                mid, _, text = rest.partition(" ")
+                if not mid or not text:
+                    raise ValueError("usage: /edit <message_id|last> <text>")
+                if mid == "last":
+                    if self.last_sent is None:
+                        raise ValueError("no message sent from here yet: /edit <message_id> <text>")
+                    mid = self.last_sent
+                await self.request({"op_type": 9, "message_id": mid, "content": text})
+            elif cmd == "/reply":
+                mid, _, text = rest.partition(" ")
+                if not mid or not text:
+                    raise ValueError("usage: /reply <message_id> <text>")
+                conversation = self.conversation_of(mid)
+                if conversation is not None:
+                    op, to = self.send_to_conversation(conversation)
+                    await self.request({"op_type": op, "to": to, "type": 1, "content": text, "reply_to": mid})
+            elif cmd == "/forward":
+                parts = rest.split()
+                if len(parts) != 2:
+                    raise ValueError("usage: /forward <message_id> <to>")
+                op, to = send_target(parts[1])
+                await self.request({"op_type": op, "to": to, "forward_of": parts[0]})
+            elif cmd == "/react":
+                parts = rest.split()
+                if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "remove"):
+                    raise ValueError("usage: /react <message_id> <emoji> [remove]")
+                action = "remove" if len(parts) == 3 else "add"
+                await self.request({"op_type": 10, "message_id": parts[0], "emoji": parts[1], "action": action})
+            elif cmd in ("/pin", "/unpin"):
+                if not rest or " " in rest:
+                    raise ValueError(f"usage: {cmd} <message_id>")
+                self.pin(rest, cmd == "/pin")
+            elif cmd == "/pins":
+                if not rest:
+                    raise ValueError("usage: /pins <conversation|user_id>")
+                conversation = rest
+                if not rest.startswith(("u:", "g:")):
+                    conversation = conversation_of(self.me["id"], rest)
+                self.pins(conversation)
+            elif cmd == "/search":
+                if not rest:
+                    raise ValueError("usage: /search [<conversation>] <words>")
+                self.search(rest)
             elif cmd == "/typing":
                 if not rest:
                     raise ValueError("usage: /typing <user_id|conversation>")
                 await self.request({"op_type": 8, **self.target(rest)})
             elif cmd == "/resume":
-                await self.request({"op_type": 7, "since": dict(self.since)})
+                await self.resume()
             elif cmd == "/raw":
                 frame = json.loads(rest)
                 if not isinstance(frame, dict):

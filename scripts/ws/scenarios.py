@@ -5,19 +5,23 @@
     .tools/venv/bin/python scripts/ws/scenarios.py --url http://127.0.0.1:PORT --expect-antispam
 
 It registers its own users (unique names) and checks every op_type (1 send, 2 history, 3 unread,
-4 mark read, 5 delete / recall, 6 group send, 7 resume, 8 typing), the pushed events (message,
-read, deleted, typing, group), typed messages (an image and a file uploaded with POST /files and
-sent as types 2 and 6, a location as type 5; the attachment in the reply, the recipient's event
-and history; who may download it) and every reply code the protocol defines:
+4 mark read, 5 delete / recall, 6 group send, 7 resume, 8 typing, 9 edit, 10 react), the pushed
+events (message, read, deleted, typing, group, edited, reaction, pinned, unpinned), typed messages
+(an image and a file uploaded with POST /files and sent as types 2 and 6, a location as type 5;
+the attachment in the reply, the recipient's event and history; who may download it), the
+message actions (replies and forwards on ops 1 and 6, mentions on op 6 with mentions_unread, pins
+and message search over HTTP, what op 7 with changed_since reports of them) and every reply code
+the protocol defines:
 
     200, 50004, 50005          normal answers
     40000                      bad frames: not JSON, not an object, unknown op_type, missing or
                                invalid fields, a binary frame
     40003, 40004, 40013        forbidden, not found, content too long
     50006                      anti-spam refusals: in the default run through the rules that fire
-                               with the default configuration (unanswered, duplicate, local); with
-                               --expect-antispam the sender `rate` rule and the mute that follows,
-                               which needs a server started with a low limit, e.g.
+                               with the default configuration (unanswered, duplicate, local, and
+                               the rules of message actions: edits, reactions; search as HTTP
+                               429); with --expect-antispam the sender `rate` rule and the mute
+                               that follows, which needs a server started with a low limit, e.g.
                                CHAT__ANTISPAM__RATE_LIMIT=3 (scripts/clients/run.sh does that)
 
 50000 (server-side failure, e.g. sends refused while Redis is unreachable: "fail closed") is not
@@ -28,7 +32,8 @@ Also checked: close codes 1009 (frame too big) and 1008 (session revoked by logo
 HTTP refusals of the upgrade (401 without a session, 403 for a foreign Origin).
 
 The default run expects the anti-spam defaults (rate_limit 20 per 10 s, unanswered_limit 3,
-duplicate_limit 5, local 10/s burst 20); sends are paced to stay under them except where a
+duplicate_limit 5, local 10/s burst 20, edits 30 and reactions 60 a minute, search_per_minute 30)
+and message limits (max_reactions_per_user 3); sends are paced to stay under them except where a
 refusal is the point. Prints one line per check and a final `N passed, M failed`; exits 1 when
 anything failed (2 when the server cannot be reached at all).
 """
@@ -44,6 +49,7 @@ import struct
 import sys
 import time
 import traceback
+import urllib.parse
 import uuid
 import zlib
 
@@ -58,7 +64,7 @@ MSG_ID = re.compile(r"^[0-9a-f]{24}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 REPLY_KEYS = {"op_type", "code", "msg", "data", "client_msg_id"}
 MESSAGE_KEYS = {"id", "conversation", "seq", "from", "to", "type", "content", "client_msg_id", "created_at",
-                "attachment", "location"}
+                "attachment", "location", "edited_at", "reply_to", "forwarded", "mentions", "reactions"}
 ATTACHMENT_KEYS = {"file_id", "mime", "size", "name", "width", "height", "duration_ms", "thumbnail"}
 
 COLOR = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
@@ -251,9 +257,17 @@ class Scenarios:
         await self.op8_typing(a1, b1, c1)
         b1 = await self.op7_resume(a1, a2, b1)
         await self.typed_messages(a1, a2, b1, c1)
+        await self.op9_edit(a1, a2, b1, c1)
+        await self.replies_and_forwards(a1, a2, b1, c1)
+        await self.op10_react(a1, a2, b1, c1)
+        await self.mentions(a1, a2, b1, c1)
+        await self.pins(a1, a2, b1, c1)
+        await self.search(a1, b1)
+        await self.resume_changes(a1, b1)
         await self.upload_limit()
         await self.bad_frames(c1)
         await self.antispam_default(a1, c1)
+        await self.antispam_actions(b1)
         await self.closes_and_upgrade()
         for c in (a1, a2, b1, c1):
             await c.close()
@@ -767,6 +781,544 @@ class Scenarios:
         alice.http.call("DELETE", f"/groups/{gid}")
         for c in (a1, a2, b1, c1):
             c.drop_events()
+
+    # -- message actions -----------------------------------------------------------------------
+
+    async def refusals(self, op: int, cases: list) -> None:
+        """Each (label, conn, fields, code, field): the frame of `op` with `fields` gets `code`
+        and, when `field` is given, `data.field` naming it."""
+        for label, conn, fields, code, field in cases:
+            cm = self.cmid("x")
+            rep = await conn.request({"op_type": op, "client_msg_id": cm, **fields})
+            self.reply_ok(label, rep, op, code, cm)
+            if field:
+                self.r.check(f"  data.field {field}", (rep.get("data") or {}).get("field") == field, rep.get("data"))
+
+    def search_for(self, u: User, q: str | None, **params: object):
+        """GET /search/messages as `u`."""
+        query = {} if q is None else {"q": q}
+        query.update({k: str(v) for k, v in params.items()})
+        return u.http.request("GET", "/search/messages?" + urllib.parse.urlencode(query))
+
+    async def op9_edit(self, a1: Conn, a2: Conn, b1: Conn, c1: Conn) -> None:
+        r, alice, bob = self.r, self.alice, self.bob
+        r.start("op 9: edit")
+        cm = self.cmid("a")
+        orig = (await self.send(a1, alice, bob.id, f"helo {self.run}", cmid=cm)).get("data") or {}
+        self.message_ok("a new message: edited_at and reply_to null, not forwarded, no mentions or reactions", orig,
+                        edited_at=None, reply_to=None, forwarded=False, mentions=[], reactions=[])
+        oid = self.action_msg = orig.get("id")
+        for conn in (b1, a2):
+            await conn.wait_event("message", lambda d: d.get("id") == oid)
+        text = f"hello {self.run}"
+        rep = await a1.request({"op_type": 9, "message_id": oid, "content": text, "client_msg_id": "e-1"})
+        self.reply_ok("alice edits her message: 200, client_msg_id echoed", rep, 9, 200, "e-1")
+        m = rep.get("data") or {}
+        self.message_ok("the reply is the message with the new text (same id, seq, created_at)", m, id=oid,
+                        seq=orig.get("seq"), created_at=orig.get("created_at"), content=text)
+        r.check("edited_at is set (RFC 3339 with ms)", TIME.match(str(m.get("edited_at"))) is not None, m.get("edited_at"))
+        r.check("no edit history on the wire", "edits" not in m, sorted(m))
+        for conn in (b1, a2):
+            ev = await conn.wait_event("edited", lambda d: d.get("id") == oid)
+            r.check(f"{conn.name} gets event edited with the whole message",
+                    ev["data"].get("content") == text and ev["data"].get("edited_at") == m.get("edited_at")
+                    and MESSAGE_KEYS <= set(ev["data"]), ev)
+        r.check("the editing socket gets no event edited", await a1.no_event("edited", lambda d: d.get("id") == oid, 0.3))
+        rep = await a1.request({"op_type": 9, "message_id": oid, "content": text})
+        r.check("the same text again: 200, edited_at unchanged",
+                rep.get("code") == 200 and (rep.get("data") or {}).get("edited_at") == m.get("edited_at"), rep)
+        r.check("  and nothing pushed", await b1.no_event("edited", lambda d: d.get("id") == oid, 0.4))
+        hist = await b1.request({"op_type": 2, "to": alice.id, "content": "0-1"})
+        newest = ((hist.get("data") or {}).get("messages") or [{}])[-1]
+        r.check("bob's history shows the new text, marked edited",
+                newest.get("id") == oid and newest.get("content") == text and newest.get("edited_at") == m.get("edited_at"),
+                newest)
+        await self.refusals(9, [
+            ("somebody else's message: 40003", b1, {"message_id": oid, "content": "mine now"}, 40003, None),
+            ("blank content: 40000", a1, {"message_id": oid, "content": "   "}, 40000, "content"),
+            ("no content: 40000", a1, {"message_id": oid}, 40000, "content"),
+            ("content over 4000 characters: 40013", a1, {"message_id": oid, "content": "x" * 4001}, 40013, None),
+            ("no message_id: 40000", a1, {"content": "x"}, 40000, "message_id"),
+            ("malformed message_id: 40000", a1, {"message_id": "nope", "content": "x"}, 40000, "message_id"),
+            ("unknown message: 40004", a1, {"message_id": "0" * 24, "content": "x"}, 40004, None),
+            ("a message of someone else's conversation: 40004", c1, {"message_id": oid, "content": "x"}, 40004, None),
+        ])
+        for c in (a1, a2, b1):
+            c.drop_events()
+
+    async def replies_and_forwards(self, a1: Conn, a2: Conn, b1: Conn, c1: Conn) -> None:
+        r, alice, bob, carol = self.r, self.alice, self.bob, self.carol
+        r.start("replies and forwards (reply_to, forward_of on ops 1 and 6)")
+        oid = self.action_msg
+        cm = self.cmid("b")
+        await bob.budget()
+        rep = await b1.request({"op_type": 1, "to": alice.id, "type": 1, "content": f"hi back {self.run}",
+                                "reply_to": oid, "client_msg_id": cm})
+        self.reply_ok("bob answers alice's message (reply_to): 50004", rep, 1, 50004, cm)
+        reply = rep.get("data") or {}
+        quote = {"id": oid, "from": alice.id, "type": 1, "excerpt": f"hello {self.run}", "recalled": False}
+        r.check("the reply quotes it: reply_to {id, from, type, excerpt, recalled}", reply.get("reply_to") == quote,
+                reply.get("reply_to"))
+        ev = await a1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("alice's event message carries the quote", ev["data"].get("reply_to") == quote, ev)
+        rep = await a1.request({"op_type": 9, "message_id": oid, "content": f"hello again {self.run}"})
+        r.check("alice edits the message answered: 200", rep.get("code") == 200, rep)
+        hist = await b1.request({"op_type": 2, "to": alice.id, "content": "0-5"})
+        quoted = next((m.get("reply_to") for m in (hist.get("data") or {}).get("messages") or []
+                       if m.get("id") == reply.get("id")), None)
+        r.check("the quote follows the edit (history)", (quoted or {}).get("excerpt") == f"hello again {self.run}", quoted)
+        for label, fields, code, field in [
+            ("reply_to a message of a conversation bob is not in: 40004",
+             {"reply_to": self.carol_first.get("id")}, 40004, None),
+            ("reply_to a malformed id: 40000", {"reply_to": "nope"}, 40000, "reply_to"),
+        ]:
+            cm = self.cmid("b")
+            await bob.budget()
+            rep = await b1.request({"op_type": 1, "to": alice.id, "type": 1, "content": f"re {cm}",
+                                    "client_msg_id": cm, **fields})
+            self.reply_ok(label, rep, 1, code, cm)
+            if field:
+                r.check(f"  data.field {field}", (rep.get("data") or {}).get("field") == field, rep.get("data"))
+
+        # Forwards: a copy, naming the original's author only where its readers may read it.
+        cm = self.cmid("b")
+        await bob.budget()
+        rep = await b1.request({"op_type": 1, "to": alice.id, "forward_of": oid, "client_msg_id": cm})
+        self.reply_ok("bob forwards alice's message back into their 1:1: 50004", rep, 1, 50004, cm)
+        fw = rep.get("data") or {}
+        self.message_ok("a copy: its own id, the original's type and text, forwarded from alice", fw,
+                        conversation=self.ab, type=1, content=f"hello again {self.run}", forwarded=True,
+                        forwarded_from={"user_id": alice.id}, **{"from": bob.id})
+        r.check("  a new message (its own id)", fw.get("id") != oid, fw.get("id"))
+        group = alice.http.call("POST", "/groups", {"name": f"Actions {self.run}"}, expect=201)["group"]
+        gid = self.action_gid = group["id"]
+        bob.http.call("POST", f"/groups/{gid}/join", {}, expect=200)
+        await a1.wait_event("group", lambda d: d.get("group_id") == gid and d.get("action") == "join")
+        cm = self.cmid("b")
+        await bob.budget()
+        rep = await b1.request({"op_type": 6, "to": gid, "forward_of": oid, "type": 3, "client_msg_id": cm})
+        self.reply_ok("bob forwards it into a group (op 6; `type` is ignored): 200", rep, 6, 200, cm)
+        gfw = rep.get("data") or {}
+        self.message_ok("forwarded, without forwarded_from (a 1:1 is not the group's to read)", gfw,
+                        conversation=f"g:{gid}", type=1, content=f"hello again {self.run}", forwarded=True)
+        r.check("  no forwarded_from", "forwarded_from" not in gfw, gfw)
+        ev = await a1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("alice (member) gets the copy", ev["data"].get("forwarded") is True, ev)
+        hist = await b1.request({"op_type": 2, "conversation": f"g:{gid}"})
+        self.action_system = next((m for m in (hist.get("data") or {}).get("messages") or [] if m.get("type") == 10), {})
+        r.check("the group has a system message (bob's join)", self.action_system.get("type") == 10, hist.get("data"))
+        for label, conn, fields, code, field in [
+            ("forward_of with a content: 40000", b1, {"forward_of": oid, "content": "x"}, 40000, "content"),
+            ("forward_of with a reply_to: 40000", b1, {"forward_of": oid, "reply_to": oid}, 40000, "reply_to"),
+            ("forward of a system message: 40004", b1, {"forward_of": self.action_system.get("id")}, 40004, None),
+            ("carol forwards a message she cannot read: 40004", c1, {"forward_of": oid}, 40004, None),
+        ]:
+            cm = self.cmid("f")
+            rep = await conn.request({"op_type": 1, "to": alice.id if conn is b1 else carol.id, "client_msg_id": cm,
+                                      **fields})
+            self.reply_ok(label, rep, 1, code, cm)
+            if field:
+                r.check(f"  data.field {field}", (rep.get("data") or {}).get("field") == field, rep.get("data"))
+
+        # A recall takes the excerpt out of every quote.
+        cm = self.cmid("a")
+        gone = (await self.send(a1, alice, bob.id, f"soon recalled {self.run}", cmid=cm)).get("data") or {}
+        cm = self.cmid("b")
+        await bob.budget()
+        rep = await b1.request({"op_type": 1, "to": alice.id, "type": 1, "content": f"what? {self.run}",
+                                "reply_to": gone.get("id"), "client_msg_id": cm})
+        answer = rep.get("data") or {}
+        r.check("bob answers it: the quote has its excerpt",
+                (answer.get("reply_to") or {}).get("excerpt") == f"soon recalled {self.run}", answer)
+        rep = await a1.request({"op_type": 5, "message_id": gone.get("id"), "scope": "all"})
+        self.reply_ok("alice recalls it (op 5 with message_id): 200", rep, 5, 200)
+        hist = await a1.request({"op_type": 2, "to": bob.id, "content": "0-5"})
+        quoted = next((m.get("reply_to") for m in (hist.get("data") or {}).get("messages") or []
+                       if m.get("id") == answer.get("id")), None)
+        r.check("the reply now shows excerpt null, recalled true",
+                quoted == {"id": gone.get("id"), "from": alice.id, "type": 1, "excerpt": None, "recalled": True}, quoted)
+        for c in (a1, a2, b1, c1):
+            c.drop_events()
+
+    async def op10_react(self, a1: Conn, a2: Conn, b1: Conn, c1: Conn) -> None:
+        r, alice, bob = self.r, self.alice, self.bob
+        r.start("op 10: reactions")
+        oid = self.action_msg
+
+        def react(emoji: str, action: str = "add", mid: str = oid) -> dict:
+            return {"op_type": 10, "message_id": mid, "emoji": emoji, "action": action}
+
+        def about(d: dict) -> bool:
+            return d.get("message_id") == oid
+
+        rep = await b1.request({**react("👍"), "client_msg_id": "re-1"})
+        self.reply_ok("bob reacts 👍: 200", rep, 10, 200, "re-1")
+        pushed = {"conversation": self.ab, "message_id": oid, "user_id": bob.id, "emoji": "👍", "action": "add"}
+        r.check("data: the reaction and the message's reactions as bob sees them",
+                rep.get("data") == {**pushed, "reactions": [{"emoji": "👍", "count": 1, "me": True}]}, rep.get("data"))
+        for conn in (a1, a2):
+            ev = await conn.wait_event("reaction", about)
+            r.check(f"{conn.name} gets event reaction {{conversation, message_id, user_id, emoji, action}}",
+                    ev["data"] == pushed, ev)
+        r.check("the reacting socket gets no event", await b1.no_event("reaction", about, 0.3))
+        rep = await b1.request(react("👍"))
+        r.check("the same reaction again: 200, still counted once",
+                rep.get("code") == 200 and (rep.get("data") or {}).get("reactions") == [{"emoji": "👍", "count": 1, "me": True}],
+                rep)
+        r.check("  and nothing pushed", await a1.no_event("reaction", about, 0.4))
+        rep = await a1.request(react("\u2764"))
+        r.check("alice reacts with an unqualified ❤: kept as the fully qualified ❤️",
+                rep.get("code") == 200 and (rep.get("data") or {}).get("emoji") == "\u2764\ufe0f", rep)
+        ev = await b1.wait_event("reaction", about)
+        r.check("bob gets alice's reaction", ev["data"].get("user_id") == alice.id and ev["data"].get("emoji") == "\u2764\ufe0f", ev)
+        for conn, who, mine in ((b1, alice.id, "👍"), (a1, bob.id, "\u2764\ufe0f")):
+            hist = await conn.request({"op_type": 2, "to": who, "limit": 20})
+            m = next((m for m in (hist.get("data") or {}).get("messages") or [] if m.get("id") == oid), {})
+            want = [{"emoji": e, "count": 1, "me": e == mine} for e in ("👍", "\u2764\ufe0f")]
+            r.check(f"{conn.name}'s history: counts in the order given, me where {conn.name.split('#')[0]} reacted",
+                    m.get("reactions") == want, m.get("reactions"))
+        for emoji in ("🎉", "😀"):
+            rep = await b1.request(react(emoji))
+            r.check(f"bob's reaction {emoji}: 200", rep.get("code") == 200, rep)
+        rep = await b1.request(react("🚀"))
+        self.reply_ok("a 4th different emoji of one user on one message: 40000", rep, 10, 40000)
+        r.check("  data null, msg names the limit", rep.get("data") is None and "3" in str(rep.get("msg")), rep)
+        rep = await b1.request(react("👍", "remove"))
+        r.check("bob takes 👍 back: 200, his 👍 is gone",
+                rep.get("code") == 200 and "👍" not in [x.get("emoji") for x in (rep.get("data") or {}).get("reactions") or []],
+                rep)
+        ev = await a1.wait_event("reaction", lambda d: about(d) and d.get("action") == "remove")
+        r.check("alice gets event reaction with action remove", ev["data"].get("emoji") == "👍", ev)
+        await self.refusals(10, [
+            ("not an emoji: 40000", b1, react("a"), 40000, "emoji"),
+            ("two emoji: 40000", b1, react("👍👍"), 40000, "emoji"),
+            ("an emoji and a space: 40000", b1, react("👍 "), 40000, "emoji"),
+            ("action other than add or remove: 40000", b1, react("👍", "toggle"), 40000, "action"),
+            ("no message_id: 40000", b1, {"emoji": "👍", "action": "add"}, 40000, "message_id"),
+            ("unknown message: 40004", b1, react("👍", mid="0" * 24), 40004, None),
+            ("carol, outside the conversation: 40004", c1, react("👍"), 40004, None),
+        ])
+        for c in (a1, a2, b1):
+            c.drop_events()
+
+    async def mentions(self, a1: Conn, a2: Conn, b1: Conn, c1: Conn) -> None:
+        r, alice, bob, carol = self.r, self.alice, self.bob, self.carol
+        r.start("mentions (op 6), mentions_unread, system messages")
+        gid = self.action_gid
+        bob.http.call("PATCH", f"/groups/{gid}/me", {"dnd": True})
+        cm = self.cmid("a")
+        await alice.budget()
+        rep = await a1.request({"op_type": 6, "to": gid, "type": 1, "content": f"@bob look {self.run}",
+                                "mentions": [bob.id, int(bob.id), carol.id, alice.id], "client_msg_id": cm})
+        self.reply_ok("alice mentions bob (and a non-member, and herself): 200", rep, 6, 200, cm)
+        mm = self.mention_msg = rep.get("data") or {}
+        r.check("mentions: bob only (deduplicated; non-members and the sender dropped)", mm.get("mentions") == [bob.id], mm)
+        ev = await b1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("bob (do-not-disturb) is pushed the message, with mentioned: true", ev["data"].get("mentioned") is True, ev)
+        ev = await a2.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("alice's other socket gets it without mentioned", "mentioned" not in ev["data"], ev)
+        cm = self.cmid("a")
+        await alice.budget()
+        rep = await a1.request({"op_type": 6, "to": gid, "type": 1, "content": f"no mention {self.run}", "client_msg_id": cm})
+        self.reply_ok("a group message without mentions: 200", rep, 6, 200, cm)
+        r.check("bob (do-not-disturb) is not pushed that one",
+                await b1.no_event("message", lambda d: d.get("client_msg_id") == cm, 0.5))
+        rep = await b1.request({"op_type": 3})
+        entry = next((c for c in (rep.get("data") or {}).get("conversations") or [] if c.get("conversation") == f"g:{gid}"), {})
+        r.check("op 3 summary: g:<group> with unread 2, mentions_unread 1",
+                entry.get("unread") == 2 and entry.get("mentions_unread") == 1, entry)
+        rep = await b1.request({"op_type": 3, "conversation": f"g:{gid}"})
+        r.check("op 3 of the group: mentions_unread 1", (rep.get("data") or {}).get("mentions_unread") == 1, rep.get("data"))
+        convs = bob.http.call("GET", "/conversations?limit=100")["conversations"]
+        item = next((c for c in convs if c.get("conversation") == f"g:{gid}"), {})
+        r.check("GET /conversations: mentions_unread 1 for the group", item.get("mentions_unread") == 1, item)
+        cm = self.cmid("b")
+        await bob.budget()
+        rep = await b1.request({"op_type": 6, "to": gid, "type": 1, "content": f"hey all {self.run}",
+                                "mentions": ["all"], "client_msg_id": cm})
+        self.reply_ok("a member mentions all: 40003", rep, 6, 40003, cm)
+        cm = self.cmid("a")
+        await alice.budget()
+        rep = await a1.request({"op_type": 6, "to": gid, "type": 1, "content": f"everyone {self.run}",
+                                "mentions": ["all"], "client_msg_id": cm})
+        self.reply_ok("the owner mentions all: 200", rep, 6, 200, cm)
+        r.check("  mentions [\"all\"]", (rep.get("data") or {}).get("mentions") == ["all"], rep.get("data"))
+        ev = await b1.wait_event("message", lambda d: d.get("client_msg_id") == cm)
+        r.check("bob is pushed it, mentioned", ev["data"].get("mentioned") is True, ev)
+        rep = await b1.request({"op_type": 3, "conversation": f"g:{gid}"})
+        r.check("bob's mentions_unread is 2", (rep.get("data") or {}).get("mentions_unread") == 2, rep.get("data"))
+        rep = await b1.request({"op_type": 4, "conversation": f"g:{gid}", "seq": 1_000_000})
+        rep = await b1.request({"op_type": 3})
+        r.check("read up to the end: the group is no longer unread",
+                not any(c.get("conversation") == f"g:{gid}" for c in (rep.get("data") or {}).get("conversations") or []),
+                rep.get("data"))
+        bob.http.call("PATCH", f"/groups/{gid}/me", {"dnd": False})
+        await self.refusals(6, [
+            ("mentions not an array: 40000", a1, {"to": gid, "type": 1, "content": "x", "mentions": bob.id}, 40000, "mentions"),
+            ("a mention that is no user id: 40000", a1, {"to": gid, "type": 1, "content": "x", "mentions": ["bob"]},
+             40000, "mentions"),
+        ])
+        await self.refusals(1, [
+            ("mentions on op 1: 40000", a1, {"to": bob.id, "type": 1, "content": "x", "mentions": [bob.id]}, 40000,
+             "mentions"),
+        ])
+        sysid = self.action_system.get("id")
+        await self.refusals(9, [("edit a system message: 40003", b1, {"message_id": sysid, "content": "x"}, 40003, None)])
+        await self.refusals(10, [("react to a system message: 40003", a1,
+                                  {"message_id": sysid, "emoji": "👍", "action": "add"}, 40003, None)])
+        for c in (a1, a2, b1, c1):
+            c.drop_events()
+
+    async def pins(self, a1: Conn, a2: Conn, b1: Conn, c1: Conn) -> None:
+        r, alice, bob, carol = self.r, self.alice, self.bob, self.carol
+        r.start("pinned messages (HTTP): events pinned / unpinned and their system messages")
+        oid, gid = self.action_msg, self.action_gid
+        path = f"/conversations/{self.ab}/pins"
+        resp = bob.http.request("POST", path, {"message_id": oid})
+        pin = (resp.body or {}).get("pin") or {} if isinstance(resp.body, dict) else {}
+        r.check("bob pins alice's message in their 1:1: 201 {pin}", resp.status == 201, resp.body)
+        r.check("  pin {conversation, message, pinned_by, pinned_at}",
+                set(pin) == {"conversation", "message", "pinned_by", "pinned_at"} and pin.get("conversation") == self.ab
+                and (pin.get("message") or {}).get("id") == oid and pin.get("pinned_by") == bob.id
+                and TIME.match(str(pin.get("pinned_at"))) is not None, pin)
+        for conn in (a1, a2, b1):
+            ev = await conn.wait_event("pinned", lambda d: d.get("message_id") == oid)
+            r.check(f"{conn.name} gets event pinned {{conversation, message_id, by, at}}",
+                    set(ev["data"]) == {"conversation", "message_id", "by", "at"} and ev["data"].get("by") == bob.id
+                    and ev["data"].get("conversation") == self.ab, ev)
+        ev = await a1.wait_event("message", lambda d: d.get("type") == 10 and d.get("conversation") == self.ab)
+        try:
+            notice = json.loads(ev["data"]["content"])
+        except (KeyError, TypeError, ValueError):
+            notice = None
+        r.check("and a system message (type 10) {kind: pinned, message_id, by}",
+                notice == {"kind": "pinned", "message_id": oid, "by": bob.id}, ev)
+        resp = bob.http.request("POST", path, {"message_id": oid})
+        r.check("pin it again: 200", resp.status == 200 and ((resp.body or {}).get("pin") or {}).get("pinned_by") == bob.id,
+                resp.body)
+        r.check("  nothing pushed", await a1.no_event("pinned", lambda d: d.get("message_id") == oid, 0.4))
+        listed = alice.http.call("GET", path).get("pins") or []
+        r.check("alice lists the pins: the message, pinned by bob",
+                [(p.get("message") or {}).get("id") for p in listed] == [oid] and listed[0].get("pinned_by") == bob.id, listed)
+        for label, u, method, where, body, status in [
+            ("carol lists pins of a 1:1 she is not in: 403", carol, "GET", path, None, 403),
+            ("carol pins there: 403", carol, "POST", path, {"message_id": oid}, 403),
+            ("bob (a member, not a manager) pins in the group: 403", bob, "POST", f"/conversations/g:{gid}/pins",
+             {"message_id": self.mention_msg.get("id")}, 403),
+            ("the owner pins a system message: 400", alice, "POST", f"/conversations/g:{gid}/pins",
+             {"message_id": self.action_system.get("id")}, 400),
+            ("the owner pins a message of another conversation into the group: 404", alice, "POST",
+             f"/conversations/g:{gid}/pins", {"message_id": oid}, 404),
+            ("a malformed message_id: 400", alice, "POST", path, {"message_id": "nope"}, 400),
+            ("a malformed conversation: 400", alice, "GET", "/conversations/nope/pins", None, 400),
+        ]:
+            resp = u.http.request(method, where, body)
+            r.check(label, resp.status == status, {"status": resp.status, "body": resp.body})
+        resp = alice.http.request("POST", f"/conversations/g:{gid}/pins", {"message_id": self.mention_msg.get("id")})
+        r.check("the owner pins a group message: 201", resp.status == 201, resp.body)
+        ev = await b1.wait_event("pinned", lambda d: d.get("conversation") == f"g:{gid}")
+        r.check("bob (member) gets event pinned", ev["data"].get("by") == alice.id, ev)
+        listed = bob.http.call("GET", f"/conversations/g:{gid}/pins").get("pins") or []
+        r.check("a member lists the group's pins", [(p.get("message") or {}).get("id") for p in listed]
+                == [self.mention_msg.get("id")], listed)
+
+        resp = alice.http.request("DELETE", f"{path}/{oid}")
+        unpinned = (resp.body or {}).get("unpinned") if isinstance(resp.body, dict) else None
+        r.check("alice unpins: 200 {unpinned: {conversation, message_id, by, at}}",
+                resp.status == 200 and isinstance(unpinned, dict) and unpinned.get("message_id") == oid
+                and unpinned.get("by") == alice.id, resp.body)
+        ev = await b1.wait_event("unpinned", lambda d: d.get("message_id") == oid)
+        r.check("bob gets event unpinned", ev["data"].get("by") == alice.id, ev)
+        r.check("the list is empty", alice.http.call("GET", path).get("pins") == [])
+        resp = alice.http.request("DELETE", f"{path}/{oid}")
+        r.check("unpin again: 404", resp.status == 404 and (resp.body or {}).get("code") == "not_found", resp.body)
+
+        cm = self.cmid("a")
+        doomed = (await self.send(a1, alice, bob.id, f"pinned, then recalled {self.run}", cmid=cm)).get("data") or {}
+        resp = bob.http.request("POST", path, {"message_id": doomed.get("id")})
+        r.check("bob pins another message: 201", resp.status == 201, resp.body)
+        rep = await a1.request({"op_type": 5, "message_id": doomed.get("id"), "scope": "all"})
+        self.reply_ok("alice recalls it: 200", rep, 5, 200)
+        ev = await b1.wait_event("unpinned", lambda d: d.get("message_id") == doomed.get("id"))
+        r.check("the recall unpins it: bob gets event unpinned by alice", ev["data"].get("by") == alice.id, ev)
+        r.check("  and it leaves the list", bob.http.call("GET", path).get("pins") == [])
+        for c in (a1, a2, b1, c1):
+            c.drop_events()
+
+    async def search(self, a1: Conn, b1: Conn) -> None:
+        r, alice, bob, carol = self.r, self.alice, self.bob, self.carol
+        r.start("message search (GET /search/messages)")
+        run = self.run
+        sent = {}
+        for key, text in [("cafe", f"Rendez-vous au Café Crème {run}"), ("tokyo", f"明天在東京都开会 {run}")] + [
+                (f"page{i}", f"page {run} number {i}") for i in range(3)]:
+            cm = self.cmid("a")
+            sent[key] = (await self.send(a1, alice, bob.id, text, cmid=cm)).get("data") or {}
+
+        def hits(resp) -> list:
+            body = resp.body if isinstance(resp.body, dict) else {}
+            return [(h.get("conversation"), (h.get("message") or {}).get("id")) for h in body.get("results") or []]
+
+        resp = self.search_for(bob, f"cafe creme {run}")
+        r.check("bob finds 'Café Crème' by 'cafe creme' (case and accents ignored): 200",
+                resp.status == 200 and hits(resp) == [(self.ab, sent["cafe"].get("id"))], resp.body)
+        body = resp.body if isinstance(resp.body, dict) else {}
+        r.check("  {results: [{conversation, message}], has_more, next_before}",
+                set(body) == {"results", "has_more", "next_before"} and body.get("has_more") is False
+                and body.get("next_before") is None and MESSAGE_KEYS <= set((body.get("results") or [{}])[0].get("message") or {}),
+                body)
+        resp = self.search_for(bob, f"東京 {run}")
+        r.check("a CJK word inside a run of characters: 東京 finds 東京都",
+                hits(resp) == [(self.ab, sent["tokyo"].get("id"))], resp.body)
+        resp = self.search_for(carol, f"cafe {run}")
+        r.check("carol (not in the conversation) finds nothing", resp.status == 200 and hits(resp) == [], resp.body)
+        resp = self.search_for(bob, f"cafe {run}", conversation=f"g:{self.action_gid}")
+        r.check("conversation= narrows the search: nothing in the group", resp.status == 200 and hits(resp) == [], resp.body)
+        resp = self.search_for(carol, f"cafe {run}", conversation=self.ab)
+        r.check("conversation= of someone else's conversation: 403", resp.status == 403, resp.body)
+
+        pages = [sent[f"page{i}"].get("id") for i in (2, 1, 0)]
+        resp = self.search_for(bob, f"page {run}", limit=2)
+        body = resp.body if isinstance(resp.body, dict) else {}
+        r.check("limit 2: the two newest hits, has_more, next_before the last of them",
+                [i for _, i in hits(resp)] == pages[:2] and body.get("has_more") is True
+                and body.get("next_before") == pages[1], body)
+        resp = self.search_for(bob, f"page {run}", limit=2, before=body.get("next_before"))
+        body = resp.body if isinstance(resp.body, dict) else {}
+        r.check("before=next_before: the older hit, no more",
+                [i for _, i in hits(resp)] == pages[2:] and body.get("has_more") is False and body.get("next_before") is None,
+                body)
+
+        rep = await a1.request({"op_type": 9, "message_id": pages[2], "content": f"zebra {run}"})
+        r.check("alice edits one of them: 200", rep.get("code") == 200, rep)
+        r.check("the edited message is found by its new word",
+                [i for _, i in hits(self.search_for(bob, f"zebra {run}"))] == [pages[2]])
+        r.check("and no longer by its old ones", [i for _, i in hits(self.search_for(bob, f"page {run}"))] == pages[:2])
+        rep = await a1.request({"op_type": 5, "message_id": pages[2], "scope": "all"})
+        r.check("alice recalls it: 200", rep.get("code") == 200, rep)
+        r.check("a recalled message is never a hit", hits(self.search_for(bob, f"zebra {run}")) == [])
+
+        for label, q, params, field in [
+            ("q of 1 character: 400", "c", {}, "q"),
+            ("no q: 400", None, {}, "q"),
+            ("q without a word: 400", "!!", {}, "q"),
+            ("limit 51: 400", f"page {run}", {"limit": 51}, "limit"),
+            ("a made-up before: 400", f"page {run}", {"before": "nope"}, "before"),
+            ("a malformed conversation: 400", f"page {run}", {"conversation": "nope"}, "conversation"),
+        ]:
+            resp = self.search_for(bob, q, **params)
+            body = resp.body if isinstance(resp.body, dict) else {}
+            r.check(f"{label} validation_failed field {field}",
+                    resp.status == 400 and body.get("code") == "validation_failed" and body.get("field") == field, body)
+        for c in (a1, b1):
+            c.drop_events()
+
+    async def resume_changes(self, a1: Conn, b1: Conn) -> None:
+        r, alice, bob = self.r, self.alice, self.bob
+        r.start("op 7 with changed_since: edits, reactions and recalls of messages already held")
+        held = []
+        for i in range(2):
+            cm = self.cmid("a")
+            held.append((await self.send(a1, alice, bob.id, f"held {i} {self.run}", cmid=cm)).get("data") or {})
+        since = {self.ab: held[-1].get("seq")}
+        rep = await b1.request({"op_type": 7, "since": since, "changed_since": int(time.time() * 1000)})
+        self.reply_ok("resume with changed_since (Unix ms): 200", rep, 7, 200)
+        data = rep.get("data") or {}
+        r.check("data adds changed, recalled, changed_until (RFC 3339), changed_more",
+                {"messages", "has_more", "since", "changed", "recalled", "changed_until", "changed_more"} <= set(data)
+                and TIME.match(str(data.get("changed_until"))) is not None and data.get("changed_more") is False, data)
+        until = data.get("changed_until")
+        rep = await a1.request({"op_type": 9, "message_id": held[0].get("id"), "content": f"held, edited {self.run}"})
+        r.check("alice edits a message bob holds: 200", rep.get("code") == 200, rep)
+        rep = await a1.request({"op_type": 10, "message_id": held[0].get("id"), "emoji": "👍", "action": "add"})
+        r.check("  and reacts to it: 200", rep.get("code") == 200, rep)
+        rep = await a1.request({"op_type": 5, "message_id": held[1].get("id"), "scope": "all"})
+        r.check("  and recalls the other: 200", rep.get("code") == 200, rep)
+        cm = self.cmid("a")
+        new = (await self.send(a1, alice, bob.id, f"new {self.run}", cmid=cm)).get("data") or {}
+        rep = await b1.request({"op_type": 7, "since": since, "changed_since": until})
+        self.reply_ok("resume with the changed_until of the last one: 200", rep, 7, 200)
+        data = rep.get("data") or {}
+        r.check("messages: only the new one of the conversation",
+                [m.get("id") for m in data.get("messages") or [] if m.get("conversation") == self.ab] == [new.get("id")], data)
+        changed = next((m for m in data.get("changed") or [] if m.get("id") == held[0].get("id")), {})
+        r.check("changed: the edited message as it is now (text, edited_at, reactions for bob)",
+                changed.get("content") == f"held, edited {self.run}" and changed.get("edited_at") is not None
+                and changed.get("reactions") == [{"emoji": "👍", "count": 1, "me": False}], data.get("changed"))
+        r.check("recalled: {conversation, id, seq} of the recalled one",
+                {"conversation": self.ab, "id": held[1].get("id"), "seq": held[1].get("seq")} in (data.get("recalled") or []),
+                data.get("recalled"))
+        r.check("not a recalled message among changed",
+                held[1].get("id") not in [m.get("id") for m in data.get("changed") or []], data.get("changed"))
+        r.check("changed_more false, changed_until a time", data.get("changed_more") is False
+                and TIME.match(str(data.get("changed_until"))) is not None, data)
+        rep = await b1.request({"op_type": 7, "since": since, "changed_since": "yesterday"})
+        self.reply_ok("changed_since that is no time: 40000", rep, 7, 40000)
+        r.check("  data.field changed_since", (rep.get("data") or {}).get("field") == "changed_since", rep.get("data"))
+        rep = await b1.request({"op_type": 7, "since": since})
+        r.check("without changed_since the reply has none of those fields",
+                rep.get("code") == 200 and "changed" not in (rep.get("data") or {}), rep.get("data"))
+        for c in (a1, b1):
+            c.drop_events()
+
+    async def antispam_actions(self, b1: Conn) -> None:
+        r, alice, bob = self.r, self.alice, self.bob
+        r.start("limits of message actions: max_edits; anti-spam: edits, reactions (50006), search (429)")
+        mine = []
+        for i in range(2):
+            cm = self.cmid("b")
+            mine.append((await self.send(b1, bob, alice.id, f"edit me often {i} {self.run}", cmid=cm)).get("data") or {})
+
+        async def edit_until_refused(message: dict, tries: int) -> tuple[list, dict | None]:
+            codes = []
+            for i in range(tries):
+                rep = await b1.request({"op_type": 9, "message_id": message.get("id"),
+                                        "content": f"edit {i} of {message.get('seq')} {self.run}"})
+                codes.append(rep.get("code"))
+                if rep.get("code") != 200:
+                    return codes, rep
+            return codes, None
+
+        codes, refused = await edit_until_refused(mine[0], 25)
+        r.check("a message takes 20 edits (messages.max_edits), the 21st: 40003",
+                codes == [200] * 20 + [40003], {"codes": codes, "refused": refused})
+        more, refused = await edit_until_refused(mine[1], 40)
+        data = (refused or {}).get("data") or {}
+        r.check("edits pass until the limit (30 a minute), then 50006 rule edits",
+                refused is not None and refused.get("code") == 50006 and data.get("rule") == "edits"
+                and isinstance(data.get("retry_after"), int) and data["retry_after"] >= 1
+                and all(c == 200 for c in more[:-1]) and codes.count(200) + more.count(200) == 30,
+                {"codes": more, "refused": refused})
+        hist = await b1.request({"op_type": 2, "to": alice.id, "content": "0-1"})
+        newest = ((hist.get("data") or {}).get("messages") or [{}])[-1]
+        r.check("the refused edit changed nothing",
+                newest.get("content") == f"edit {len(more) - 2} of {mine[1].get('seq')} {self.run}", newest)
+
+        codes, refused = [], None
+        for i in range(70):
+            action = "add" if i % 2 == 0 else "remove"
+            rep = await b1.request({"op_type": 10, "message_id": mine[0].get("id"), "emoji": "👍", "action": action})
+            codes.append(rep.get("code"))
+            if rep.get("code") != 200:
+                refused = rep
+                break
+        data = (refused or {}).get("data") or {}
+        r.check("reactions pass until the limit (60 a minute), then 50006 rule reactions",
+                refused is not None and refused.get("code") == 50006 and data.get("rule") == "reactions"
+                and all(c == 200 for c in codes[:-1]) and len(codes) > 1, {"codes": codes, "refused": refused})
+
+        statuses, refused = [], None
+        for _ in range(40):
+            resp = self.search_for(bob, f"often {self.run}")
+            statuses.append(resp.status)
+            if resp.status != 200:
+                refused = resp
+                break
+        body = (refused.body if refused else None) or {}
+        r.check("searches pass until the limit (30 a minute), then 429 rate_limited rule search with Retry-After",
+                refused is not None and refused.status == 429 and body.get("code") == "rate_limited"
+                and body.get("rule") == "search" and (refused.headers.get("retry-after") or "").isdigit()
+                and all(s == 200 for s in statuses[:-1]), {"statuses": statuses, "body": body})
 
     async def upload_limit(self) -> None:
         r, dave = self.r, self.dave
