@@ -160,10 +160,21 @@ else
 fi
 
 if [[ -n "$URL" ]]; then
+    # The collection speaks HTTP only: a message to pin and find is sent over the WebSocket
+    # first (scripts/ws/seed.py prints seedUserName=..., seedMessageId=... for --env-var).
+    seed_vars=()
+    if seed_out="$("$VENV_PY" "$ROOT/scripts/ws/seed.py" --url "$URL" 2>"$LOGS/seed.log")"; then
+        while IFS= read -r line; do
+            [[ -n "$line" ]] && seed_vars+=(--env-var "$line")
+        done <<<"$seed_out"
+    else
+        tail -n 5 "$LOGS/seed.log"
+        record "seed for newman (scripts/ws/seed.py, see var/test/clients/logs/seed.log)" 1
+    fi
     header "newman: scripts/postman/chat-server.postman_collection.json"
     (cd "$CLIENTS" && npx --no-install newman run ../postman/chat-server.postman_collection.json \
         -e ../postman/chat-server.postman_environment.json --env-var "baseUrl=$URL" \
-        --env-var "metricsToken=$CHAT__METRICS__TOKEN" --bail \
+        --env-var "metricsToken=$CHAT__METRICS__TOKEN" "${seed_vars[@]}" --bail \
         -r cli --reporter-cli-no-success-assertions --color off) >"$LOGS/newman.log" 2>&1
     status=$?
     # The summary table and the failure details; every request is in the log.
