@@ -192,24 +192,12 @@ async fn pins_in_a_one_to_one_write_a_notice_and_list_newest_first() {
     bob_ws.next_message().await;
 
     let path = format!("/conversations/{conversation}/pins");
-    let pinned = bob
-        .http
-        .post(app.url(&path))
-        .json(&json!({"message_id": id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pinned.status(), StatusCode::CREATED);
+    let body = json!({"message_id": id});
+    let pin = || app.post(&bob.http, &path, &body);
+    assert_eq!(pin().await.status(), StatusCode::CREATED);
     let event = alice_ws.next_event("pinned").await;
     assert_eq!(event["message_id"], id.as_str());
-    let again = bob
-        .http
-        .post(app.url(&path))
-        .json(&json!({"message_id": id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(pin().await.status(), StatusCode::OK);
 
     let list = json_of(alice.http.get(app.url(&path)).send().await.unwrap()).await;
     assert_eq!(list["pins"][0]["message"]["id"], id.as_str());

@@ -310,58 +310,43 @@ pub(crate) fn user_key(user: UserId) -> i64 {
 
 /// Created at startup, idempotently (index metadata is never read back).
 pub(crate) async fn ensure_indexes(db: &Database) -> AppResult<()> {
-    let unique = || IndexOptions::builder().unique(true).build();
+    let index = |keys: Document, options: IndexOptions| {
+        IndexModel::builder().keys(keys).options(options).build()
+    };
+    let sparse = || IndexOptions::builder().sparse(true).build();
+    let models = [
+        // One message per seq of a conversation.
+        index(
+            doc! { "conversation": 1, "seq": 1 },
+            IndexOptions::builder().unique(true).build(),
+        ),
+        // A client_msg_id is stored once per sender.
+        index(
+            doc! { "from": 1, "client_msg_id": 1 },
+            IndexOptions::builder()
+                .unique(true)
+                .partial_filter_expression(doc! { "client_msg_id": { "$exists": true } })
+                .build(),
+        ),
+        // Downloads look up the messages that carry a file, in the conversations of the caller.
+        index(
+            doc! { "attachment.file_id": 1, "conversation": 1 },
+            sparse(),
+        ),
+        // Search: the messages of the caller's conversations holding every term of a query.
+        index(
+            doc! { "conversation": 1, "terms": 1 },
+            IndexOptions::default(),
+        ),
+        // Op 7's `changed_since`: what changed in a client's conversations while it was away.
+        index(doc! { "conversation": 1, "changed_at": 1 }, sparse()),
+        // Edits and recalls update the replies that quote a message.
+        index(doc! { "reply_to.id": 1 }, sparse()),
+    ];
     let coll = collection(db);
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! { "conversation": 1, "seq": 1 })
-            .options(unique())
-            .build(),
-    )
-    .await?;
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! { "from": 1, "client_msg_id": 1 })
-            .options(
-                IndexOptions::builder()
-                    .unique(true)
-                    .partial_filter_expression(doc! { "client_msg_id": { "$exists": true } })
-                    .build(),
-            )
-            .build(),
-    )
-    .await?;
-    // Downloads look up the messages that carry a file, in the conversations of the caller.
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! { "attachment.file_id": 1, "conversation": 1 })
-            .options(IndexOptions::builder().sparse(true).build())
-            .build(),
-    )
-    .await?;
-    // Search: the messages of the caller's conversations holding every term of a query.
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! { "conversation": 1, "terms": 1 })
-            .build(),
-    )
-    .await?;
-    // Op 7's `changed_since`: what changed in a client's conversations while it was away.
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! { "conversation": 1, "changed_at": 1 })
-            .options(IndexOptions::builder().sparse(true).build())
-            .build(),
-    )
-    .await?;
-    // Edits and recalls update the replies that quote a message.
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! { "reply_to.id": 1 })
-            .options(IndexOptions::builder().sparse(true).build())
-            .build(),
-    )
-    .await?;
+    for model in models {
+        coll.create_index(model).await?;
+    }
     Ok(())
 }
 
