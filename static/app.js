@@ -22,6 +22,19 @@ const TYPE = { text: 1, image: 2, voice: 3, video: 4, location: 5, file: 6, syst
 const PREVIEW = { 2: '[image]', 3: '[voice]', 4: '[video]', 5: '[location]', 6: '[file]' };
 // The longest play length a voice or video message may announce (attachment.duration_ms).
 const MAX_DURATION_MS = 3600000;
+// The reactions the picker offers, fully qualified (the server stores that form, so a count
+// from the server and one from the picker compare equal).
+const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
+// A reply's excerpt of the message it answers: the server's length, in grapheme clusters.
+const EXCERPT_CHARS = 100;
+// The most @mention suggestions shown at once, and the most older pages a jump to a message
+// loads while looking for it.
+const MENTION_SUGGESTIONS = 8;
+const JUMP_PAGES = 20;
+const SEARCH_PAGE = 20;
+// How far back (ms) a resume asks for changes before the first one the page may have missed:
+// the server's clock is known to the second only (the Date header).
+const CHANGES_MARGIN_MS = 5000;
 
 const state = {
   me: null,
@@ -54,6 +67,21 @@ const state = {
   // message id -> its rendered attachment; kept across renders so a playing voice or video
   // message is not restarted (or an image reloaded) whenever the list is redrawn.
   media: new Map(),
+  // Message actions.
+  replyTo: null, // the message the composer answers
+  editing: null, // {message, draft}: the message being edited, and the composer text before
+  pickerFor: null, // the message id whose reaction picker is open
+  actionsFor: null, // the message id whose actions were opened by a tap (touch screens)
+  highlighted: null, // the message id a jump scrolled to, shown for a moment
+  highlightTimer: null,
+  members: new Map(), // group conversation -> its members [{user_id, name, user_name, role}]
+  pins: new Map(), // conversation -> its pins, newest first
+  pinIndex: 0, // which pin of the open chat its pinned bar shows
+  mention: null, // the open @completion: {start, options, active}
+  forwarding: null, // the message the forward dialog is for
+  search: null, // the last message search: {q, conversation, hits, next}
+  clockOffset: 0, // the server's clock less ours, ms (from the Date of its answers)
+  changedSince: null, // op 7's changed_since: the edits, reactions and recalls not yet seen
 };
 
 // The display name of a user: known at once, or fetched once and shown on the next render.
@@ -62,12 +90,16 @@ function nameOf(userId) {
   if (state.me && id === String(state.me.id)) return state.me.nick_name;
   const known = state.names.get(id);
   if (typeof known === 'string') return known;
+  // The peer of a 1:1 chat is named by its title, once the conversation list gave it.
+  const direct = state.me && state.conversations.get(directId(state.me.id, id));
+  if (direct && direct.title !== direct.conversation && direct.title !== 'Chat') return direct.title;
   if (known === undefined) {
     state.names.set(id, null);
     api('GET', `/users/${encodeURIComponent(id)}`).then((result) => {
       if (!result.ok) return;
       state.names.set(id, result.data.nick_name);
-      if (state.current) renderMessages(false);
+      renderConversations();
+      if (state.current) { renderMessages(false); renderComposerBars(); }
       loadRequests();
     });
   }
@@ -82,7 +114,15 @@ async function api(method, path, body) {
     options.headers['Content-Type'] = 'application/json';
     options.body = JSON.stringify(body);
   }
-  const response = await fetch(path, options);
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch {
+    // No connection: answered like a refusal, so no caller leaves a promise rejected.
+    return { status: 0, ok: false, data: { message: 'Not connected' } };
+  }
+  const date = Date.parse(response.headers.get('Date') || '');
+  if (Number.isFinite(date)) state.clockOffset = date - Date.now();
   let data = null;
   try { data = await response.json(); } catch { data = null; }
   return { status: response.status, ok: response.ok, data: data || {} };
@@ -163,8 +203,18 @@ function leave() {
   state.conversations.clear();
   state.messages.clear();
   state.media.clear();
+  state.members.clear();
+  state.pins.clear();
   state.current = null;
+  state.replyTo = null;
+  state.editing = null;
+  state.pickerFor = null;
+  closeMentions();
+  if ($('forward').open) $('forward').close();
+  clearMessageSearch();
+  $('message-search').value = '';
   discardAttachment();
+  renderComposerBars();
   showAuth();
 }
 
@@ -196,6 +246,8 @@ $('settings-form').addEventListener('submit', async (event) => {
 async function enter(user) {
   state.me = user;
   state.loggingOut = false;
+  // What is loaded from now on is as it is now: a resume asks for what changed after this.
+  state.changedSince = Date.now() + state.clockOffset - CHANGES_MARGIN_MS;
   $('me').textContent = user.nick_name;
   $('auth').hidden = true;
   $('main').hidden = false;
@@ -224,7 +276,7 @@ function peerOf(conversation) {
 
 function upsertConversation(id, fields) {
   const existing = state.conversations.get(id) || {
-    conversation: id, kind: id.startsWith('g:') ? 'group' : 'user', title: id, last: null, unread: 0, at: 0,
+    conversation: id, kind: id.startsWith('g:') ? 'group' : 'user', title: id, last: null, unread: 0, mentions: 0, at: 0,
   };
   Object.assign(existing, fields);
   state.conversations.set(id, existing);
@@ -240,6 +292,7 @@ async function loadConversations() {
         title: conversationTitle(item),
         last: item.last_message,
         unread: item.unread,
+        mentions: item.mentions_unread || 0,
         at: item.last_message ? Date.parse(item.last_message.created_at) : 0,
       });
       if (item.last_message) noteSeen(item.conversation, item.last_message.seq);
@@ -256,6 +309,11 @@ function renderConversations() {
   const items = [...state.conversations.values()].sort((a, b) => (b.at - a.at) || a.conversation.localeCompare(b.conversation));
   list.replaceChildren(...items.map((item) => {
     const badge = item.unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread-badge', text: String(item.unread) }) : null;
+    const mentions = item.unread > 0 && item.mentions > 0 ? el('span', {
+      class: 'badge mention', 'data-testid': 'mention-badge', 'data-count': String(item.mentions),
+      title: `${item.mentions} unread mention${item.mentions === 1 ? '' : 's'} of you`,
+      'aria-label': `${item.mentions} unread mention${item.mentions === 1 ? '' : 's'} of you`, text: '@',
+    }) : null;
     const preview = item.last ? previewOf(item.last) : '';
     return el('li', {
       'data-testid': 'conversation-item',
@@ -264,6 +322,7 @@ function renderConversations() {
       onclick: () => openConversation(item.conversation),
     },
     el('span', { class: 'title', 'data-testid': 'conversation-title', text: item.title }),
+    mentions,
     badge,
     el('span', { class: 'last', 'data-testid': 'last-message', text: preview }));
   }));
@@ -419,26 +478,46 @@ function noteSeen(conversation, seq) {
   if (seq > (state.lastSeen.get(conversation) || 0)) state.lastSeen.set(conversation, seq);
 }
 
+// After a reconnect: the messages sent meanwhile, and (changed_since) what changed in the
+// messages held here: edits, reactions, quotes brought up to date, recalls.
 async function resume() {
   let since = Object.fromEntries(state.lastSeen);
   for (let round = 0; round < 20; round += 1) {
-    const reply = await request({ op_type: 7, since });
-    if (reply.code !== 200) return;
+    const frame = { op_type: 7, since };
+    if (state.changedSince !== null) frame.changed_since = state.changedSince;
+    const reply = await request(frame);
+    if (reply.code !== 200) {
+      // A server without changed_since still resumes the messages.
+      if (reply.code === 40000 && frame.changed_since !== undefined) { state.changedSince = null; continue; }
+      return;
+    }
     for (const message of reply.data.messages) receive(message, false);
+    for (const message of reply.data.changed || []) applyEdit(message, true);
+    for (const gone of reply.data.recalled || []) removeMessage(gone.conversation, gone.id, true);
     since = reply.data.since;
-    if (!reply.data.has_more) break;
+    if (reply.data.changed_until) state.changedSince = reply.data.changed_until;
+    if (!reply.data.has_more && !reply.data.changed_more) break;
   }
-  await loadConversations();
+  await Promise.all([loadConversations(), refreshPins()]);
+}
+
+// Pins have no part in a resume: the open chat asks for its pins again, others when opened.
+async function refreshPins() {
+  for (const id of [...state.pins.keys()]) if (id !== state.current) state.pins.delete(id);
+  if (state.current) await loadPins(state.current);
 }
 
 function onEvent(kind, data) {
   switch (kind) {
     case 'message': receive(data, true); break;
     case 'read': onRead(data); break;
-    case 'deleted': removeMessage(data.conversation, data.id); break;
+    case 'deleted': removeMessage(data.conversation, data.id, data.scope === 'all'); break;
+    case 'edited': applyEdit(data, false); break;
+    case 'reaction': applyReaction(data); break;
+    case 'pinned': case 'unpinned': pinsChanged(data.conversation); break;
     case 'typing': showTyping(data); break;
     case 'friend_request': case 'friend': loadRequests(); loadFriends(); break;
-    case 'group': loadConversations(); break;
+    case 'group': groupChanged(data); break;
     default: break;
   }
 }
@@ -461,7 +540,10 @@ function receive(message, live) {
   }
   if (fresh && !mine && message.type !== 10) {
     if (conversation === state.current && document.visibilityState !== 'hidden') markRead(conversation, message.seq);
-    else item.unread += 1;
+    else {
+      item.unread += 1;
+      if (message.mentioned || mentionsMe(message)) item.mentions = (item.mentions || 0) + 1;
+    }
   }
   renderConversations();
   if (conversation === state.current && fresh) {
@@ -473,17 +555,31 @@ function receive(message, live) {
 function onRead(data) {
   if (data.user_id === String(state.me.id)) {
     const item = state.conversations.get(data.conversation);
-    if (item) { item.unread = 0; renderConversations(); }
+    if (item) { item.unread = 0; item.mentions = 0; renderConversations(); }
     return;
   }
   if (data.seq > (state.peerRead.get(data.conversation) || 0)) state.peerRead.set(data.conversation, data.seq);
   if (data.conversation === state.current) renderMessages(false);
 }
 
-function removeMessage(conversation, id) {
+// A message deleted for me, or (`recalled`) for everyone: replies to a recalled message say so,
+// and a reply or edit of it in the composer is dropped.
+function removeMessage(conversation, id, recalled) {
   const known = state.messages.get(conversation);
   state.media.delete(id);
-  if (known && known.delete(id) && conversation === state.current) renderMessages(false);
+  let changed = !!known && known.delete(id);
+  if (recalled && known) {
+    for (const message of known.values()) {
+      if (message.reply_to && message.reply_to.id === id && !message.reply_to.recalled) {
+        message.reply_to = { ...message.reply_to, excerpt: null, recalled: true };
+        changed = true;
+      }
+    }
+  }
+  if (state.replyTo && state.replyTo.id === id) state.replyTo = null;
+  if (state.editing && state.editing.message.id === id) cancelEdit();
+  renderComposerBars();
+  if (changed && conversation === state.current) renderMessages(false);
 }
 
 function showTyping(data) {
@@ -503,10 +599,22 @@ function hideTyping() {
 // ---- Chat view ----------------------------------------------------------------------------
 
 async function openConversation(id) {
+  if (state.current !== id) {
+    // A reply or an edit belongs to the chat it was started in.
+    state.replyTo = null;
+    if (state.editing) cancelEdit();
+    state.pickerFor = null;
+    state.actionsFor = null;
+    state.pinIndex = 0;
+    closeMentions();
+  }
   state.current = id;
   hideTyping();
   $('antispam-notice').hidden = true;
   $('members').hidden = true;
+  renderComposerBars();
+  renderPinned();
+  $('message-search-scope-label').hidden = false;
   const item = upsertConversation(id, {});
   $('chat-title').textContent = item.title;
   $('show-members').hidden = item.kind !== 'group' || id === LOBBY;
@@ -517,12 +625,18 @@ async function openConversation(id) {
     state.messages.set(id, new Map());
     await loadOlder(id);
   }
+  if (id !== state.current) return;
   renderMessages(true);
   const newest = [...state.messages.get(id).values()].reduce((max, m) => Math.max(max, m.seq), 0);
   item.unread = 0;
+  item.mentions = 0;
   renderConversations();
   if (newest > 0) markRead(id, newest);
   $('composer').focus();
+  // Who may be mentioned (and whether I may pin) and what is pinned, shown when they arrive.
+  if (item.kind === 'group' && id !== LOBBY && !state.members.has(id)) loadMembers(id);
+  if (!state.pins.has(id)) loadPins(id);
+  else renderPinned();
 }
 
 async function loadOlder(id) {
@@ -568,37 +682,205 @@ function statusOf(message) {
 function renderMessages(stickToBottom) {
   const box = $('messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  // The list is drawn anew: keep the keyboard focus on the same control of the same message.
+  const active = document.activeElement && box.contains(document.activeElement) ? document.activeElement : null;
+  const focus = active && {
+    id: active.closest('[data-message-id]')?.getAttribute('data-message-id'),
+    testid: active.getAttribute('data-testid'),
+    emoji: active.getAttribute('data-emoji'),
+  };
   const known = state.messages.get(state.current) || new Map();
   const ordered = [...known.values()].sort((a, b) => a.seq - b.seq);
-  box.replaceChildren(...ordered.map((message) => {
-    const mine = message.from === String(state.me.id);
-    if (message.type === 10) {
-      return el('li', { class: 'system', 'data-testid': 'message', 'data-message-id': message.id, 'data-seq': String(message.seq), 'data-mine': 'false' },
-        el('span', { 'data-testid': 'message-content', text: describeNotice(message.content) }));
-    }
-    const meta = el('span', { class: 'meta' },
-      el('span', { text: new Date(message.created_at).toLocaleTimeString() }),
-      mine ? el('span', { 'data-testid': 'message-status', text: statusOf(message) }) : null,
-      el('button', { type: 'button', 'data-testid': 'message-delete', text: 'Delete', onclick: () => deleteMessage(message, false) }),
-      mine ? el('button', { type: 'button', 'data-testid': 'message-recall', text: 'Recall', onclick: () => deleteMessage(message, true) }) : null);
-    const sender = !mine && message.conversation.startsWith('g:')
-      ? el('span', { class: 'meta', text: message.nickname || nameOf(message.from) }) : null;
-    const body = message.type === TYPE.text ? null : mediaOf(message);
-    // Text, or the caption under the media (absent when there is none).
-    const content = body && !message.content ? null
-      : el('div', { class: 'content', 'data-testid': 'message-content', text: message.content });
-    return el('li', {
-      class: mine ? 'mine' : '', 'data-testid': 'message', 'data-message-id': message.id,
-      'data-seq': String(message.seq), 'data-mine': String(mine), 'data-type': String(message.type),
-    }, sender, body, content, meta);
-  }));
+  const pinned = new Set((state.pins.get(state.current) || []).map((p) => p.message.id));
+  box.replaceChildren(...ordered.map((message) => messageView(message, pinned.has(message.id))));
+  if (focus && focus.id) {
+    const selector = `[data-message-id="${CSS.escape(focus.id)}"]`
+      + (focus.testid ? ` [data-testid="${CSS.escape(focus.testid)}"]` : '')
+      + (focus.emoji ? `[data-emoji="${CSS.escape(focus.emoji)}"]` : '');
+    const again = box.querySelector(selector) || box.querySelector(`[data-message-id="${CSS.escape(focus.id)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function messageView(message, pinned) {
+  const mine = message.from === String(state.me.id);
+  const common = {
+    'data-testid': 'message', 'data-message-id': message.id, 'data-seq': String(message.seq),
+    'data-mine': String(mine), 'data-type': String(message.type),
+  };
+  if (message.type === TYPE.system) {
+    const notice = noticeOf(message);
+    const target = notice && notice.message_id;
+    return el('li', { ...common, class: 'system' },
+      target
+        ? el('button', {
+          type: 'button', class: 'link notice-link', 'data-testid': 'message-content', text: describeNotice(message),
+          onclick: () => jumpTo(message.conversation, target),
+        })
+        : el('span', { 'data-testid': 'message-content', text: describeNotice(message) }));
+  }
+  const group = message.conversation.startsWith('g:');
+  const sender = !mine && group
+    ? el('span', { class: 'meta sender', text: message.nickname || nameOf(message.from) }) : null;
+  const forwarded = message.forwarded
+    ? el('span', {
+      class: 'forwarded', 'data-testid': 'message-forwarded',
+      text: message.forwarded_from ? `Forwarded from ${nameOf(message.forwarded_from.user_id)}` : 'Forwarded',
+    }) : null;
+  const body = message.type === TYPE.text ? null : mediaOf(message);
+  // Text, or the caption under the media (absent when there is none).
+  const content = body && !message.content ? null
+    : el('div', { class: 'content', 'data-testid': 'message-content' }, ...contentWithMentions(message));
+  const meta = el('span', { class: 'meta' },
+    pinned ? el('span', { class: 'pinned-mark', 'data-testid': 'message-pinned', title: 'Pinned', text: 'pinned' }) : null,
+    message.edited_at ? el('span', {
+      class: 'edited', 'data-testid': 'message-edited', text: '(edited)',
+      title: `Edited ${new Date(message.edited_at).toLocaleString()}`,
+    }) : null,
+    el('span', { text: new Date(message.created_at).toLocaleTimeString() }),
+    mine ? el('span', { 'data-testid': 'message-status', text: statusOf(message) }) : null);
+  const toMe = mentionsMe(message);
+  const classes = [mine ? 'mine' : ''];
+  if (toMe) classes.push('mentions-me');
+  if (message.id === state.highlighted) classes.push('highlight');
+  if (message.id === state.actionsFor || message.id === state.pickerFor) classes.push('show-actions');
+  return el('li', {
+    ...common,
+    class: classes.filter(Boolean).join(' '),
+    tabindex: '0',
+    'data-mentions-me': String(toMe),
+    'data-highlighted': String(message.id === state.highlighted),
+  }, sender, forwarded, quoteView(message), body, content, reactionsView(message), meta,
+  actionsView(message, mine, pinned),
+  message.id === state.pickerFor ? pickerView(message) : null);
+}
+
+// The quoted message above a reply's text; a click shows the original in the chat.
+function quoteView(message) {
+  const quoted = message.reply_to;
+  if (!quoted) return null;
+  const author = el('span', { class: 'quote-author', 'data-testid': 'quote-author', text: nameOf(quoted.from) });
+  const excerpt = quoted.recalled
+    ? el('span', { class: 'quote-excerpt recalled', 'data-testid': 'quote-excerpt', text: 'Message recalled' })
+    : el('span', { class: 'quote-excerpt', 'data-testid': 'quote-excerpt', text: quoted.excerpt || PREVIEW[quoted.type] || '' });
+  return el('button', {
+    type: 'button', class: 'quote', 'data-testid': 'message-quote', 'data-reply-to': quoted.id,
+    'data-recalled': String(!!quoted.recalled),
+    title: quoted.recalled ? 'The message this answers was recalled' : 'Show the message this answers',
+    onclick: () => { if (!quoted.recalled) jumpTo(message.conversation, quoted.id); },
+  }, author, excerpt);
+}
+
+// The reactions under a bubble: one toggle per emoji, pressed when I am among them.
+function reactionsView(message) {
+  const reactions = (message.reactions || []).filter((r) => r.count > 0);
+  if (reactions.length === 0) return null;
+  return el('div', { class: 'reactions', 'data-testid': 'reactions' }, ...reactions.map((r) => el('button', {
+    type: 'button', class: r.me ? 'reaction me' : 'reaction', 'data-testid': 'reaction', 'data-emoji': r.emoji,
+    'data-count': String(r.count), 'aria-pressed': String(!!r.me),
+    'aria-label': `${r.emoji} ${r.count}${r.me ? ', you reacted: remove yours' : ': add yours'}`,
+    onclick: () => react(message, r.emoji, !r.me),
+  }, el('span', { class: 'emoji', text: r.emoji }), el('span', { class: 'count', 'data-testid': 'reaction-count', text: String(r.count) }))));
+}
+
+// The actions of one message: shown on hover, on keyboard focus, or after a tap on the bubble.
+function actionsView(message, mine, pinned) {
+  const button = (testid, text, label, onclick) => el('button', {
+    type: 'button', 'data-testid': testid, text, title: label, 'aria-label': label, onclick,
+  });
+  return el('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions', 'data-testid': 'message-actions' },
+    button('message-reply', 'Reply', 'Reply to this message', () => startReply(message)),
+    button('message-react', 'React', 'Add a reaction', () => togglePicker(message.id)),
+    button('message-forward', 'Forward', 'Forward to another chat', () => openForward(message)),
+    mine && editable(message) ? button('message-edit', 'Edit', 'Edit this message', () => startEdit(message)) : null,
+    canPin(message.conversation) ? (pinned
+      ? button('message-unpin', 'Unpin', 'Unpin this message', () => unpin(message.conversation, message.id))
+      : button('message-pin', 'Pin', 'Pin this message at the top of the chat', () => pin(message))) : null,
+    button('message-delete', 'Delete', 'Delete for me', () => deleteMessage(message, false)),
+    mine ? button('message-recall', 'Recall', 'Recall for everyone', () => deleteMessage(message, true)) : null);
+}
+
+function pickerView(message) {
+  const mine = new Set((message.reactions || []).filter((r) => r.me).map((r) => r.emoji));
+  return el('div', { class: 'picker', role: 'group', 'aria-label': 'Pick a reaction', 'data-testid': 'reaction-picker' },
+    ...REACTIONS.map((emoji) => el('button', {
+      type: 'button', 'data-testid': 'reaction-option', 'data-emoji': emoji, 'aria-pressed': String(mine.has(emoji)),
+      'aria-label': mine.has(emoji) ? `Remove ${emoji}` : `React with ${emoji}`, text: emoji,
+      onclick: () => { state.pickerFor = null; react(message, emoji, !mine.has(emoji)); },
+    })));
 }
 
 // What a conversation list shows of a message: its text or caption, else what it carries.
 function previewOf(message) {
-  if (message.type === TYPE.system) return 'group update';
+  if (message.type === TYPE.system) {
+    const notice = noticeOf(message);
+    return notice && notice.kind ? describeNotice(message) : 'group update';
+  }
   return message.content || PREVIEW[message.type] || '';
+}
+
+// What a reply quotes of a message (the server's excerpt: its first 100 characters).
+function excerptOf(message) {
+  const text = message.content || PREVIEW[message.type] || '';
+  if (typeof Intl !== 'undefined' && Intl.Segmenter) {
+    const parts = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(text)];
+    return parts.slice(0, EXCERPT_CHARS).map((p) => p.segment).join('');
+  }
+  return Array.from(text).slice(0, EXCERPT_CHARS).join('');
+}
+
+// Whether a message of someone else's mentions me (by id, or everyone).
+function mentionsMe(message) {
+  if (!state.me || message.from === String(state.me.id)) return false;
+  const mentions = message.mentions || [];
+  return mentions.includes(String(state.me.id)) || mentions.includes('all');
+}
+
+// The text of a message with its @mentions marked (mentions of me stand out).
+function contentWithMentions(message) {
+  const text = message.content || '';
+  const mentions = message.mentions || [];
+  if (mentions.length === 0) return [text];
+  const me = String(state.me.id);
+  const toMe = mentionsMe(message);
+  const tokens = new Map(); // "@name" -> whether it names me
+  for (const id of mentions) {
+    if (id === 'all') { tokens.set('@all', toMe); continue; }
+    for (const name of mentionNames(message.conversation, id)) tokens.set(`@${name}`, toMe && id === me);
+  }
+  const names = [...tokens.keys()].filter((t) => t.length > 1).sort((a, b) => b.length - a.length);
+  if (names.length === 0) return [text];
+  // "@Bob" in "@Bobby" is no mention of Bob.
+  const pattern = new RegExp(`(${names.map(escapeRegExp).join('|')})(?![\\p{L}\\p{N}_])`, 'gu');
+  return text.split(pattern).filter((part) => part !== '').map((part) => (tokens.has(part)
+    ? el('span', { class: tokens.get(part) ? 'mention me' : 'mention', 'data-testid': 'mention', text: part })
+    : document.createTextNode(part)));
+}
+
+// The names a member may be @mentioned by in a group: the group nickname and the display name.
+function mentionNames(conversation, userId) {
+  const member = (state.members.get(conversation) || []).find((m) => m.user_id === String(userId));
+  if (member) return [...new Set([member.name, member.nick_name].filter(Boolean))];
+  return [nameOf(userId)];
+}
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// Own messages that take an edit: texts and captioned media, not copies, not notices.
+function editable(message) {
+  return message.type !== TYPE.system && !message.forwarded
+    && (message.type === TYPE.text || !!message.content);
+}
+
+// Who may pin: in a 1:1 either participant, in a group its owner and admins, in the lobby nobody.
+function canPin(conversation) {
+  if (conversation.startsWith('u:')) return true;
+  if (conversation === LOBBY) return false;
+  const me = (state.members.get(conversation) || []).find((m) => m.user_id === String(state.me.id));
+  return !!me && (me.role === 'owner' || me.role === 'admin');
 }
 
 // ---- Attachments and places in messages ---------------------------------------------------
@@ -675,20 +957,32 @@ function locationView(place) {
     place.address ? el('div', { class: 'address', 'data-testid': 'location-address', text: place.address }) : null);
 }
 
-function describeNotice(content) {
+// The description a system message (type 10) carries, or null when it is not JSON.
+function noticeOf(message) {
   try {
-    const notice = JSON.parse(content);
-    return `group: ${notice.action}${notice.user_id ? ' ' + nameOf(notice.user_id) : ''}`;
+    const notice = JSON.parse(message.content);
+    return notice && typeof notice === 'object' ? notice : null;
   } catch {
-    return content;
+    return null;
   }
+}
+
+function describeNotice(message) {
+  const notice = noticeOf(message);
+  if (!notice) return message.content;
+  if (notice.kind === 'pinned' || notice.kind === 'unpinned') {
+    const who = nameOf(notice.by || message.from);
+    const target = state.messages.get(message.conversation)?.get(notice.message_id);
+    return target ? `${who} ${notice.kind} “${excerptOf(target)}”` : `${who} ${notice.kind} a message`;
+  }
+  return `group: ${notice.action}${notice.user_id ? ' ' + nameOf(notice.user_id) : ''}`;
 }
 
 async function deleteMessage(message, everyone) {
   const frame = { op_type: 5, content: message.id };
   if (everyone) frame.scope = 'all';
   const reply = await request(frame);
-  if (reply.code === 200) removeMessage(message.conversation, message.id);
+  if (reply.code === 200) removeMessage(message.conversation, message.id, everyone);
   else showNotice(reply.msg || 'Could not delete');
 }
 
@@ -696,7 +990,7 @@ async function markRead(conversation, seq) {
   const reply = await request({ op_type: 4, conversation, seq });
   if (reply.code === 200) {
     const item = state.conversations.get(conversation);
-    if (item) { item.unread = 0; renderConversations(); }
+    if (item) { item.unread = 0; item.mentions = 0; renderConversations(); }
   }
 }
 
@@ -715,31 +1009,66 @@ function showNotice(text, seconds) {
   state.noticeTimer = setInterval(tick, 1000);
 }
 
+// Why a send, a forward, an edit or a reaction was refused (`what` says what did not happen),
+// or null when it was not.
+function refusalOf(reply, what) {
+  if (reply.code === 50006) return `Slow down: refused by the ${reply.data ? reply.data.rule : 'rate'} limit.`;
+  if ([200, 50004, 50005].includes(reply.code)) return null;
+  return reply.code === 0 ? `Not connected; ${what}.` : (reply.msg || 'Refused');
+}
+
+// Shows a refusal above the composer (anti-spam's with its countdown); false when there was
+// none. What was typed stays in the composer for later.
+function showRefusal(reply, what) {
+  const refusal = refusalOf(reply, what);
+  if (refusal) showNotice(refusal, reply.code === 50006 && reply.data ? reply.data.retry_after : 0);
+  return refusal !== null;
+}
+
 $('composer').addEventListener('keydown', (event) => {
+  if (state.mention && mentionKey(event)) return;
   if (event.key === 'Enter' && !event.shiftKey) {
     event.preventDefault();
     $('composer-form').requestSubmit();
+  } else if (event.key === 'ArrowUp' && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey
+    && $('composer').value === '' && !state.editing && !state.attachment) {
+    // As in Telegram and Slack: ↑ in an empty composer edits my last text message.
+    const last = lastOwnText(state.current);
+    if (last) { event.preventDefault(); startEdit(last); }
+  } else if (event.key === 'Escape') {
+    if (state.editing) { event.preventDefault(); cancelEdit(); } else if (state.replyTo) { event.preventDefault(); cancelReply(); }
   }
 });
 
 $('composer').addEventListener('input', () => {
+  updateMentions();
   const now = Date.now();
-  if (!state.current || now - state.lastTypingSent < state.typingEveryMs + 250 || state.current === LOBBY) return;
+  if (!state.current || state.editing || now - state.lastTypingSent < state.typingEveryMs + 250 || state.current === LOBBY) return;
   state.lastTypingSent = now;
   request({ op_type: 8, conversation: state.current });
 });
+$('composer').addEventListener('click', () => updateMentions());
+$('composer').addEventListener('blur', () => closeMentions());
 
 $('composer-form').addEventListener('submit', async (event) => {
   event.preventDefault();
+  if (state.editing) { await submitEdit(); return; }
   const id = state.current;
   const text = $('composer').value;
   const staged = state.attachment;
   if (!id || (!text.trim() && !staged) || (staged && staged.sending)) return;
+  closeMentions();
   const item = state.conversations.get(id);
   const clientMsgId = `m-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
   const frame = item.kind === 'group'
     ? { op_type: 6, to: id.slice(2), type: TYPE.text, content: text, client_msg_id: clientMsgId }
     : { op_type: 1, to: peerOf(id), type: TYPE.text, content: text, client_msg_id: clientMsgId };
+  const answered = state.replyTo && state.replyTo.conversation === id ? state.replyTo : null;
+  if (answered) frame.reply_to = answered.id;
+  if (item.kind === 'group' && id !== LOBBY) {
+    const mentions = mentionsIn(text, id);
+    if (mentions.length > 0) frame.mentions = mentions;
+  }
   if (staged) {
     // The text becomes the caption; Send during the upload sends once it is done.
     staged.sending = true;
@@ -752,26 +1081,576 @@ $('composer-form').addEventListener('submit', async (event) => {
     if (!text.trim()) delete frame.content;
   }
   const reply = await request(frame);
-  if (reply.code === 50006) {
-    // Refused by anti-spam: the text (and the attachment) stay in the composer for later.
-    const rule = reply.data ? reply.data.rule : 'rate';
-    showNotice(`Slow down: refused by the ${rule} limit.`, reply.data ? reply.data.retry_after : 0);
-    return;
-  }
-  if (![200, 50004, 50005].includes(reply.code)) {
-    showNotice(reply.code === 0 ? 'Not connected; your message was not sent.' : (reply.msg || 'Not sent'));
-    return;
-  }
+  if (showRefusal(reply, 'your message was not sent')) return;
   $('composer').value = '';
   $('antispam-notice').hidden = true;
   if (staged && state.attachment === staged) {
     state.attachment = null; // sent: the upload now belongs to the message
     renderAttachment();
   }
+  if (answered && state.replyTo === answered) cancelReply();
   const message = reply.data;
   state.delivery.set(message.id, reply.code === 50004 ? 'delivered' : 'sent');
   receive(message, true);
 });
+
+// ---- Message actions: reply, edit, reactions, forward, pins, @mentions ---------------------
+
+function startReply(message) {
+  if (state.editing) cancelEdit();
+  state.replyTo = message;
+  state.actionsFor = null;
+  renderComposerBars();
+  renderMessages(false);
+  $('composer').focus();
+}
+
+function cancelReply() {
+  state.replyTo = null;
+  renderComposerBars();
+}
+
+// Edits happen in the composer, as in Telegram: it takes the message's text, and gives back
+// what was typed before when the edit is done or cancelled.
+function startEdit(message) {
+  if (!editable(message)) return;
+  state.replyTo = null;
+  if (!state.editing) state.editing = { message, draft: $('composer').value };
+  else state.editing.message = message;
+  state.actionsFor = null;
+  closeMentions();
+  $('composer').value = message.content || '';
+  renderComposerBars();
+  renderMessages(false);
+  const composer = $('composer');
+  composer.focus();
+  composer.setSelectionRange(composer.value.length, composer.value.length);
+}
+
+function cancelEdit() {
+  const editing = state.editing;
+  state.editing = null;
+  if (editing) $('composer').value = editing.draft;
+  renderComposerBars();
+}
+
+async function submitEdit() {
+  const { message } = state.editing;
+  const text = $('composer').value;
+  if (!text.trim()) {
+    showNotice('An edit cannot be empty: delete or recall the message instead.');
+    return;
+  }
+  const reply = await request({ op_type: 9, message_id: message.id, content: text });
+  if (showRefusal(reply, 'the message was not edited')) return;
+  $('antispam-notice').hidden = true;
+  if (state.editing && state.editing.message.id === message.id) cancelEdit();
+  applyEdit(reply.data, true);
+}
+
+// My newest text message in a conversation (what ↑ edits).
+function lastOwnText(conversation) {
+  const known = state.messages.get(conversation);
+  if (!known || !state.me) return null;
+  let last = null;
+  for (const m of known.values()) {
+    if (m.from === String(state.me.id) && m.type === TYPE.text && editable(m) && (!last || m.seq > last.seq)) last = m;
+  }
+  return last;
+}
+
+function renderComposerBars() {
+  const reply = state.replyTo;
+  $('reply-bar').hidden = !reply;
+  if (reply) {
+    $('reply-bar-author').textContent = nameOf(reply.from);
+    $('reply-bar-excerpt').textContent = excerptOf(reply);
+  }
+  const editing = state.editing;
+  $('edit-bar').hidden = !editing;
+  if (editing) $('edit-bar-excerpt').textContent = excerptOf(editing.message);
+  $('attach').disabled = !!editing;
+  $('composer').placeholder = editing ? 'Edit the message' : 'Message';
+}
+
+$('reply-cancel').addEventListener('click', () => { cancelReply(); $('composer').focus(); });
+$('edit-cancel').addEventListener('click', () => { cancelEdit(); $('composer').focus(); });
+
+// A changed message: from my op 9 answer or a resume (`own`: its reactions are counted for me),
+// or from `event: edited` (whose reactions carry no `me`: the ones known here are kept, reaction
+// events keep them current).
+function applyEdit(updated, own) {
+  const conversation = updated.conversation;
+  const known = state.messages.get(conversation);
+  const old = known && known.get(updated.id);
+  const merged = old ? { ...old, ...updated, reactions: own ? updated.reactions : old.reactions } : updated;
+  if (old) known.set(updated.id, merged);
+  if (known) {
+    // Replies quote the text as it is now.
+    for (const [id, m] of known) {
+      if (m.reply_to && m.reply_to.id === updated.id && !m.reply_to.recalled) {
+        known.set(id, { ...m, reply_to: { ...m.reply_to, excerpt: excerptOf(merged) } });
+      }
+    }
+  }
+  for (const p of state.pins.get(conversation) || []) {
+    if (p.message.id === updated.id) p.message = { ...p.message, ...updated, reactions: p.message.reactions };
+  }
+  const item = state.conversations.get(conversation);
+  if (item && item.last && item.last.id === updated.id) {
+    item.last = merged;
+    renderConversations();
+  }
+  if (state.replyTo && state.replyTo.id === updated.id) state.replyTo = merged;
+  if (conversation === state.current) {
+    renderMessages(false);
+    renderPinned();
+    renderComposerBars();
+  }
+}
+
+async function react(message, emoji, add) {
+  state.pickerFor = null;
+  const reply = await request({ op_type: 10, message_id: message.id, emoji, action: add ? 'add' : 'remove' });
+  if (reply.code !== 200) {
+    showRefusal(reply, 'the reaction was not sent');
+    renderMessages(false);
+    return;
+  }
+  const known = state.messages.get(message.conversation);
+  const current = known && known.get(message.id);
+  if (current) known.set(message.id, { ...current, reactions: reply.data.reactions || [] });
+  if (message.conversation === state.current) renderMessages(false);
+}
+
+// `event: reaction`: someone (maybe me, on another device) added or took back one.
+function applyReaction(data) {
+  const known = state.messages.get(data.conversation);
+  const message = known && known.get(data.message_id);
+  if (!message) return;
+  const mine = data.user_id === String(state.me.id);
+  const reactions = (message.reactions || []).map((r) => ({ ...r }));
+  let entry = reactions.find((r) => r.emoji === data.emoji);
+  if (data.action === 'add') {
+    if (!entry) { entry = { emoji: data.emoji, count: 0, me: false }; reactions.push(entry); }
+    entry.count += 1;
+    if (mine) entry.me = true;
+  } else if (entry) {
+    entry.count -= 1;
+    if (mine) entry.me = false;
+  }
+  known.set(message.id, { ...message, reactions: reactions.filter((r) => r.count > 0) });
+  if (data.conversation === state.current) renderMessages(false);
+}
+
+function togglePicker(id) {
+  state.pickerFor = state.pickerFor === id ? null : id;
+  renderMessages(false);
+  if (state.pickerFor) {
+    const first = $('messages').querySelector(`[data-message-id="${CSS.escape(id)}"] [data-testid="reaction-option"]`);
+    if (first) first.focus({ preventScroll: true });
+  }
+}
+
+// A click outside the open picker closes it; a tap on a bubble (not on one of its controls)
+// shows that message's actions, for screens without hover.
+document.addEventListener('click', (event) => {
+  const target = event.target instanceof Element ? event.target : null;
+  if (!target) return;
+  let changed = false;
+  if (state.pickerFor && !target.closest('[data-testid="reaction-picker"], [data-testid="message-react"]')) {
+    state.pickerFor = null;
+    changed = true;
+  }
+  const bubble = target.closest('#messages [data-message-id]');
+  if (bubble && !target.closest('button, a, audio, video, input, textarea')) {
+    const selected = window.getSelection && !window.getSelection().isCollapsed;
+    const id = bubble.getAttribute('data-message-id');
+    if (!selected) { state.actionsFor = state.actionsFor === id ? null : id; changed = true; }
+  } else if (state.actionsFor && !bubble) {
+    state.actionsFor = null;
+    changed = true;
+  }
+  if (changed && state.current) renderMessages(false);
+});
+
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape' || (!state.pickerFor && !state.actionsFor)) return;
+  const id = state.pickerFor || state.actionsFor;
+  state.pickerFor = null;
+  state.actionsFor = null;
+  renderMessages(false);
+  const bubble = $('messages').querySelector(`[data-message-id="${CSS.escape(id)}"]`);
+  if (bubble) bubble.focus({ preventScroll: true });
+});
+
+// ---- Pins ---------------------------------------------------------------------------------
+
+async function loadPins(conversation) {
+  const result = await api('GET', `/conversations/${encodeURIComponent(conversation)}/pins`);
+  if (!result.ok) return;
+  state.pins.set(conversation, result.data.pins || []);
+  if (conversation === state.current) {
+    state.pinIndex = Math.min(state.pinIndex, Math.max(0, state.pins.get(conversation).length - 1));
+    renderPinned();
+    renderMessages(false);
+  }
+}
+
+// `event: pinned` / `unpinned`: the open chat asks for its pins again, others when opened.
+function pinsChanged(conversation) {
+  if (conversation === state.current) loadPins(conversation);
+  else state.pins.delete(conversation);
+}
+
+// The bar at the top of a chat: one pin at a time, the newest first; a click shows that
+// message in the chat and moves the bar on to the next older pin (as in Telegram).
+function renderPinned() {
+  const pins = (state.current && state.pins.get(state.current)) || [];
+  const bar = $('pinned-bar');
+  bar.hidden = pins.length === 0;
+  if (pins.length === 0) return;
+  const index = state.pinIndex % pins.length;
+  const pinned = pins[index];
+  const message = state.messages.get(state.current)?.get(pinned.message.id) || pinned.message;
+  $('pinned-label').textContent = pins.length > 1 ? `Pinned message ${index + 1} of ${pins.length}` : 'Pinned message';
+  $('pinned-text').textContent = excerptOf(message);
+  bar.dataset.messageId = pinned.message.id;
+  $('pinned-open').setAttribute('aria-label', `Pinned message: ${excerptOf(message)}. Show it in the chat`);
+  $('pinned-unpin').hidden = !canPin(state.current);
+}
+
+$('pinned-open').addEventListener('click', () => {
+  const pins = state.pins.get(state.current) || [];
+  if (pins.length === 0) return;
+  const pinned = pins[state.pinIndex % pins.length];
+  state.pinIndex = (state.pinIndex + 1) % pins.length;
+  renderPinned();
+  jumpTo(state.current, pinned.message.id);
+});
+
+$('pinned-unpin').addEventListener('click', () => {
+  const id = $('pinned-bar').dataset.messageId;
+  if (id && state.current) unpin(state.current, id);
+});
+
+async function pin(message) {
+  const conversation = message.conversation;
+  const result = await api('POST', `/conversations/${encodeURIComponent(conversation)}/pins`, { message_id: message.id });
+  if (!result.ok) { showNotice(result.data.message || 'Could not pin the message'); return; }
+  const pins = (state.pins.get(conversation) || []).filter((p) => p.message.id !== message.id);
+  state.pins.set(conversation, [result.data.pin, ...pins]);
+  if (conversation === state.current) {
+    state.pinIndex = 0;
+    renderPinned();
+    renderMessages(false);
+  }
+}
+
+async function unpin(conversation, id) {
+  const result = await api('DELETE', `/conversations/${encodeURIComponent(conversation)}/pins/${encodeURIComponent(id)}`);
+  if (!result.ok && result.status !== 404) { showNotice(result.data.message || 'Could not unpin the message'); return; }
+  state.pins.set(conversation, (state.pins.get(conversation) || []).filter((p) => p.message.id !== id));
+  if (conversation === state.current) {
+    renderPinned();
+    renderMessages(false);
+  }
+}
+
+// ---- Group members (for @mentions and who may pin) ----------------------------------------
+
+async function loadMembers(conversation) {
+  const result = await api('GET', `/groups/${encodeURIComponent(conversation.slice(2))}/members?limit=100`);
+  if (!result.ok) return null;
+  const members = result.data.members.map((m) => ({
+    user_id: String(m.user_id),
+    name: m.nickname || m.nick_name || m.user_name || `#${m.user_id}`,
+    nick_name: m.nick_name,
+    user_name: m.user_name,
+    role: m.role,
+  }));
+  state.members.set(conversation, members);
+  if (conversation === state.current) {
+    renderMessages(false);
+    renderPinned();
+  }
+  return result.data.members;
+}
+
+// `event: group`: the list may change, and so may the members and their roles.
+function groupChanged(data) {
+  loadConversations();
+  const conversation = data && data.group_id ? `g:${data.group_id}` : null;
+  if (!conversation) return;
+  state.members.delete(conversation);
+  if (conversation === state.current) loadMembers(conversation);
+}
+
+// ---- @mentions ----------------------------------------------------------------------------
+
+// Folded for matching: case and accents do not matter.
+function fold(text) {
+  return text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+}
+
+// The ids an outgoing group message mentions: the members whose "@name" it holds, or "all"
+// when an owner or admin wrote "@all".
+function mentionsIn(text, conversation) {
+  const members = state.members.get(conversation) || [];
+  const me = members.find((m) => m.user_id === String(state.me.id));
+  const ends = (at, name) => {
+    const after = text.slice(at + name.length + 1, at + name.length + 2);
+    return after === '' || !/[\p{L}\p{N}_]/u.test(after);
+  };
+  const holds = (name) => {
+    for (let at = text.indexOf(`@${name}`); at !== -1; at = text.indexOf(`@${name}`, at + 1)) {
+      if ((at === 0 || /\s/.test(text[at - 1])) && ends(at, name)) return true;
+    }
+    return false;
+  };
+  if (me && (me.role === 'owner' || me.role === 'admin') && holds('all')) return ['all'];
+  return members
+    .filter((m) => m.user_id !== String(state.me.id) && mentionNames(conversation, m.user_id).some(holds))
+    .map((m) => m.user_id);
+}
+
+// Opens, narrows or closes the completion for the "@word" just before the caret.
+function updateMentions() {
+  const composer = $('composer');
+  const id = state.current;
+  const item = id && state.conversations.get(id);
+  if (!item || item.kind !== 'group' || id === LOBBY || state.editing) { closeMentions(); return; }
+  const before = composer.value.slice(0, composer.selectionStart);
+  const match = /(^|\s)@([^@\n]{0,32})$/u.exec(before);
+  if (!match) { closeMentions(); return; }
+  const members = state.members.get(id);
+  if (!members) { loadMembers(id).then(() => { if (document.activeElement === composer) updateMentions(); }); return; }
+  const query = fold(match[2]);
+  const me = members.find((m) => m.user_id === String(state.me.id));
+  const options = members
+    .filter((m) => m.user_id !== String(state.me.id))
+    .filter((m) => [m.name, m.nick_name, m.user_name].some((n) => n && fold(n).startsWith(query)));
+  if (me && (me.role === 'owner' || me.role === 'admin') && 'all'.startsWith(query)) {
+    options.push({ user_id: 'all', name: 'all', user_name: null, everyone: true });
+  }
+  if (options.length === 0) { closeMentions(); return; }
+  const previous = state.mention;
+  const kept = previous ? options.findIndex((o) => o.user_id === previous.options[previous.active]?.user_id) : -1;
+  state.mention = {
+    start: before.length - match[2].length - 1,
+    options: options.slice(0, MENTION_SUGGESTIONS),
+    active: kept >= 0 && kept < MENTION_SUGGESTIONS ? kept : 0,
+  };
+  renderMentions();
+}
+
+function closeMentions() {
+  state.mention = null;
+  renderMentions();
+}
+
+function renderMentions() {
+  const list = $('mention-list');
+  const mention = state.mention;
+  list.hidden = !mention;
+  $('composer').setAttribute('aria-expanded', String(!!mention));
+  if (!mention) { list.replaceChildren(); $('composer').removeAttribute('aria-activedescendant'); return; }
+  list.replaceChildren(...mention.options.map((option, i) => el('li', {
+    id: `mention-option-${i}`, role: 'option', 'aria-selected': String(i === mention.active),
+    class: i === mention.active ? 'active' : '', 'data-testid': 'mention-option', 'data-user-id': option.user_id,
+    onmousedown: (event) => { event.preventDefault(); pickMention(i); },
+  }, el('span', { class: 'title', text: `@${option.name}` }),
+  el('span', { class: 'meta', text: option.everyone ? 'everyone in the group' : (option.user_name ? `@${option.user_name}` : '') }))));
+  $('composer').setAttribute('aria-activedescendant', `mention-option-${mention.active}`);
+}
+
+// The completion's keys: ↑/↓ choose, Enter or Tab take, Esc closes. True when handled.
+function mentionKey(event) {
+  const mention = state.mention;
+  const n = mention.options.length;
+  if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+    mention.active = (mention.active + (event.key === 'ArrowDown' ? 1 : n - 1)) % n;
+    renderMentions();
+  } else if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
+    pickMention(mention.active);
+  } else if (event.key === 'Escape') {
+    closeMentions();
+  } else {
+    return false;
+  }
+  event.preventDefault();
+  return true;
+}
+
+function pickMention(index) {
+  const mention = state.mention;
+  const option = mention && mention.options[index];
+  if (!option) return;
+  const composer = $('composer');
+  const caret = composer.selectionStart;
+  const inserted = `@${option.name} `;
+  composer.value = composer.value.slice(0, mention.start) + inserted + composer.value.slice(caret);
+  const at = mention.start + inserted.length;
+  composer.setSelectionRange(at, at);
+  closeMentions();
+  composer.focus();
+}
+
+// ---- Forwarding ---------------------------------------------------------------------------
+
+function openForward(message) {
+  state.forwarding = message;
+  state.actionsFor = null;
+  $('forward-excerpt').textContent = excerptOf(message);
+  $('forward-filter').value = '';
+  $('forward-error').textContent = '';
+  renderForwardList();
+  $('forward').showModal();
+  $('forward-filter').focus();
+}
+
+function renderForwardList() {
+  const query = fold($('forward-filter').value.trim());
+  const items = [...state.conversations.values()]
+    .sort((a, b) => (b.at - a.at) || a.conversation.localeCompare(b.conversation))
+    .filter((item) => !query || fold(item.title).includes(query));
+  $('forward-list').replaceChildren(...items.map((item) => el('li', {},
+    el('button', {
+      type: 'button', class: 'forward-target', 'data-testid': 'forward-target', 'data-conversation': item.conversation,
+      text: item.title, onclick: () => forwardTo(item.conversation),
+    }))));
+}
+
+$('forward-filter').addEventListener('input', renderForwardList);
+$('forward-cancel').addEventListener('click', () => $('forward').close());
+$('forward').addEventListener('close', () => { state.forwarding = null; });
+
+async function forwardTo(conversation) {
+  const message = state.forwarding;
+  if (!message) return;
+  const item = state.conversations.get(conversation);
+  const frame = item.kind === 'group'
+    ? { op_type: 6, to: conversation.slice(2), forward_of: message.id }
+    : { op_type: 1, to: peerOf(conversation), forward_of: message.id };
+  frame.client_msg_id = `f-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
+  const reply = await request(frame);
+  const refusal = refusalOf(reply, 'the message was not forwarded');
+  if (refusal) { $('forward-error').textContent = refusal; return; }
+  $('forward').close();
+  state.delivery.set(reply.data.id, reply.code === 50004 ? 'delivered' : 'sent');
+  receive(reply.data, true);
+  // As in Telegram: the chat it went to opens.
+  await openConversation(conversation);
+}
+
+// ---- Showing one message (from search, a quote, a pin) ------------------------------------
+
+// Opens the conversation, loads older pages until the message is there, scrolls to it and
+// marks it for a moment.
+async function jumpTo(conversation, id) {
+  if (state.current !== conversation) await openConversation(conversation);
+  for (let page = 0; page < JUMP_PAGES && state.current === conversation; page += 1) {
+    const known = state.messages.get(conversation);
+    if (!known || known.has(id) || state.hasMore.get(conversation) === false) break;
+    if (state.loadingOlder) { await new Promise((r) => setTimeout(r, 100)); continue; }
+    if (await loadOlder(conversation) === 0 && state.hasMore.get(conversation) !== false) break;
+  }
+  if (state.current !== conversation) return;
+  if (!state.messages.get(conversation)?.has(id)) {
+    renderMessages(false);
+    showNotice('That message is no longer in this chat.');
+    return;
+  }
+  clearTimeout(state.highlightTimer);
+  state.highlighted = id;
+  renderMessages(false);
+  const node = $('messages').querySelector(`[data-message-id="${CSS.escape(id)}"]`);
+  if (node) {
+    node.scrollIntoView({ block: 'center' });
+    node.focus({ preventScroll: true });
+  }
+  state.highlightTimer = setTimeout(() => {
+    state.highlighted = null;
+    if (state.current === conversation) renderMessages(false);
+  }, 2500);
+}
+
+// ---- Message search -----------------------------------------------------------------------
+
+$('message-search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  searchMessages(false);
+});
+$('message-search-more').addEventListener('click', () => searchMessages(true));
+$('message-search-clear').addEventListener('click', () => {
+  $('message-search').value = '';
+  clearMessageSearch();
+  $('message-search').focus();
+});
+
+function clearMessageSearch() {
+  state.search = null;
+  $('message-results').hidden = true;
+  $('message-results-list').replaceChildren();
+  $('message-search-error').textContent = '';
+}
+
+// One page of hits: a new search, or (`more`) the next page of the last one.
+async function searchMessages(more) {
+  const previous = state.search;
+  const q = more && previous ? previous.q : $('message-search').value.trim();
+  if (!q) { clearMessageSearch(); return; }
+  const conversation = more && previous ? previous.conversation
+    : ($('message-search-scope').checked && state.current ? state.current : null);
+  const params = new URLSearchParams({ q, limit: String(SEARCH_PAGE) });
+  if (conversation) params.set('conversation', conversation);
+  if (more && previous && previous.next) params.set('before', previous.next);
+  const result = await api('GET', `/search/messages?${params}`);
+  if (!result.ok) {
+    clearMessageSearch();
+    $('message-search-error').textContent = result.status === 429
+      ? `Too many searches: try again in ${result.data.retry_after || 'a few'} s.`
+      : (result.data.message || 'Search failed');
+    return;
+  }
+  $('message-search-error').textContent = '';
+  const hits = (more && previous ? previous.hits : []).concat(result.data.results);
+  state.search = { q, conversation, hits, next: result.data.has_more ? result.data.next_before : null };
+  renderMessageSearch();
+}
+
+function renderMessageSearch() {
+  const search = state.search;
+  $('message-results').hidden = !search;
+  if (!search) return;
+  const n = search.hits.length;
+  $('message-search-count').textContent = n === 0 ? `No messages match “${search.q}”.`
+    : `${n}${search.next ? '+' : ''} message${n === 1 ? '' : 's'} found`;
+  $('message-search-more').hidden = !search.next;
+  $('message-results-list').replaceChildren(...search.hits.map(({ conversation, message }) => {
+    const item = state.conversations.get(conversation);
+    const where = item ? item.title : conversation;
+    const who = message.from === String(state.me.id) ? 'You' : (message.nickname || nameOf(message.from));
+    return el('li', {
+      'data-testid': 'message-search-result', 'data-conversation': conversation, 'data-message-id': message.id,
+    }, el('button', {
+      type: 'button', class: 'result', onclick: () => openSearchHit(conversation, message),
+      'aria-label': `${who} in ${where}: ${previewOf(message)}`,
+    },
+    el('span', { class: 'result-head' },
+      el('span', { class: 'title', 'data-testid': 'message-search-where', text: where }),
+      el('span', { class: 'meta', text: new Date(message.created_at).toLocaleString() })),
+    el('span', { class: 'result-text', 'data-testid': 'message-search-text', text: `${who}: ${previewOf(message)}` })));
+  }));
+}
+
+async function openSearchHit(conversation, message) {
+  if (!state.conversations.has(conversation)) {
+    upsertConversation(conversation, {});
+    await loadConversations();
+  }
+  await jumpTo(conversation, message.id);
+}
 
 // ---- Uploading an attachment --------------------------------------------------------------
 
@@ -962,10 +1841,9 @@ $('chat').addEventListener('drop', (event) => {
 $('show-members').addEventListener('click', async () => {
   const list = $('members');
   if (!list.hidden) { list.hidden = true; return; }
-  const id = state.current.slice(2);
-  const result = await api('GET', `/groups/${id}/members?limit=100`);
-  if (!result.ok) return;
-  list.replaceChildren(...result.data.members.map((m) => el('li', { 'data-testid': 'member', 'data-user-id': m.user_id },
+  const members = await loadMembers(state.current);
+  if (!members) return;
+  list.replaceChildren(...members.map((m) => el('li', { 'data-testid': 'member', 'data-user-id': m.user_id },
     el('span', { class: 'title', text: m.nickname || m.nick_name || m.user_name }),
     el('span', { class: 'meta', text: m.role }))));
   list.hidden = false;
@@ -973,6 +1851,12 @@ $('show-members').addEventListener('click', async () => {
 
 $('back').addEventListener('click', () => {
   state.current = null;
+  state.replyTo = null;
+  if (state.editing) cancelEdit();
+  closeMentions();
+  renderComposerBars();
+  $('message-search-scope-label').hidden = true;
+  $('message-search-scope').checked = false;
   $('chat').hidden = true;
   $('empty').hidden = false;
   document.querySelector('.layout').classList.remove('chatting');

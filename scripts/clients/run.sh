@@ -9,7 +9,7 @@
 # Node.js 18+ first), `npm ci` in scripts/clients when node_modules is missing or
 # package-lock.json changed since the last install, the pinned `websockets` in .tools/venv, the
 # test services (scripts/services.sh --test up when any is down) and target/debug/chat-server
-# (`cargo build` only when the binary is missing: rebuild yourself after changing the code).
+# (`cargo build`, which does nothing when the binary is up to date: the page is compiled in).
 #
 # Servers (scripts/clients/start-server.sh, stopped again on exit, also on Ctrl-C or failure):
 #   run           newman and the scenarios; per-IP login/registration limits raised, because
@@ -122,10 +122,8 @@ if ! "$ROOT/scripts/services.sh" --test status >/dev/null 2>&1; then
 fi
 say "test services up"
 
-if [[ ! -x "$ROOT/target/debug/chat-server" ]]; then
-    say "target/debug/chat-server is missing: cargo build"
-    cargo build || die "cargo build failed"
-fi
+# Always: the page is compiled into the binary, and an up-to-date build costs a second.
+cargo build --quiet || die "cargo build failed"
 say "server binary target/debug/chat-server ($(date -r "$ROOT/target/debug/chat-server" '+%F %T'))"
 
 # ---------------------------------------------------------------------------------------------

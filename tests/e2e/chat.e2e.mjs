@@ -270,6 +270,66 @@ function messageLocator(page, text) {
         .filter({ has: page.getByTestId('message-content').getByText(text, { exact: true }) });
 }
 
+/** The message with this id in the open chat of `page`. */
+function messageById(page, id) {
+    return tid(page, 'messages').locator(`[data-testid="message"][data-message-id="${id}"]`);
+}
+
+/** Clicks one of a message's actions (`message-reply`, `message-edit`, ...), shown on hover.
+ *  The page redraws its list on every event: a redraw between the hover and the click takes
+ *  the hovered element away, so both are tried again until the click lands. */
+async function messageAction(page, id, action) {
+    const m = messageById(page, id);
+    await waitFor(`the ${action} action of message ${id} to be clicked`, async () => {
+        await m.hover({ timeout: 2000 });
+        await m.getByTestId(action).click({ timeout: 1000 });
+        return { ok: true };
+    });
+}
+
+/** The reactions under a message, as the page shows them. */
+async function readReactions(page, id) {
+    return messageById(page, id).evaluate((m) =>
+        [...m.querySelectorAll('[data-testid="reaction"]')].map((r) => ({
+            emoji: r.getAttribute('data-emoji'),
+            count: Number(r.querySelector('[data-testid="reaction-count"]')?.textContent.trim()),
+            me: r.getAttribute('aria-pressed') === 'true',
+        })),
+    );
+}
+
+async function waitReactions(page, id, expected, what) {
+    await waitFor(what, async () => {
+        const seen = await readReactions(page, id);
+        return { ok: JSON.stringify(seen) === JSON.stringify(expected), seen };
+    });
+}
+
+/** The quote a reply shows of the message it answers. */
+async function readQuote(page, id) {
+    return messageById(page, id).evaluate((m) => {
+        const q = m.querySelector('[data-testid="message-quote"]');
+        return q && {
+            to: q.getAttribute('data-reply-to'),
+            author: q.querySelector('[data-testid="quote-author"]')?.textContent.trim() ?? null,
+            excerpt: q.querySelector('[data-testid="quote-excerpt"]')?.textContent.trim() ?? null,
+            recalled: q.getAttribute('data-recalled') === 'true',
+        };
+    });
+}
+
+/** Whether the message is shown as the one a jump went to, inside the visible part of the list. */
+async function waitShownAt(page, id) {
+    await waitFor(`message ${id} highlighted and scrolled into view`, async () => {
+        const seen = await messageById(page, id).evaluate((m) => {
+            const box = m.getBoundingClientRect();
+            const list = m.closest('[data-testid="messages"]').getBoundingClientRect();
+            return { highlighted: m.getAttribute('data-highlighted'), inside: box.top >= list.top - 1 && box.bottom <= list.bottom + 1 };
+        });
+        return { ok: seen.highlighted === 'true' && seen.inside, seen };
+    });
+}
+
 function conversationItem(page, conversation) {
     return page.locator(`[data-testid="conversation-item"][data-conversation="${conversation}"]`);
 }
@@ -388,6 +448,7 @@ async function attachFile(page, file) {
 let browser;
 const contexts = [];
 const pageErrors = [];
+const consoleErrors = [];
 const dialogs = [];
 const injectedRequests = [];
 
@@ -397,6 +458,15 @@ async function newPage(label, base, options = {}) {
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
     page.on('pageerror', (e) => pageErrors.push(`${label}: ${e.message}`));
+    // Refused requests (the tests provoke 400s, 413s, a dropped network) are logged by the
+    // browser as "Failed to load resource" and failed WebSocket connections; anything else in
+    // the console (a Content-Security-Policy violation, a console.error) is a fault.
+    page.on('console', (m) => {
+        if (m.type() !== 'error') return;
+        const text = m.text();
+        if (/^Failed to load resource\b/.test(text) || /^WebSocket connection to .* failed/.test(text)) return;
+        consoleErrors.push(`${label}: ${text}`);
+    });
     page.on('dialog', async (d) => {
         dialogs.push({ label, type: d.type(), message: d.message() });
         if (d.type() === 'alert') await d.dismiss();
@@ -601,6 +671,7 @@ async function main() {
     const base = startServer('e2e', E2E_ENV);
     log(`# server e2e at ${base}`);
     let ab; // the conversation id of alice and bob
+    let team; // the conversation id of alice's group, bob a member
 
     await test('the login view is shown at / (images/login.png)', async () => {
         const { context, page } = await newPage('anonymous', base);
@@ -1115,7 +1186,300 @@ async function main() {
         const text = `welcome to the team ${TAG}`;
         await send(alice, text);
         await waitMessage(bob.page, text, { mine: false });
+        team = group;
     });
+
+    await test('edit: alice edits from the message actions and with ↑; bob sees the new text and "(edited)"', async () => {
+        await openConversation(alice.page, ab);
+        await openConversation(bob.page, ab);
+        const original = `please edit me ${TAG}`;
+        const { id } = await send(alice, original);
+        await waitMessage(bob.page, original, { mine: false });
+
+        await messageAction(alice.page, id, 'message-edit');
+        await waitVisible(alice.page, 'edit-bar');
+        const composer = tid(alice.page, 'composer');
+        assert((await composer.inputValue()) === original, `the composer holds ${JSON.stringify(await composer.inputValue())} to edit`);
+        const once = `edited once ${TAG}`;
+        await composer.fill(once);
+        await composer.press('Enter');
+        await waitHidden(alice.page, 'edit-bar');
+        assert((await composer.inputValue()) === '', 'the composer is not empty after the edit');
+        for (const page of [alice.page, bob.page]) {
+            const m = await waitMessage(page, once);
+            assert(m.id === id, `the edit shows as another message (${m.id}, edited ${id})`);
+            await waitFor('the "(edited)" mark', async () => ({ ok: await isVisible(messageById(page, id).getByTestId('message-edited')) }));
+        }
+        assert(!(await readMessages(bob.page)).some((m) => m.content === original), 'bob still sees the old text');
+
+        // ↑ in the empty composer edits the last own text message; Esc gives up.
+        await composer.click();
+        await composer.press('ArrowUp');
+        await waitVisible(alice.page, 'edit-bar');
+        assert((await composer.inputValue()) === once, `↑ put ${JSON.stringify(await composer.inputValue())} in the composer`);
+        await composer.press('Escape');
+        await waitHidden(alice.page, 'edit-bar');
+        assert((await composer.inputValue()) === '', 'Esc left the text to edit in the composer');
+        await composer.press('ArrowUp');
+        const twice = `edited twice ${TAG}`;
+        await composer.fill(twice);
+        await composer.press('Enter');
+        await waitMessage(bob.page, twice, { mine: false });
+        await waitNoMessage(bob.page, once);
+        // Only the sender's own messages offer an edit.
+        const peer = messageLocator(alice.page, `All good here ${TAG}`);
+        await waitFor('the actions of the peer\'s message on hover', async () => {
+            await peer.hover({ timeout: 2000 });
+            return { ok: await isVisible(peer.getByTestId('message-reply')) };
+        });
+        assert(!(await isVisible(peer.getByTestId('message-edit'))), 'an Edit action on the peer\'s message');
+    });
+
+    await test('reply: bob answers alice\'s message; alice sees the quote, which follows an edit and a recall', async () => {
+        const original = `which day suits you ${TAG}`;
+        const { id } = await send(alice, original);
+        await waitMessage(bob.page, original, { mine: false });
+        await messageAction(bob.page, id, 'message-reply');
+        await waitVisible(bob.page, 'reply-bar');
+        const barText = await visibleText(bob.page, 'reply-bar-excerpt');
+        assert(barText === original, `reply-bar-excerpt shows ${JSON.stringify(barText)}`);
+        assert((await visibleText(bob.page, 'reply-bar-author')) === alice.nick, 'reply-bar-author does not name Alice');
+        const answer = `Tuesday works ${TAG}`;
+        const sent = await send(bob, answer);
+        await waitHidden(bob.page, 'reply-bar');
+        const shown = await waitMessage(alice.page, answer, { mine: false });
+        assert(shown.id === sent.id, 'the answer has another id for alice');
+        let quote = await readQuote(alice.page, shown.id);
+        assert(quote && quote.to === id && quote.author === alice.nick && quote.excerpt === original && !quote.recalled,
+            `alice sees the quote as ${JSON.stringify(quote)}`);
+
+        // A click on the quote shows the original.
+        await messageById(alice.page, shown.id).getByTestId('message-quote').click();
+        await waitShownAt(alice.page, id);
+
+        // The quote follows an edit of the original, live.
+        const fixed = `which day suits you best ${TAG}`;
+        await messageAction(alice.page, id, 'message-edit');
+        await tid(alice.page, 'composer').fill(fixed);
+        await tid(alice.page, 'composer').press('Enter');
+        await waitFor('bob\'s quote to show the edited text', async () => {
+            quote = await readQuote(bob.page, sent.id);
+            return { ok: quote?.excerpt === fixed, seen: quote };
+        });
+
+        // Once the original is recalled, the quote says so.
+        await messageAction(alice.page, id, 'message-recall');
+        await waitNoMessage(bob.page, fixed);
+        for (const page of [alice.page, bob.page]) {
+            await waitFor('the quote to show the original was recalled', async () => {
+                quote = await readQuote(page, sent.id);
+                return { ok: quote?.recalled === true && /recalled/i.test(quote.excerpt) && !quote.excerpt.includes(TAG), seen: quote };
+            });
+        }
+    });
+
+    await test('reactions: alice picks 👍, bob sees the count live and adds his; a click takes one back', async () => {
+        const text = `react to this ${TAG}`;
+        const { id } = await send(bob, text);
+        await waitMessage(alice.page, text, { mine: false });
+        await messageAction(alice.page, id, 'message-react');
+        await waitVisible(alice.page, 'reaction-picker');
+        await messageById(alice.page, id).locator('[data-testid="reaction-option"][data-emoji="👍"]').click();
+        await waitHidden(alice.page, 'reaction-picker');
+        await waitReactions(alice.page, id, [{ emoji: '👍', count: 1, me: true }], 'alice\'s 👍 under the message');
+        await waitReactions(bob.page, id, [{ emoji: '👍', count: 1, me: false }], 'bob to see alice\'s 👍');
+
+        await messageById(bob.page, id).locator('[data-testid="reaction"][data-emoji="👍"]').click();
+        await waitReactions(bob.page, id, [{ emoji: '👍', count: 2, me: true }], 'bob\'s 👍 counted');
+        await waitReactions(alice.page, id, [{ emoji: '👍', count: 2, me: true }], 'alice to see two 👍');
+
+        await messageById(alice.page, id).locator('[data-testid="reaction"][data-emoji="👍"]').click();
+        await waitReactions(alice.page, id, [{ emoji: '👍', count: 1, me: false }], 'alice\'s 👍 taken back');
+        await waitReactions(bob.page, id, [{ emoji: '👍', count: 1, me: true }], 'bob to see one 👍 left');
+
+        // The counts come from the server after a reload too.
+        await bob.page.reload();
+        await waitLoggedIn(bob.page, bob);
+        await openConversation(bob.page, ab);
+        await waitMessage(bob.page, text);
+        await waitReactions(bob.page, id, [{ emoji: '👍', count: 1, me: true }], 'bob\'s 👍 after a reload');
+    });
+
+    await test('search: bob finds a message by accent- and case-folded words; a click opens the chat at it', async () => {
+        const text = `Rendez-vous au Café Crème ${TAG}`;
+        const { id } = await send(alice, text);
+        await waitMessage(bob.page, text, { mine: false });
+        await openConversation(bob.page, 'g:0');
+
+        // Under 2 characters: the server's message.
+        await tid(bob.page, 'message-search').fill('c');
+        await tid(bob.page, 'message-search-submit').click();
+        await waitText(bob.page, 'message-search-error', /2 characters/);
+
+        await tid(bob.page, 'message-search').fill(`CAFE creme ${TAG.toUpperCase()}`);
+        await tid(bob.page, 'message-search-submit').click();
+        const results = bob.page.getByTestId('message-search-result');
+        await waitFor('one search result', async () => {
+            const n = await results.count();
+            return { ok: n === 1, seen: n };
+        });
+        assert((await visibleText(bob.page, 'message-search-error')) === null, 'message-search-error still shown');
+        const hit = results.first();
+        assert((await hit.getAttribute('data-conversation')) === ab && (await hit.getAttribute('data-message-id')) === id,
+            `the hit is ${await hit.getAttribute('data-conversation')} / ${await hit.getAttribute('data-message-id')}`);
+        const shown = (await hit.getByTestId('message-search-text').textContent()).trim();
+        assert(shown.includes(text), `the hit shows ${JSON.stringify(shown)}`);
+        assert((await hit.getByTestId('message-search-where').textContent()).includes(alice.nick), 'the hit does not name the chat');
+        await hit.click();
+        await waitText(bob.page, 'chat-title', /Alice/);
+        await waitShownAt(bob.page, id);
+
+        // A word nobody wrote finds nothing.
+        await tid(bob.page, 'message-search').fill(`nobody wrote this ${TAG}x`);
+        await tid(bob.page, 'message-search-submit').click();
+        await waitText(bob.page, 'message-search-count', /^No messages/);
+        await tid(bob.page, 'message-search-clear').click();
+        await waitHidden(bob.page, 'message-search-results');
+    });
+
+    await test('pins: bob pins a message; alice sees the pinned bar live, it shows the message; alice unpins it', async () => {
+        await openConversation(alice.page, ab);
+        await openConversation(bob.page, ab);
+        const text = `the address is 12 Main Street ${TAG}`;
+        const { id } = await send(alice, text);
+        await waitMessage(bob.page, text, { mine: false });
+        await messageAction(bob.page, id, 'message-pin');
+        for (const page of [bob.page, alice.page]) {
+            await waitText(page, 'pinned-text', new RegExp(`12 Main Street ${TAG}`));
+            await waitFor('the message marked as pinned', async () => ({ ok: await isVisible(messageById(page, id).getByTestId('message-pinned')) }));
+            await waitFor('the notice of the pin', async () => {
+                const ms = await readMessages(page);
+                return { ok: ms.some((m) => m.content && /Bob pinned/.test(m.content) && m.content.includes('Main Street')), seen: brief(ms) };
+            });
+        }
+        // Far from the bottom of the chat, a click on the bar scrolls back to the pinned message.
+        await tid(alice.page, 'messages').evaluate((list) => { list.scrollTop = 0; });
+        await tid(alice.page, 'pinned-open').click();
+        await waitShownAt(alice.page, id);
+        await tid(alice.page, 'pinned-unpin').click();
+        await waitHidden(alice.page, 'pinned-bar');
+        await waitHidden(bob.page, 'pinned-bar');
+        assert(!(await isVisible(messageById(bob.page, id).getByTestId('message-pinned'))), 'still marked as pinned for bob');
+    });
+
+    await test('mentions: alice completes @Bob in the group; bob gets an @ badge and sees the mention of him highlighted', async () => {
+        await openConversation(bob.page, 'g:0');
+        await openConversation(alice.page, team);
+        const composer = tid(alice.page, 'composer');
+        await composer.fill('');
+        await composer.pressSequentially('@bo');
+        await waitVisible(alice.page, 'mention-suggestions');
+        const option = alice.page.locator(`[data-testid="mention-option"][data-user-id="${bob.id}"]`);
+        await waitFor('bob offered for @bo', async () => ({ ok: await isVisible(option) }));
+        await composer.press('Enter');
+        await waitHidden(alice.page, 'mention-suggestions');
+        const picked = await composer.inputValue();
+        assert(picked === `@${bob.nick} `, `the completion wrote ${JSON.stringify(picked)}`);
+        await alice.budget();
+        const text = `@${bob.nick} can you check the notes ${TAG}`;
+        await composer.fill(text);
+        await composer.press('Enter');
+        await waitMessage(alice.page, text, { mine: true });
+
+        const badge = conversationItem(bob.page, team).getByTestId('mention-badge');
+        await waitFor(`bob's @ badge on ${team}`, async () => ({ ok: await isVisible(badge) }));
+        await openConversation(bob.page, team);
+        const m = await waitMessage(bob.page, text, { mine: false });
+        const seen = await messageById(bob.page, m.id).evaluate((li) => ({
+            me: li.getAttribute('data-mentions-me'),
+            marked: [...li.querySelectorAll('[data-testid="mention"]')].map((s) => ({ text: s.textContent, me: s.classList.contains('me') })),
+        }));
+        assert(seen.me === 'true' && seen.marked.some((s) => s.text === `@${bob.nick}` && s.me), `bob sees the mention as ${JSON.stringify(seen)}`);
+        await waitFor('the @ badge to clear once read', async () => ({ ok: !(await isVisible(badge)) }));
+    });
+
+    await test('forward: alice forwards a message from the 1:1 chat to the group; bob sees it there, marked forwarded', async () => {
+        await openConversation(bob.page, team);
+        await openConversation(alice.page, ab);
+        const text = `Tuesday works ${TAG}`;
+        const original = await waitMessage(alice.page, text, { mine: false });
+        await alice.budget();
+        await messageAction(alice.page, original.id, 'message-forward');
+        await waitVisible(alice.page, 'forward-dialog');
+        await alice.page.locator(`[data-testid="forward-target"][data-conversation="${team}"]`).click();
+        await waitHidden(alice.page, 'forward-dialog');
+        await waitText(alice.page, 'chat-title', new RegExp(`Team ${TAG}`));
+        const copy = await waitMessage(alice.page, text, { mine: true });
+        assert(copy.id !== original.id, 'the forward has the original\'s id');
+        const m = await waitMessage(bob.page, text, { mine: false });
+        const label = (await messageById(bob.page, m.id).getByTestId('message-forwarded').textContent()).trim();
+        assert(/^Forwarded/.test(label), `message-forwarded says ${JSON.stringify(label)}`);
+    });
+
+    await test('back from offline, bob sees the edits, reactions and recalls he missed (op 7 changed_since)', async () => {
+        await openConversation(alice.page, ab);
+        await openConversation(bob.page, ab);
+        const before = `change me while he is away ${TAG}`;
+        const gone = `recall me while he is away ${TAG}`;
+        const { id } = await send(alice, before);
+        const recalled = await send(alice, gone);
+        await waitMessage(bob.page, before, { mine: false });
+        await waitMessage(bob.page, gone, { mine: false });
+        await waitText(bob.page, 'connection-state', /^online$/i);
+
+        await bob.context.setOffline(true);
+        await bob.page.evaluate(() => window.__chat.dropSocket());
+        await waitText(bob.page, 'connection-state', /^reconnecting$/i);
+        const after = `changed while he was away ${TAG}`;
+        await messageAction(alice.page, id, 'message-edit');
+        await tid(alice.page, 'composer').fill(after);
+        await tid(alice.page, 'composer').press('Enter');
+        await waitMessage(alice.page, after, { mine: true });
+        await messageAction(alice.page, id, 'message-react');
+        await messageById(alice.page, id).locator('[data-testid="reaction-option"][data-emoji="❤️"]').click();
+        await waitReactions(alice.page, id, [{ emoji: '❤️', count: 1, me: true }], 'alice\'s ❤️');
+        await messageAction(alice.page, recalled.id, 'message-recall');
+        await waitNoMessage(alice.page, gone);
+        // Nothing of it reached bob's page meanwhile.
+        assert((await readMessages(bob.page)).some((m) => m.content === before), 'bob\'s page changed while offline');
+
+        await bob.context.setOffline(false);
+        await waitText(bob.page, 'connection-state', /^online$/i, 40_000);
+        const m = await waitMessage(bob.page, after, { mine: false }, 15_000);
+        assert(m.id === id, 'the edit came as another message');
+        await waitFor('the "(edited)" mark', async () => ({ ok: await isVisible(messageById(bob.page, id).getByTestId('message-edited')) }));
+        await waitReactions(bob.page, id, [{ emoji: '❤️', count: 1, me: false }], 'alice\'s ❤️ for bob');
+        await waitNoMessage(bob.page, gone);
+        const ids = (await readMessages(bob.page)).map((x) => x.id);
+        assert(new Set(ids).size === ids.length, `duplicate message ids after the resume: ${ids}`);
+    });
+
+    await test('a phone-width viewport: a tap on a message shows its actions inside the screen', async () => {
+        const { context, page } = await newPage('bob-phone-actions', base, {
+            viewport: { width: 390, height: 844 },
+            deviceScaleFactor: 2,
+            isMobile: true,
+            hasTouch: true,
+        });
+        await loginViaUi(page, bob);
+        await openConversation(page, ab);
+        const m = await waitMessage(page, `react to this ${TAG}`, { mine: true });
+        await messageById(page, m.id).getByTestId('message-content').tap();
+        const actions = messageById(page, m.id).getByTestId('message-actions');
+        await waitFor('the actions after a tap', async () => ({ ok: await isVisible(actions) }));
+        const box = await actions.boundingBox();
+        assert(box && box.x >= 0 && box.x + box.width <= 391, `message-actions outside the 390 px screen: ${JSON.stringify(box)}`);
+        await messageById(page, m.id).getByTestId('message-reply').tap();
+        await waitVisible(page, 'reply-bar');
+        const composer = await tid(page, 'composer').boundingBox();
+        assert(composer && composer.y + composer.height <= 845, `the composer is below the screen: ${JSON.stringify(composer)}`);
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert(overflow <= 1, `the page scrolls sideways by ${overflow} px`);
+        await tid(page, 'reply-cancel').tap();
+        await waitHidden(page, 'reply-bar');
+        await context.close();
+    });
+
 
     await test('history paging: scrolling up loads older messages without duplicates (server e2e-history)', async () => {
         const hbase = startServer('e2e-history', HISTORY_ENV);
@@ -1217,8 +1581,9 @@ async function main() {
         assert(!(await isVisible(tid(alice.page, 'me'))), 'still logged in after logout and reload');
     });
 
-    await test('no uncaught errors in the pages and no dialogs opened by message text', async () => {
+    await test('no uncaught errors or console errors in the pages and no dialogs opened by message text', async () => {
         assert(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
+        assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
         const alerts = dialogs.filter((d) => d.type === 'alert');
         assert(alerts.length === 0, `alerts: ${JSON.stringify(alerts)}`);
     });
