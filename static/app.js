@@ -815,7 +815,7 @@ function pickerView(message) {
 function previewOf(message) {
   if (message.type === TYPE.system) {
     const notice = noticeOf(message);
-    return notice && notice.kind ? describeNotice(message) : 'group update';
+    return notice && isPinNotice(notice) ? describeNotice(message) : 'group update';
   }
   return message.content || PREVIEW[message.type] || '';
 }
@@ -967,13 +967,18 @@ function noticeOf(message) {
   }
 }
 
+// A pin or unpin notice (any conversation, 1:1 included).
+function isPinNotice(notice) {
+  return notice.action === 'pinned' || notice.action === 'unpinned';
+}
+
 function describeNotice(message) {
   const notice = noticeOf(message);
   if (!notice) return message.content;
-  if (notice.kind === 'pinned' || notice.kind === 'unpinned') {
+  if (isPinNotice(notice)) {
     const who = nameOf(notice.by || message.from);
     const target = state.messages.get(message.conversation)?.get(notice.message_id);
-    return target ? `${who} ${notice.kind} “${excerptOf(target)}”` : `${who} ${notice.kind} a message`;
+    return target ? `${who} ${notice.action} “${excerptOf(target)}”` : `${who} ${notice.action} a message`;
   }
   return `group: ${notice.action}${notice.user_id ? ' ' + nameOf(notice.user_id) : ''}`;
 }

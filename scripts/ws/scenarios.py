@@ -1092,7 +1092,7 @@ class Scenarios:
         except (KeyError, TypeError, ValueError):
             notice = None
         r.check("and a system message (type 10) {kind: pinned, message_id, by}",
-                notice == {"kind": "pinned", "message_id": oid, "by": bob.id}, ev)
+                notice == {"action": "pinned", "message_id": oid, "by": bob.id}, ev)
         resp = bob.http.request("POST", path, {"message_id": oid})
         r.check("pin it again: 200", resp.status == 200 and ((resp.body or {}).get("pin") or {}).get("pinned_by") == bob.id,
                 resp.body)

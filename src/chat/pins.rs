@@ -202,7 +202,7 @@ impl Chat {
         self.system_notice(
             conversation,
             user,
-            serde_json::json!({ "kind": kind, "message_id": message_id, "by": user.to_string() }),
+            serde_json::json!({ "action": kind, "message_id": message_id, "by": user.to_string() }),
         )
         .await?;
         let event = pin_event(conversation, message_id, user);

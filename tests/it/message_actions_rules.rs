@@ -476,6 +476,12 @@ async fn edits_end_with_the_window_the_count_a_recall_or_a_system_message() {
     alice_ws.keep_system_notices();
     let notice = alice_ws.next_event("message").await;
     assert_eq!(notice["type"], crate::ws_client::SYSTEM_TYPE, "{notice}");
+    let described = crate::groups_support::system_content(&notice).expect("a system notice");
+    assert_eq!(
+        described,
+        json!({"action": "pinned", "message_id": id, "by": alice.id}),
+        "{notice}"
+    );
     let notice_id = notice["id"].as_str().unwrap();
     alice_ws
         .request(edit(notice_id, "mine"))
