@@ -809,3 +809,48 @@ async fn a_muted_member_neither_edits_nor_reacts_and_the_lobby_has_no_pins() {
     let listed = json_of(pins_of(&app, &c.member, &group_conv("0")).await).await;
     assert_eq!(listed["pins"], json!([]), "{listed}");
 }
+
+#[tokio::test]
+async fn a_forwarded_file_is_downloadable_through_the_copy_only() {
+    use crate::files_support::{download, file_id, png, send_file_to, upload_ok};
+    let app = spawn_app().await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let (carol, _) = app.login_ws("carol").await;
+    let (dave, _) = app.login_ws("dave").await;
+    let file = file_id(&upload_ok(&app, &alice, png(16, 12), "photo.png").await);
+    let sent = send_file_to(&mut alice_ws, &bob.id, 2, &file).await;
+    let original = id_of(&sent);
+    assert_eq!(
+        download(&app, &carol.http, &file, None).await.status(),
+        StatusCode::NOT_FOUND,
+        "carol sees nothing before the forward"
+    );
+
+    let copy = bob_ws
+        .request(json!({"op_type": 1, "to": carol.id, "forward_of": original}))
+        .await;
+    assert!([DELIVERED, 50005].contains(&copy.code), "{}", copy.raw);
+    assert_eq!(copy.data["type"], 2, "{}", copy.raw);
+    assert_eq!(
+        copy.data["attachment"]["file_id"],
+        file.as_str(),
+        "{}",
+        copy.raw
+    );
+    assert_eq!(
+        download(&app, &carol.http, &file, None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        download(&app, &dave.http, &file, None).await.status(),
+        StatusCode::NOT_FOUND,
+        "nobody else"
+    );
+    // Bob recalls his copy: carol's access went with it.
+    bob_ws.recall(&id_of(&copy)).await.expect(OK);
+    assert_eq!(
+        download(&app, &carol.http, &file, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
