@@ -10,8 +10,9 @@
 // It starts its own servers through scripts/clients/start-server.sh (NAME `e2e`, with a low
 // anti-spam rate limit and a 1 MiB files.max_bytes, and NAME `e2e-history`, without them, for
 // history paging) and stops them at the end, also on failure. The images it uploads are PNGs
-// made in this file (gradientPng). Running it regenerates the screenshots in images/:
-//   images/login.png, images/chat-desktop.png, images/chat-mobile.png, images/antispam-notice.png
+// made in this file (gradientPng). It takes the README's screenshots (login.png,
+// chat-desktop.png, chat-mobile.png, antispam-notice.png) into var/test/clients/e2e/screenshots/;
+// with CHAT_E2E_IMAGES=1 into images/ instead, to refresh the README's.
 // Failure screenshots (for debugging) go to var/test/clients/e2e/failures/.
 //
 // The page is tested through its data-testid contract only; the one test hook it exposes is
@@ -28,7 +29,9 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const require = createRequire(new URL('../../scripts/clients/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 
-const IMAGES = path.join(ROOT, 'images');
+const IMAGES = process.env.CHAT_E2E_IMAGES === '1'
+    ? path.join(ROOT, 'images')
+    : path.join(ROOT, 'var/test/clients/e2e/screenshots');
 const FAILURES = path.join(ROOT, 'var/test/clients/e2e/failures');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const TIMEOUT = 10_000; // default wait for something to show up in a page
