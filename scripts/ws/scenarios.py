@@ -1083,9 +1083,10 @@ class Scenarios:
                 and TIME.match(str(pin.get("pinned_at"))) is not None, pin)
         for conn in (a1, a2, b1):
             ev = await conn.wait_event("pinned", lambda d: d.get("message_id") == oid)
-            r.check(f"{conn.name} gets event pinned {{conversation, message_id, by, at}}",
-                    set(ev["data"]) == {"conversation", "message_id", "by", "at"} and ev["data"].get("by") == bob.id
-                    and ev["data"].get("conversation") == self.ab, ev)
+            r.check(f"{conn.name} gets event pinned {{conversation, message_id, by, at, message}}",
+                    set(ev["data"]) == {"conversation", "message_id", "by", "at", "message"} and ev["data"].get("by") == bob.id
+                    and ev["data"].get("conversation") == self.ab
+                    and (ev["data"].get("message") or {}).get("id") == oid, ev)
         ev = await a1.wait_event("message", lambda d: d.get("type") == 10 and d.get("conversation") == self.ab)
         try:
             notice = json.loads(ev["data"]["content"])

@@ -31,6 +31,10 @@ pub(crate) struct PinEvent {
     /// Who pinned or unpinned it (the sender of a recall that unpinned it).
     pub by: String,
     pub at: Timestamp,
+    /// `event: pinned` only: the pinned message (reactions counted, `me` false for all), so
+    /// clients show it without asking for the pins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
 }
 
 impl Chat {
@@ -75,10 +79,16 @@ impl Chat {
                     format!("at most {max} messages can be pinned in a conversation").into(),
                 ));
             }
-            self.pin_changed(conversation, &message_id, user, true)
-                .await?;
         }
         let message = self.message_for(user, &doc).await?;
+        if new {
+            let mut shown = message.clone();
+            for reaction in &mut shown.reactions {
+                reaction.me = false;
+            }
+            self.pin_changed(conversation, &message_id, user, Some(shown))
+                .await?;
+        }
         Ok((pin_of(pin, message), new))
     }
 
@@ -97,7 +107,7 @@ impl Chat {
         if !pins::remove(&self.mongo, &conversation.to_string(), &message_id).await? {
             return Err(AppError::NotFound("no such pinned message".into()));
         }
-        self.pin_changed(conversation, &message_id, user, false)
+        self.pin_changed(conversation, &message_id, user, None)
             .await
     }
 
@@ -190,22 +200,28 @@ impl Chat {
         }
     }
 
-    /// The system message and the event of a pin or an unpin.
+    /// The system message and the event of a pin (with the pinned message) or an unpin
+    /// (`pinned` None).
     async fn pin_changed(
         &self,
         conversation: ConversationId,
         message_id: &str,
         user: UserId,
-        pinned: bool,
+        pinned: Option<Message>,
     ) -> AppResult<PinEvent> {
-        let kind = if pinned { "pinned" } else { "unpinned" };
+        let kind = if pinned.is_some() {
+            "pinned"
+        } else {
+            "unpinned"
+        };
         self.system_notice(
             conversation,
             user,
             serde_json::json!({ "action": kind, "message_id": message_id, "by": user.to_string() }),
         )
         .await?;
-        let event = pin_event(conversation, message_id, user);
+        let mut event = pin_event(conversation, message_id, user);
+        event.message = pinned;
         let audience = self.audience(conversation).await?;
         self.push_event(kind, &event, audience, None).await;
         Ok(event)
@@ -218,6 +234,7 @@ fn pin_event(conversation: ConversationId, message_id: &str, by: UserId) -> PinE
         message_id: message_id.to_owned(),
         by: by.to_string(),
         at: Timestamp::now(),
+        message: None,
     }
 }
 

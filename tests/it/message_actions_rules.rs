@@ -331,6 +331,11 @@ async fn group_pins_are_for_admins_and_an_ex_member_gets_nothing_new() {
     assert_eq!(pinned.status(), StatusCode::CREATED);
     let event = member_ws.next_event("pinned").await;
     assert_eq!(event["by"], c.admin.id.as_str(), "{event}");
+    assert_eq!(event["message"]["id"], owner_id.as_str(), "{event}");
+    assert_eq!(
+        event["message"]["content"], "pineapple is banned",
+        "{event}"
+    );
     let list = json_of(pins_of(&app, &c.member, &conversation).await).await;
     assert_eq!(
         list["pins"][0]["message"]["id"],
