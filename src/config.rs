@@ -326,6 +326,9 @@ pub struct MessageSettings {
     /// Longest time MongoDB may spend on one message search, in milliseconds (over: 400
     /// `validation_failed` on `q`, asking for more words or one conversation).
     pub search_timeout_ms: NonZeroU64,
+    /// Longest time MongoDB may spend on op 7's `changed_since` query, in milliseconds (over:
+    /// 40000 on `changed_since`: the client loads the conversations again).
+    pub changes_timeout_ms: NonZeroU64,
 }
 
 /// `[antispam]` of conf/config.toml (README, Configuration).

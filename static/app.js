@@ -482,13 +482,31 @@ function noteSeen(conversation, seq) {
 // messages held here: edits, reactions, quotes brought up to date, recalls.
 async function resume() {
   let since = Object.fromEntries(state.lastSeen);
+  let retriedWithout = false;
   for (let round = 0; round < 20; round += 1) {
     const frame = { op_type: 7, since };
     if (state.changedSince !== null) frame.changed_since = state.changedSince;
     const reply = await request(frame);
     if (reply.code !== 200) {
-      // A server without changed_since still resumes the messages.
-      if (reply.code === 40000 && frame.changed_since !== undefined) { state.changedSince = null; continue; }
+      if (reply.code === 40000 && frame.changed_since !== undefined) {
+        // Too much changed to list (or a server without changed_since): the messages still
+        // resume, and changes are followed from now on.
+        state.changedSince = reply.data && reply.data.field === 'changed_since'
+          ? Date.now() + state.clockOffset - CHANGES_MARGIN_MS
+          : null;
+        continue;
+      }
+      if ((reply.code === 40003 || reply.code === 40004) && !retriedWithout) {
+        // A conversation held here is not the user's any more (left, removed, dissolved):
+        // resume the ones the server lists now; the others it resumes from the read position.
+        retriedWithout = true;
+        const listed = await api('GET', '/conversations?limit=200');
+        if (!listed.ok) return;
+        const mine = new Set(listed.data.conversations.map((c) => c.conversation));
+        for (const id of [...state.lastSeen.keys()]) if (!mine.has(id)) state.lastSeen.delete(id);
+        since = Object.fromEntries(Object.entries(since).filter(([id]) => mine.has(id)));
+        continue;
+      }
       return;
     }
     for (const message of reply.data.messages) receive(message, false);

@@ -39,10 +39,10 @@ pub(crate) enum EventRule {
 }
 
 impl EventRule {
-    /// Whether the event says something in a conversation (an edit, a reaction): a sender
-    /// muted by anti-spam may not, as they may not send.
+    /// Whether the event says something in a conversation (an edit, a reaction, a pin's
+    /// notice): a sender muted by anti-spam may not, as they may not send.
     pub(crate) fn speaks(self) -> bool {
-        matches!(self, Self::Edits | Self::Reactions)
+        matches!(self, Self::Edits | Self::Reactions | Self::Pins)
     }
 
     pub(crate) fn name(self) -> &'static str {

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::chat::Chat;
-use crate::domain::{ConversationId, Timestamp, UserId};
+use crate::domain::{ConversationId, UserId};
 use crate::error::AppResult;
-use crate::store::mongo::messages::{self, Message};
+use crate::store::mongo::messages::{self, ChangeCursor, Message};
 use crate::store::mongo::reads;
 
 /// Which page of history: the newest `limit` below `before_seq` (all when None), after
@@ -72,8 +72,9 @@ pub(crate) struct Changes {
     pub changed: Vec<Message>,
     /// Messages recalled meanwhile.
     pub recalled: Vec<RecalledRef>,
-    /// The `changed_since` of the next resume.
-    pub changed_until: Timestamp,
+    /// The `changed_since` of the next resume: an opaque cursor (`"<ms>"` or
+    /// `"<ms>.<message id>"`).
+    pub changed_until: String,
     /// Whether more changes follow (resume again with `changed_until`).
     pub changed_more: bool,
 }
@@ -202,7 +203,7 @@ impl Chat {
         &self,
         user: UserId,
         since: Vec<(ConversationId, i64)>,
-        changed_since: Option<i64>,
+        changed_since: Option<ChangeCursor>,
     ) -> AppResult<Resumed> {
         let named: Vec<ConversationId> = since.iter().map(|(c, _)| *c).collect();
         self.check_participant_all(user, &named).await?;
@@ -262,30 +263,38 @@ impl Chat {
         })
     }
 
-    /// The changes since `t` (ms) to messages at or below `held`'s seqs, within what is left
+    /// The changes after `from` to messages at or below `held`'s seqs, within what is left
     /// of the reply. While new messages are still to come (`later`), none: they come once
     /// the messages have.
     async fn changes(
         &self,
         user: UserId,
         held: &BTreeMap<String, i64>,
-        t: i64,
+        from: ChangeCursor,
         later: bool,
         count_left: i64,
         bytes: &mut ReplyBudget,
     ) -> AppResult<Changes> {
         let started = chrono::Utc::now().timestamp_millis();
+        // A time to come is now: nothing changed after it yet.
+        let from = ChangeCursor {
+            ms: from.ms.min(started),
+            after: from.after.filter(|_| from.ms <= started),
+        };
         let mut changes = Changes {
             changed: Vec::new(),
             recalled: Vec::new(),
-            changed_until: Timestamp::from_millis(t).unwrap_or_default(),
+            changed_until: from.token(),
             changed_more: true,
         };
         if later || count_left == 0 || held.is_empty() {
             return Ok(changes);
         }
         let names: Vec<String> = held.keys().cloned().collect();
-        let (docs, more) = messages::changed(&self.mongo, user, names, t, count_left).await?;
+        let max_time =
+            std::time::Duration::from_millis(self.settings.messages.changes_timeout_ms.get());
+        let (docs, more) =
+            messages::changed(&self.mongo, user, names, from, count_left, max_time).await?;
         let held_here = |doc: &messages::MessageDoc| {
             held.get(&doc.conversation)
                 .is_some_and(|seq| doc.seq <= *seq)
@@ -297,8 +306,8 @@ impl Chat {
             .collect();
         self.with_reactions(user, &mut now).await?;
         let mut now = now.into_iter();
-        // Changes come oldest first: `until` is the last one taken.
-        let mut until = t;
+        // Changes come in (changed_at, _id) order: `last` is the last one taken.
+        let mut last = from;
         let mut cut = false;
         for doc in &docs {
             if held_here(doc) {
@@ -316,15 +325,27 @@ impl Chat {
                     changes.changed.push(message);
                 }
             }
-            until = until.max(doc.changed_at.unwrap_or(t));
+            last = ChangeCursor {
+                ms: doc.changed_at.unwrap_or(from.ms),
+                after: Some(doc.id),
+            };
         }
         changes.changed_more = cut || more;
-        let next = if changes.changed_more {
-            until
+        changes.changed_until = if changes.changed_more {
+            last.token()
         } else {
-            until.max(started - CHANGES_OVERLAP_MS)
+            // Caught up: the next resume looks a little way back again (see
+            // CHANGES_OVERLAP_MS), never before where this one started.
+            ChangeCursor {
+                ms: (started - CHANGES_OVERLAP_MS).max(from.ms),
+                after: if started - CHANGES_OVERLAP_MS > from.ms {
+                    None
+                } else {
+                    from.after
+                },
+            }
+            .token()
         };
-        changes.changed_until = Timestamp::from_millis(next.max(t)).unwrap_or_default();
         Ok(changes)
     }
 }

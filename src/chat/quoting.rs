@@ -72,10 +72,24 @@ impl Chat {
             return;
         };
         let settled = async {
-            match messages::find_by_id(&self.mongo, original).await? {
-                Some(doc) => messages::refresh_reply(&self.mongo, reply_id, &doc).await,
-                None => Ok(()),
+            let Some(doc) = messages::find_by_id(&self.mongo, original).await? else {
+                return Ok(());
+            };
+            if !messages::refresh_reply(&self.mongo, reply_id, &doc).await? {
+                return Ok(());
             }
+            // The reply went out quoting what is gone now: the participants get it again as
+            // `event: edited`, its quote up to date.
+            let (Some(stored), Some(conversation)) = (
+                messages::find_by_id(&self.mongo, reply_id).await?,
+                ConversationId::parse(&reply.conversation),
+            ) else {
+                return Ok(());
+            };
+            let audience = self.audience(conversation).await?;
+            self.push_event("edited", &Message::from(&stored), audience, None)
+                .await;
+            Ok::<(), AppError>(())
         }
         .await;
         if let Err(err) = settled {

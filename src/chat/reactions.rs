@@ -65,15 +65,20 @@ impl Chat {
             .check_event(user, EventRule::Reactions, &user.to_string(), None)
             .await?;
         let message_id = id.to_hex();
+        if add && doc.reacted_at.is_none() {
+            // Readers look its reactions up from now on; marked first, so a reaction is
+            // never stored on a message whose readers would not look.
+            messages::set_reacted(&self.mongo, id).await?;
+        }
         let changed = if add {
-            self.add_reaction(id, &message_id, user, &emoji).await?
+            self.add_reaction(&message_id, user, &emoji).await?
         } else {
-            let removed = reactions::remove(&self.mongo, &message_id, user, &emoji).await?;
-            if removed {
-                messages::set_reacted(&self.mongo, id).await?;
-            }
-            removed
+            reactions::remove(&self.mongo, &message_id, user, &emoji).await?
         };
+        if changed && let Err(err) = messages::set_reacted(&self.mongo, id).await {
+            // The change stands; only op 7's changed_since misses it.
+            tracing::warn!(error = %err, message = %message_id, "a reaction change could not be stamped");
+        }
         let mut reacted = Reacted {
             conversation: doc.conversation.clone(),
             message_id,
@@ -98,13 +103,7 @@ impl Chat {
     /// Records a reaction within the limits. The limits are checked after the insert (and the
     /// insert taken back when over): two reactions racing may both be refused, never both
     /// let through past a limit.
-    async fn add_reaction(
-        &self,
-        id: ObjectId,
-        message_id: &str,
-        user: UserId,
-        emoji: &Emoji,
-    ) -> AppResult<bool> {
+    async fn add_reaction(&self, message_id: &str, user: UserId, emoji: &Emoji) -> AppResult<bool> {
         if !reactions::add(&self.mongo, message_id, user, emoji).await? {
             return Ok(false);
         }
@@ -130,7 +129,6 @@ impl Chat {
             reactions::remove(&self.mongo, message_id, user, emoji).await?;
             return Err(AppError::LimitReached(why.into()));
         }
-        messages::set_reacted(&self.mongo, id).await?;
         Ok(true)
     }
 

@@ -14,6 +14,7 @@ use crate::domain::{
     MessageContent, MessageType, Payload, UserId,
 };
 use crate::error::AppError;
+use crate::store::mongo::messages::ChangeCursor;
 
 /// Longest accepted `client_msg_id`, in characters.
 pub(crate) const CLIENT_MSG_ID_MAX_CHARS: usize = 64;
@@ -114,8 +115,8 @@ pub(crate) enum ClientOp {
     },
     Resume {
         since: Vec<(ConversationId, i64)>,
-        /// Unix milliseconds: also answer what changed since then.
-        changed_since: Option<i64>,
+        /// Also answer what changed since then.
+        changed_since: Option<ChangeCursor>,
     },
     Typing {
         target: Target,
@@ -663,20 +664,27 @@ impl Fields<'_> {
         Ok(ReadTarget::Message(self.message_id()?))
     }
 
-    /// op 7's `changed_since`: a time as replies give it (RFC 3339, e.g. a `changed_until`),
-    /// or Unix milliseconds.
-    fn changed_since(&self) -> Result<Option<i64>, AppError> {
+    /// op 7's `changed_since`: the `changed_until` of the previous resume, or a time (RFC
+    /// 3339, or Unix milliseconds).
+    fn changed_since(&self) -> Result<Option<ChangeCursor>, AppError> {
         const WHAT: &str =
-            "must be a time (RFC 3339, as `changed_until` gives it) or Unix milliseconds";
+            "must be the `changed_until` of a resume, a time (RFC 3339) or Unix milliseconds";
+        let at = |ms: i64| ChangeCursor { ms, after: None };
         match self.get("changed_since") {
             None => Ok(None),
-            Some(Value::String(text)) => chrono::DateTime::parse_from_rfc3339(text)
-                .map(|at| Some(at.timestamp_millis()))
-                .map_err(|_| invalid("changed_since", WHAT)),
+            Some(Value::String(text)) => ChangeCursor::parse(text)
+                .or_else(|| {
+                    chrono::DateTime::parse_from_rfc3339(text)
+                        .ok()
+                        .map(|t| at(t.timestamp_millis()))
+                })
+                .filter(|c| c.ms >= 0)
+                .map(Some)
+                .ok_or_else(|| invalid("changed_since", WHAT)),
             Some(Value::Number(n)) => n
                 .as_i64()
                 .filter(|ms| *ms >= 0)
-                .map(Some)
+                .map(|ms| Some(at(ms)))
                 .ok_or_else(|| invalid("changed_since", WHAT)),
             Some(_) => Err(invalid("changed_since", WHAT)),
         }
@@ -985,15 +993,26 @@ mod tests {
             ClientOp::Resume { changed_since, .. } => changed_since,
             other => panic!("{other:?}"),
         };
+        let at = |ms| Some(ChangeCursor { ms, after: None });
         assert_eq!(
             changed(r#"{"op_type":7,"changed_since":"2026-12-07T23:01:03.029Z"}"#),
-            Some(1_796_684_463_029)
+            at(1_796_684_463_029)
         );
-        assert_eq!(changed(r#"{"op_type":7,"changed_since":5}"#), Some(5));
+        assert_eq!(changed(r#"{"op_type":7,"changed_since":5}"#), at(5));
+        assert_eq!(changed(r#"{"op_type":7,"changed_since":"5"}"#), at(5));
+        assert_eq!(
+            changed(r#"{"op_type":7,"changed_since":"5.0123456789abcdef01234567"}"#),
+            Some(ChangeCursor {
+                ms: 5,
+                after: ObjectId::parse_str("0123456789abcdef01234567").ok()
+            })
+        );
         for bad in [
             r#"{"op_type":7,"changed_since":"yesterday"}"#,
             r#"{"op_type":7,"changed_since":-1}"#,
             r#"{"op_type":7,"changed_since":true}"#,
+            r#"{"op_type":7,"changed_since":"5.nope"}"#,
+            r#"{"op_type":7,"changed_since":"-5"}"#,
         ] {
             assert_eq!(err(bad).error.ws_code(), 40000, "{bad}");
         }

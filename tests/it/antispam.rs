@@ -498,7 +498,7 @@ async fn a_sender_muted_by_anti_spam_neither_edits_nor_reacts() {
         a.mute_steps_secs = vec![60];
     }))
     .await;
-    let (_, mut ws) = app.login_ws("alice").await;
+    let (alice, mut ws) = app.login_ws("alice").await;
     let (bob, mut bob_ws) = app.login_ws("bob").await;
     let sent = ws.send_to(&bob.id, &text(1)).await;
     sent.expect(DELIVERED);
@@ -514,8 +514,19 @@ async fn a_sender_muted_by_anti_spam_neither_edits_nor_reacts() {
         .request(json!({"op_type": 10, "message_id": id, "emoji": "🔥", "action": "add"}))
         .await;
     refused(&reacted, "muted");
+    let pinned = app
+        .post(
+            &alice.http,
+            &format!("/conversations/{}/pins", dm(&alice.id, &bob.id)),
+            &json!({"message_id": id}),
+        )
+        .await;
+    assert_eq!(pinned.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = json_of(pinned).await;
+    assert_eq!(body["rule"], "muted", "{body}");
     bob_ws.expect_no_event_of("edited", 300).await;
     bob_ws.expect_no_event_of("reaction", 100).await;
+    bob_ws.expect_no_event_of("pinned", 100).await;
     // The one who is not muted reacts as ever.
     bob_ws
         .request(json!({"op_type": 10, "message_id": id, "emoji": "👍", "action": "add"}))

@@ -859,3 +859,50 @@ async fn a_forwarded_file_is_downloadable_through_the_copy_only() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn changes_of_one_millisecond_are_paged_without_losing_any() {
+    let app = spawn_app_with(|s| s.messages.resume_max = nz!(3)).await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let conversation = dm(&alice.id, &bob.id);
+    let original = id_of(&alice_ws.send_to(&bob.id, "the original").await);
+    let mut replies = Vec::new();
+    for n in 0..4 {
+        let reply = bob_ws
+            .request(json!({"op_type": 1, "to": alice.id, "type": 1, "content": format!("re {n}"), "reply_to": original}))
+            .await;
+        replies.push(id_of(&reply));
+    }
+    // One recall stamps the original and its four replies with the same millisecond.
+    alice_ws.recall(&original).await.expect(OK);
+
+    let mut cursor = json!(0);
+    let (mut changed, mut recalled) = (Vec::new(), Vec::new());
+    for page in 0.. {
+        assert!(page < 10, "the changes end");
+        let reply = bob_ws
+            .request(
+                json!({"op_type": 7, "since": {conversation.as_str(): 5}, "changed_since": cursor}),
+            )
+            .await;
+        reply.expect(OK);
+        for m in reply.data["changed"].as_array().unwrap() {
+            changed.push(m["id"].as_str().unwrap().to_owned());
+            assert_eq!(m["reply_to"]["recalled"], true, "{m}");
+        }
+        for r in reply.data["recalled"].as_array().unwrap() {
+            recalled.push(r["id"].as_str().unwrap().to_owned());
+        }
+        cursor = reply.data["changed_until"].clone();
+        if reply.data["changed_more"] == false {
+            break;
+        }
+    }
+    changed.sort();
+    changed.dedup();
+    let mut expected = replies.clone();
+    expected.sort();
+    assert_eq!(changed, expected, "every reply's quote change");
+    assert!(recalled.contains(&original), "{recalled:?}");
+}

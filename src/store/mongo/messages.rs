@@ -414,9 +414,10 @@ pub(crate) async fn history(
 async fn find_page(
     db: &Database,
     filter: Document,
-    options: FindOptions,
+    mut options: FindOptions,
     limit: i64,
 ) -> AppResult<(Vec<MessageDoc>, bool)> {
+    options.projection = Some(read_projection());
     let mut page: Vec<MessageDoc> = collection(db)
         .find(filter)
         .with_options(options)
@@ -580,14 +581,14 @@ fn quoting_older_than(mut filter: Document, at_ms: i64) -> Document {
 }
 
 /// Brings reply `reply` up to date with `original`, the message it quotes: a reply stored
-/// while the original was edited or recalled may have missed that update.
+/// while the original was edited or recalled may have missed that update. True when it had.
 pub(crate) async fn refresh_reply(
     db: &Database,
     reply: ObjectId,
     original: &MessageDoc,
-) -> AppResult<()> {
+) -> AppResult<bool> {
     let now = Utc::now().timestamp_millis();
-    if let Some(at) = original.recalled_at {
+    let result = if let Some(at) = original.recalled_at {
         collection(db)
             .update_one(
                 doc! { "_id": reply, "reply_to.recalled_at": { "$exists": false } },
@@ -596,7 +597,7 @@ pub(crate) async fn refresh_reply(
                     "$unset": { "reply_to.excerpt": "" },
                 },
             )
-            .await?;
+            .await?
     } else if let Some(at) = original.edited_at {
         collection(db)
             .update_one(
@@ -607,9 +608,11 @@ pub(crate) async fn refresh_reply(
                     "changed_at": now,
                 } },
             )
-            .await?;
-    }
-    Ok(())
+            .await?
+    } else {
+        return Ok(false);
+    };
+    Ok(result.modified_count > 0)
 }
 
 /// Notes that the message's reactions changed (it has, or had, some).
@@ -624,26 +627,84 @@ pub(crate) async fn set_reacted(db: &Database, id: ObjectId) -> AppResult<()> {
     Ok(())
 }
 
-/// Messages of `conversations` changed after `since_ms` (recalled ones included; not those
+/// Where a changes query goes on from: after the change of `ms`, or, with `after`, after the
+/// change of that message at `ms` (changes of one millisecond come in `_id` order: an edit
+/// stamps its replies with its own time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChangeCursor {
+    pub ms: i64,
+    pub after: Option<ObjectId>,
+}
+
+impl ChangeCursor {
+    /// `"<ms>"` or `"<ms>.<message id>"`, as [`ChangeCursor::token`] writes it.
+    pub(crate) fn parse(token: &str) -> Option<Self> {
+        let (ms, after) = match token.split_once('.') {
+            Some((ms, id)) => (ms, Some(ObjectId::parse_str(id).ok()?)),
+            None => (token, None),
+        };
+        if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            ms: ms.parse().ok()?,
+            after,
+        })
+    }
+
+    pub(crate) fn token(&self) -> String {
+        match self.after {
+            Some(id) => format!("{}.{}", self.ms, id.to_hex()),
+            None => self.ms.to_string(),
+        }
+    }
+}
+
+/// Messages of `conversations` changed after `from` (recalled ones included; not those
 /// `viewer` deleted for themselves), oldest change first, at most `limit`, and whether more
-/// follow.
+/// follow. MongoDB gives it at most `max_time`.
 pub(crate) async fn changed(
     db: &Database,
     viewer: UserId,
     conversations: Vec<String>,
-    since_ms: i64,
+    from: ChangeCursor,
     limit: i64,
+    max_time: std::time::Duration,
 ) -> AppResult<(Vec<MessageDoc>, bool)> {
-    let filter = doc! {
+    let mut filter = doc! {
         "conversation": { "$in": conversations },
-        "changed_at": { "$gt": since_ms },
         "hidden_for": { "$nin": [user_key(viewer)] },
     };
+    match from.after {
+        Some(id) => filter.insert(
+            "$or",
+            vec![
+                doc! { "changed_at": { "$gt": from.ms } },
+                doc! { "changed_at": from.ms, "_id": { "$gt": id } },
+            ],
+        ),
+        None => filter.insert("changed_at", doc! { "$gt": from.ms }),
+    };
     let options = FindOptions::builder()
-        .sort(doc! { "changed_at": 1 })
+        .sort(doc! { "changed_at": 1, "_id": 1 })
         .limit(limit + 1)
+        .max_time(max_time)
         .build();
-    find_page(db, filter, options, limit).await
+    find_page(db, filter, options, limit)
+        .await
+        .map_err(|err| match err {
+            AppError::Internal(cause) if timed_out(&cause) => AppError::validation(
+                "changed_since",
+                "too much changed since then to list in time: load the conversations again",
+            ),
+            other => other,
+        })
+}
+
+/// What reads of messages leave out: the replaced texts (up to `messages.max_edits` of
+/// them) and the search terms, which no reader is shown.
+fn read_projection() -> Document {
+    doc! { "edits": 0, "terms": 0 }
 }
 
 /// The messages with these ids (any order; missing ones left out).
@@ -653,6 +714,7 @@ pub(crate) async fn find_many(db: &Database, ids: &[ObjectId]) -> AppResult<Vec<
     }
     Ok(collection(db)
         .find(doc! { "_id": { "$in": ids } })
+        .projection(read_projection())
         .await?
         .try_collect()
         .await?)
