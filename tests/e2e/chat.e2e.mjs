@@ -34,6 +34,8 @@ const IMAGES = process.env.CHAT_E2E_IMAGES === '1'
     : path.join(ROOT, 'var/test/clients/e2e/screenshots');
 const FAILURES = path.join(ROOT, 'var/test/clients/e2e/failures');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// A phone's screen, for the phone-width tests.
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const TIMEOUT = 10_000; // default wait for something to show up in a page
 const TEST_TIMEOUT = 180_000; // one test, including anti-spam waits
 const PASSWORD = 'correct horse battery';
@@ -1123,12 +1125,7 @@ async function main() {
     });
 
     await test('a phone-width viewport (390x844) shows a usable chat (images/chat-mobile.png)', async () => {
-        const { context, page } = await newPage('bob-phone', base, {
-            viewport: { width: 390, height: 844 },
-            deviceScaleFactor: 2,
-            isMobile: true,
-            hasTouch: true,
-        });
+        const { context, page } = await newPage('bob-phone', base, PHONE);
         await loginViaUi(page, bob);
         await openConversation(page, ab);
         await waitMessage(page, `Hi Bob ${TAG}`, { mine: false });
@@ -1458,12 +1455,7 @@ async function main() {
     });
 
     await test('a phone-width viewport: a tap on a message shows its actions inside the screen', async () => {
-        const { context, page } = await newPage('bob-phone-actions', base, {
-            viewport: { width: 390, height: 844 },
-            deviceScaleFactor: 2,
-            isMobile: true,
-            hasTouch: true,
-        });
+        const { context, page } = await newPage('bob-phone-actions', base, PHONE);
         await loginViaUi(page, bob);
         await openConversation(page, ab);
         const m = await waitMessage(page, `react to this ${TAG}`, { mine: true });
