@@ -78,11 +78,7 @@ impl Chat {
             }
             edited.edits = history;
             let mine = self.message_for(user, &edited).await?;
-            // The event carries the counts; each reader knows their own reactions.
-            let mut event = mine.clone();
-            for reaction in &mut event.reactions {
-                reaction.me = false;
-            }
+            let event = mine.for_everyone();
             let audience = self.audience(conversation).await?;
             self.push_event("edited", &event, audience, Some(skip))
                 .await;

@@ -336,15 +336,11 @@ impl Chat {
         } else {
             // Caught up: the next resume looks a little way back again (see
             // CHANGES_OVERLAP_MS), never before where this one started.
-            ChangeCursor {
-                ms: (started - CHANGES_OVERLAP_MS).max(from.ms),
-                after: if started - CHANGES_OVERLAP_MS > from.ms {
-                    None
-                } else {
-                    from.after
-                },
-            }
-            .token()
+            let back = ChangeCursor {
+                ms: started - CHANGES_OVERLAP_MS,
+                after: None,
+            };
+            if back.ms > from.ms { back } else { from }.token()
         };
         Ok(changes)
     }

@@ -82,12 +82,13 @@ impl Chat {
         }
         let message = self.message_for(user, &doc).await?;
         if new {
-            let mut shown = message.clone();
-            for reaction in &mut shown.reactions {
-                reaction.me = false;
-            }
-            self.pin_changed(conversation, &message_id, user, Some(shown))
-                .await?;
+            self.pin_changed(
+                conversation,
+                &message_id,
+                user,
+                Some(message.for_everyone()),
+            )
+            .await?;
         }
         Ok((pin_of(pin, message), new))
     }

@@ -10,7 +10,7 @@ use crate::chat::sending::{Mentions, Resolved, file_fingerprint, place_fingerpri
 use crate::domain::{ConversationId, FileId, GroupId, MessageType, UserId};
 use crate::error::{AppError, AppResult};
 use crate::store::mongo::messages::{
-    self, MENTION_ALL, Message, MessageDoc, ReplyDoc, SYSTEM_TYPE,
+    self, MENTION_ALL, Message, MessageDoc, ReplyDoc, ReplyTo, SYSTEM_TYPE,
 };
 
 impl Chat {
@@ -61,7 +61,16 @@ impl Chat {
     /// After a reply is stored: the message it quotes may have been edited or recalled
     /// between the quote and the store, after that edit's or recall's update of the replies
     /// ran; the stored quote is brought up to date (the reply itself stays acknowledged).
-    pub(crate) async fn settle_reply(&self, reply: &Message) {
+    /// Runs beside the ack, not before it: only a reply that raced needs it.
+    pub(crate) fn settle_reply_later(&self, reply: &Message) {
+        if reply.reply_to.is_none() {
+            return;
+        }
+        let (chat, reply) = (self.clone(), reply.clone());
+        tokio::spawn(async move { chat.settle_reply(&reply).await });
+    }
+
+    async fn settle_reply(&self, reply: &Message) {
         let Some(quoted) = &reply.reply_to else {
             return;
         };
@@ -75,19 +84,18 @@ impl Chat {
             let Some(doc) = messages::find_by_id(&self.mongo, original).await? else {
                 return Ok(());
             };
-            if !messages::refresh_reply(&self.mongo, reply_id, &doc).await? {
-                return Ok(());
-            }
-            // The reply went out quoting what is gone now: the participants get it again as
-            // `event: edited`, its quote up to date.
-            let (Some(stored), Some(conversation)) = (
-                messages::find_by_id(&self.mongo, reply_id).await?,
-                ConversationId::parse(&reply.conversation),
-            ) else {
+            let Some(quote) = messages::refresh_reply(&self.mongo, reply_id, &doc).await? else {
                 return Ok(());
             };
+            let Some(conversation) = ConversationId::parse(&reply.conversation) else {
+                return Ok(());
+            };
+            // The reply went out quoting what is gone now: the participants get it again as
+            // `event: edited`, its quote up to date.
+            let mut updated = reply.clone();
+            updated.reply_to = Some(ReplyTo::from(&quote));
             let audience = self.audience(conversation).await?;
-            self.push_event("edited", &Message::from(&stored), audience, None)
+            self.push_event("edited", &updated.for_everyone(), audience, None)
                 .await;
             Ok::<(), AppError>(())
         }

@@ -305,9 +305,7 @@ impl Pending<'_> {
         match self.queued.outcome().await? {
             Outcome::Stored { message, online } => {
                 self.chat.metrics.sent(group);
-                if message.reply_to.is_some() {
-                    self.chat.settle_reply(&message).await;
-                }
+                self.chat.settle_reply_later(&message);
                 Ok(Sent {
                     message,
                     online: online > 0,

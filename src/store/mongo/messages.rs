@@ -246,6 +246,16 @@ impl Message {
     pub(crate) fn preview(&self) -> String {
         preview(&self.content, self.kind)
     }
+
+    /// The message as an event pushed to every participant carries it: the reaction counts,
+    /// without anybody's `me` (each reader knows their own).
+    pub(crate) fn for_everyone(&self) -> Self {
+        let mut shown = self.clone();
+        for reaction in &mut shown.reactions {
+            reaction.me = false;
+        }
+        shown
+    }
 }
 
 fn preview(content: &str, kind: i32) -> String {
@@ -502,10 +512,7 @@ pub(crate) async fn recall(db: &Database, id: ObjectId) -> AppResult<()> {
     collection(db)
         .update_many(
             doc! { "reply_to.id": id.to_hex() },
-            doc! {
-                "$set": { "reply_to.recalled_at": now, "changed_at": now },
-                "$unset": { "reply_to.excerpt": "" },
-            },
+            quote_recalled(now, now),
         )
         .await?;
     Ok(())
@@ -556,14 +563,27 @@ pub(crate) async fn edit(db: &Database, before: &MessageDoc, edit: Edit<'_>) -> 
     collection(db)
         .update_many(
             quoting_older_than(doc! { "reply_to.id": before.id.to_hex() }, edit.at_ms),
-            doc! { "$set": {
-                "reply_to.excerpt": edit.excerpt,
-                "reply_to.edited_at": edit.at_ms,
-                "changed_at": edit.at_ms,
-            } },
+            quote_edited(&edit.excerpt, edit.at_ms, edit.at_ms),
         )
         .await?;
     Ok(true)
+}
+
+/// The update of a reply whose original was recalled at `recalled_at`.
+fn quote_recalled(recalled_at: i64, changed_at: i64) -> Document {
+    doc! {
+        "$set": { "reply_to.recalled_at": recalled_at, "changed_at": changed_at },
+        "$unset": { "reply_to.excerpt": "" },
+    }
+}
+
+/// The update of a reply whose original reads `excerpt` since its edit of `edited_at`.
+fn quote_edited(excerpt: &str, edited_at: i64, changed_at: i64) -> Document {
+    doc! { "$set": {
+        "reply_to.excerpt": excerpt,
+        "reply_to.edited_at": edited_at,
+        "changed_at": changed_at,
+    } }
 }
 
 /// `filter` narrowed to replies that quote a text older than the edit of `at_ms` and not a
@@ -581,38 +601,37 @@ fn quoting_older_than(mut filter: Document, at_ms: i64) -> Document {
 }
 
 /// Brings reply `reply` up to date with `original`, the message it quotes: a reply stored
-/// while the original was edited or recalled may have missed that update. True when it had.
+/// while the original was edited or recalled may have missed that update. The quote it holds
+/// now when it had, None when it was up to date.
 pub(crate) async fn refresh_reply(
     db: &Database,
     reply: ObjectId,
     original: &MessageDoc,
-) -> AppResult<bool> {
+) -> AppResult<Option<ReplyDoc>> {
     let now = Utc::now().timestamp_millis();
-    let result = if let Some(at) = original.recalled_at {
-        collection(db)
-            .update_one(
-                doc! { "_id": reply, "reply_to.recalled_at": { "$exists": false } },
-                doc! {
-                    "$set": { "reply_to.recalled_at": at, "changed_at": now },
-                    "$unset": { "reply_to.excerpt": "" },
-                },
-            )
-            .await?
-    } else if let Some(at) = original.edited_at {
-        collection(db)
-            .update_one(
-                quoting_older_than(doc! { "_id": reply }, at),
-                doc! { "$set": {
-                    "reply_to.excerpt": original.excerpt(),
-                    "reply_to.edited_at": at,
-                    "changed_at": now,
-                } },
-            )
-            .await?
-    } else {
-        return Ok(false);
+    let mut quote = ReplyDoc {
+        id: original.id.to_hex(),
+        from: original.from,
+        kind: original.kind,
+        excerpt: None,
+        recalled_at: original.recalled_at,
+        edited_at: original.edited_at,
     };
-    Ok(result.modified_count > 0)
+    let (filter, update) = match (original.recalled_at, original.edited_at) {
+        (Some(at), _) => (
+            doc! { "_id": reply, "reply_to.recalled_at": { "$exists": false } },
+            quote_recalled(at, now),
+        ),
+        (None, Some(at)) => {
+            let excerpt = original.excerpt();
+            let update = quote_edited(&excerpt, at, now);
+            quote.excerpt = Some(excerpt);
+            (quoting_older_than(doc! { "_id": reply }, at), update)
+        }
+        (None, None) => return Ok(None),
+    };
+    let result = collection(db).update_one(filter, update).await?;
+    Ok((result.modified_count > 0).then_some(quote))
 }
 
 /// Notes that the message's reactions changed (it has, or had, some).
@@ -690,15 +709,13 @@ pub(crate) async fn changed(
         .limit(limit + 1)
         .max_time(max_time)
         .build();
-    find_page(db, filter, options, limit)
-        .await
-        .map_err(|err| match err {
-            AppError::Internal(cause) if timed_out(&cause) => AppError::validation(
-                "changed_since",
-                "too much changed since then to list in time: load the conversations again",
-            ),
-            other => other,
-        })
+    find_page(db, filter, options, limit).await.map_err(|err| {
+        too_broad(
+            err,
+            "changed_since",
+            "too much changed since then to list in time: load the conversations again",
+        )
+    })
 }
 
 /// What reads of messages leave out: the replaced texts (up to `messages.max_edits` of
@@ -769,23 +786,29 @@ pub(crate) async fn search(
         .limit(limit + 1)
         .max_time(max_time)
         .build();
-    find_page(db, filter, options, limit)
-        .await
-        .map_err(|err| match err {
-            AppError::Internal(cause) if timed_out(&cause) => AppError::validation(
-                "q",
-                "this search matches too much to finish in time: add words or pick one conversation",
-            ),
-            other => other,
-        })
+    find_page(db, filter, options, limit).await.map_err(|err| {
+        too_broad(
+            err,
+            "q",
+            "this search matches too much to finish in time: add words or pick one conversation",
+        )
+    })
 }
 
-/// Whether MongoDB stopped an operation at its `maxTimeMS` (error 50, MaxTimeMSExpired).
-fn timed_out(cause: &anyhow::Error) -> bool {
+/// A query MongoDB stopped at its `maxTimeMS` (error 50, MaxTimeMSExpired) as the caller's
+/// request asking too much of `field`; any other failure as it was.
+fn too_broad(err: AppError, field: &'static str, why: &'static str) -> AppError {
     use mongodb::error::ErrorKind;
-    cause
-        .downcast_ref::<mongodb::error::Error>()
-        .is_some_and(|e| matches!(&*e.kind, ErrorKind::Command(c) if c.code == 50))
+    match err {
+        AppError::Internal(cause)
+            if cause
+                .downcast_ref::<mongodb::error::Error>()
+                .is_some_and(|e| matches!(&*e.kind, ErrorKind::Command(c) if c.code == 50)) =>
+        {
+            AppError::validation(field, why)
+        }
+        other => other,
+    }
 }
 
 /// Whether a message not recalled in one of `conversations` carries the file.
