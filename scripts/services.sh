@@ -34,6 +34,11 @@
 #                  restarts single services of this profile)
 #                  bench and chaos: Redis with AOF persistence, database `chat`,
 #                  user chat/chat granted on *.*; data kept until `reset`.
+#   cluster        a Redis Cluster only: 3 masters + 3 replicas on
+#                  127.0.0.1:7101-7106 (cluster-node-timeout 2000 ms, AOF),
+#                  data under var/cluster/redis/<port>, used with another
+#                  profile's MariaDB, MongoDB and SMTP (scripts/run.sh
+#                  --cluster, scripts/test.sh, scripts/chaos.sh --cluster)
 #
 # The SMTP server accepts plain SMTP (no TLS, no auth) and stores every message
 # it receives as one file in the Maildir's new/ folder, so tests can read the
@@ -64,6 +69,8 @@ ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 source "$SCRIPT_DIR/lib/common.sh"
 # shellcheck source=SCRIPTDIR/lib/redis.sh
 source "$SCRIPT_DIR/lib/redis.sh"
+# shellcheck source=SCRIPTDIR/lib/redis_cluster.sh
+source "$SCRIPT_DIR/lib/redis_cluster.sh"
 # shellcheck source=SCRIPTDIR/lib/mariadb.sh
 source "$SCRIPT_DIR/lib/mariadb.sh"
 # shellcheck source=SCRIPTDIR/lib/mongo.sh

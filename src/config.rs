@@ -18,6 +18,7 @@ const LIST_KEYS: &[&str] = &[
     "antispam.exempt_user_ids",
     "antispam.mute_steps_secs",
     "server.trusted_proxies",
+    "redis.urls",
 ];
 
 /// Smallest session secret accepted: the cookie key derivation needs 64 bytes.
@@ -185,11 +186,30 @@ pub struct MysqlSettings {
     pub acquire_timeout_secs: u64,
 }
 
+/// `redis.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One Redis server at `redis.url`.
+    Standalone,
+    /// A Redis Cluster, found through the seed nodes `redis.urls`.
+    Cluster,
+}
+
 /// `[redis]` of conf/config.toml (README, Configuration).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
-    /// Redis
+    /// "standalone" (`url`) or "cluster" (`urls`).
+    pub mode: RedisMode,
+    /// Redis (standalone mode)
     pub url: SecretString,
+    /// Seed nodes of the Redis Cluster (cluster mode); any reachable one is enough to find
+    /// the others.
+    #[serde(default)]
+    pub urls: Vec<SecretString>,
+    /// How many delivery shards conversations are spread over in cluster mode (each process
+    /// subscribes to two sharded channels per shard). Standalone mode uses one.
+    pub delivery_shards: std::num::NonZeroU16,
     /// Prefix of every key the server writes, so several deployments can share one Redis.
     pub key_prefix: String,
     /// pool size (shared by sessions and the app)
@@ -289,6 +309,10 @@ pub struct WsSettings {
 pub struct MessageSettings {
     /// Longest message content, in characters (longer: reply 40013).
     pub max_content_chars: NonZeroUsize,
+    /// How long a message waits to be delivered live while a lower seq of its conversation
+    /// has been drawn but not published (its process is slow or died); after that it goes,
+    /// and connections are told about the gap (`event: gap`).
+    pub order_hold_ms: NonZeroU64,
     /// How long after sending a sender may recall a message for everyone.
     pub recall_window_secs: u64,
     /// History page size when the client gives none, and the most it may ask for.
@@ -634,12 +658,29 @@ impl Settings {
         if !self.mysql.url.expose_secret().starts_with("mysql://") {
             return Err(invalid("mysql.url", "must start with mysql://"));
         }
-        let redis_url = self.redis.url.expose_secret();
-        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+        let redis_url = |url: &SecretString| {
+            let url = url.expose_secret();
+            url.starts_with("redis://") || url.starts_with("rediss://")
+        };
+        if !redis_url(&self.redis.url) {
             return Err(invalid(
                 "redis.url",
                 "must start with redis:// or rediss://",
             ));
+        }
+        if self.redis.mode == RedisMode::Cluster {
+            if self.redis.urls.is_empty() {
+                return Err(invalid(
+                    "redis.urls",
+                    "must name at least one seed node in cluster mode",
+                ));
+            }
+            if !self.redis.urls.iter().all(redis_url) {
+                return Err(invalid(
+                    "redis.urls",
+                    "every seed node must start with redis:// or rediss://",
+                ));
+            }
         }
         let mongo_uri = self.mongodb.uri.expose_secret();
         if !(mongo_uri.starts_with("mongodb://") || mongo_uri.starts_with("mongodb+srv://")) {

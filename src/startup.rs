@@ -39,30 +39,35 @@ impl Application {
         store::mysql::migrate(&mysql).await?;
         // MySQL must answer (migrations run now); Redis and MongoDB pools connect lazily, so a
         // backend that is down at boot is reported here and by /health, and used once it is up.
-        let redis = store::redis::connect(&settings.redis)?;
+        let redis = Shared::connect(&settings.redis)?;
         if let Err(err) = store::redis::ping(&redis).await {
-            tracing::error!(error = ?err, "Redis (redis.url) is not reachable yet");
+            tracing::error!(error = ?err, mode = ?settings.redis.mode, "Redis is not reachable yet");
         }
         let mongo = store::mongo::connect(&settings.mongodb).await?;
         if let Err(err) = store::mongo::ping(&mongo).await {
             tracing::error!(error = ?err, "MongoDB (mongodb.uri) is not reachable yet");
         }
 
-        let redis_link = Shared::new(redis.clone());
-        let keys = Keys::new(settings.redis.key_prefix.clone());
+        let shards = if redis.is_cluster() {
+            settings.redis.delivery_shards.get()
+        } else {
+            1
+        };
+        let keys = Keys::new(settings.redis.key_prefix.clone(), shards);
         if let Err(err) = store::mongo::ensure_indexes(&mongo).await {
             tracing::error!(error = %err, "creating MongoDB indexes failed; retrying in the background");
             spawn_index_setup(mongo.clone());
         }
-        let hub = Hub::start(&settings, redis_link.clone(), keys.clone()).await?;
+        let hub = Hub::start(&settings, redis.clone(), keys.clone()).await?;
         let writer = MessageWriter::start(
-            redis_link.clone(),
+            redis.clone(),
             mongo.clone(),
             keys.clone(),
             hub.clone(),
             &settings.messages,
         );
-        let session_store = session::middleware::store(redis.clone(), &keys).await?;
+        let session_store =
+            store::redis::session_store::RedisSessions::new(redis.clone(), keys.clone());
         let dummy_password_hash =
             crate::chat::password::hash(dummy_password(), settings.auth.bcrypt_cost)
                 .await
@@ -72,7 +77,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let antispam = Antispam::new(
             settings.antispam.clone(),
-            redis_link.clone(),
+            redis.clone(),
             keys.clone(),
             metrics.clone(),
         );
@@ -100,7 +105,6 @@ impl Application {
             settings: Arc::new(settings),
             mysql,
             redis,
-            redis_link,
             mongo,
             keys,
             hub,
@@ -237,7 +241,7 @@ fn non_zero(value: u32, key: &'static str) -> Result<NonZeroU32, ConfigError> {
 fn run(
     listener: TcpListener,
     state: Chat,
-    session_store: actix_session::storage::RedisSessionStore,
+    session_store: store::redis::session_store::RedisSessions,
 ) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
     let workers = settings.server.workers;

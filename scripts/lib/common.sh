@@ -24,7 +24,7 @@ die() {
 }
 
 usage() {
-    log "usage: scripts/services.sh [--test | --profile run|test|bench|chaos] up|down|status|reset [redis|mariadb|mongo|smtp ...]"
+    log "usage: scripts/services.sh [--test | --profile run|test|bench|chaos|cluster] up|down|status|reset [redis|mariadb|mongo|smtp ...]"
     exit 2
 }
 
@@ -90,6 +90,11 @@ load_profile() {
         MONGO_DATA="$BASE/mongo"
         DB_NAME="chat"
         GRANT_ON="*.*"
+    elif [[ "$PROFILE" == "cluster" ]]; then
+        # Only a Redis Cluster (lib/redis_cluster.sh); MariaDB, MongoDB and SMTP
+        # come from another profile.
+        BASE="$ROOT/var/cluster"
+        REDIS_PORT=7101
     elif [[ "$PROFILE" == "run" ]]; then
         BASE="$ROOT/var"
         REDIS_PORT=16379
@@ -117,6 +122,7 @@ load_profile() {
     fi
 
     SERVICES=(redis mariadb mongo smtp)
+    [[ "$PROFILE" != "cluster" ]] || SERVICES=(redis)
     if ((${#ONLY[@]} > 0)); then
         SERVICES=("${ONLY[@]}")
     fi
@@ -125,6 +131,7 @@ load_profile() {
 service_port() {
     case "$1" in
         redis) echo "$REDIS_PORT" ;;
+        redis-*) echo "${1#redis-}" ;;
         mariadb) echo "$MYSQL_PORT" ;;
         mongo) echo "$MONGO_PORT" ;;
         smtp) echo "$SMTP_PORT" ;;
@@ -424,6 +431,7 @@ venv_pip_install() {
 service_ping() {
     case "$1" in
         redis) redis_ping ;;
+        redis-*) cluster_node_ping "${1#redis-}" ;;
         mariadb) mariadb_app_ok ;;
         mongo) mongo_ping ;;
         smtp) smtp_ping ;;
@@ -523,7 +531,10 @@ up_services() {
             continue
         fi
         case "$svc" in
-            redis) ensure_redis_installed; up_redis ;;
+            redis)
+                ensure_redis_installed
+                if [[ "$PROFILE" == "cluster" ]]; then up_redis_cluster; else up_redis; fi
+                ;;
             mariadb) ensure_mariadb_installed; up_mariadb ;;
             mongo) ensure_nx_installed; up_mongo ;;
             smtp) ensure_aiosmtpd_installed; up_smtp ;;
@@ -541,7 +552,11 @@ down_services() {
             log "$svc: skipped, $(service_env "$svc") is set (using your own instance)"
             continue
         fi
-        down_service "$svc"
+        if [[ "$PROFILE" == "cluster" && "$svc" == "redis" ]]; then
+            down_redis_cluster
+        else
+            down_service "$svc"
+        fi
     done
 }
 
@@ -569,7 +584,11 @@ wipe_and_restart() {
 status_services() {
     local all_up=0 svc
     for svc in "${SERVICES[@]}"; do
-        status_service "$svc" || all_up=3
+        if [[ "$PROFILE" == "cluster" && "$svc" == "redis" ]]; then
+            status_redis_cluster || all_up=3
+        else
+            status_service "$svc" || all_up=3
+        fi
     done
     exit "$all_up"
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use redis::Script;
 
-use super::keys::SpamKeys;
+use super::keys::{EventScope, SpamKeys};
 use super::{Antispam, content_fingerprint, ms, whole_seconds};
 use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
@@ -67,9 +67,14 @@ const MINUTE: std::num::NonZeroU64 = std::num::NonZeroU64::MIN.saturating_add(59
 /// KEYS: 1 the rule's counter, 2 the duplicate counter of the text (unused without text),
 /// 3 the actor's mute.
 /// ARGV: 1 limit, 2 window ms, 3 has text (`1`/`0`), 4 duplicate limit, 5 duplicate window ms,
-/// 6 whether a muted actor is refused (`1`/`0`).
+/// 6 whether a muted actor is refused (`1`/`0`), 7 whether the rule's counter is checked and
+/// counted here (`1`/`0`).
 /// Returns `{0}` when the event passes (and is counted), `{1, rule, retry_after_ms}` otherwise;
 /// a refused event is not counted.
+///
+/// A rule counted per group has its counter in the group's slot, not the actor's: it runs as
+/// two calls, the actor's part (mute, duplicate) first, then the group's counter; a refusal by
+/// the second leaves the actor's duplicate count one higher (never lower).
 static EVENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -84,8 +89,8 @@ static EVENT: LazyLock<Script> = LazyLock::new(|| {
         if ARGV[6] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
             return {1, 'muted', remaining(KEYS[3])}
         end
-        local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-        if count >= limit then
+        local counting = ARGV[7] == '1'
+        if counting and tonumber(redis.call('GET', KEYS[1]) or '0') >= limit then
             return {1, 'rule', remaining(KEYS[1])}
         end
         if has_text then
@@ -97,7 +102,7 @@ static EVENT: LazyLock<Script> = LazyLock::new(|| {
                 redis.call('PEXPIRE', KEYS[2], dup_window)
             end
         end
-        if redis.call('INCR', KEYS[1]) == 1 then
+        if counting and redis.call('INCR', KEYS[1]) == 1 then
             redis.call('PEXPIRE', KEYS[1], window)
         end
         return {0}
@@ -106,7 +111,7 @@ static EVENT: LazyLock<Script> = LazyLock::new(|| {
 });
 
 impl Antispam {
-    /// Counts one event of `rule` for `scope` (the sender, or the group for
+    /// Counts one event of `rule` for `scope` (the actor, or the group for
     /// [`EventRule::GroupEdits`]) by `actor`, refusing it with 429 `rate_limited` (50006 on the
     /// socket) over the rule's limit. `text`, when given, also counts towards the duplicate
     /// rule of `actor`, as a message would. Exempt actors pass uncounted; Redis down refuses.
@@ -115,7 +120,7 @@ impl Antispam {
         &self,
         actor: UserId,
         rule: EventRule,
-        scope: &str,
+        scope: EventScope,
         text: Option<&str>,
     ) -> AppResult<()> {
         if self.is_exempt(actor) {
@@ -134,21 +139,49 @@ impl Antispam {
             EventRule::Pins => (s.pins_limit, s.pins_window_secs),
             EventRule::Search => (s.search_per_minute, MINUTE),
         };
-        let k = &self.inner.keys;
-        let mut invocation = EVENT.prepare_invoke();
-        invocation
-            .key(SpamKeys::new(k).event(rule.name(), scope))
-            .key(SpamKeys::new(k).duplicate(actor, content_fingerprint(text.unwrap_or(""))))
-            .key(SpamKeys::new(k).mute(actor))
-            .arg(limit)
-            .arg(ms(window_secs.get()))
-            .arg(if text.is_some() { "1" } else { "0" })
-            .arg(s.duplicate_limit)
-            .arg(ms(s.duplicate_window_secs.get()))
-            .arg(if rule.speaks() { "1" } else { "0" });
+        let sk = SpamKeys::new(&self.inner.keys);
+        let counter = sk.event(rule.name(), actor, scope);
+        let duplicate = sk.duplicate(actor, content_fingerprint(text.unwrap_or("")));
+        let mute = sk.mute(actor);
+        let call = |keys: [&str; 3], actor_part: bool, counting: bool| {
+            let mut invocation = EVENT.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            invocation
+                .arg(limit)
+                .arg(ms(window_secs.get()))
+                .arg(if actor_part && text.is_some() {
+                    "1"
+                } else {
+                    "0"
+                })
+                .arg(s.duplicate_limit)
+                .arg(ms(s.duplicate_window_secs.get()))
+                .arg(if actor_part && rule.speaks() {
+                    "1"
+                } else {
+                    "0"
+                })
+                .arg(if counting { "1" } else { "0" });
+            invocation
+        };
         let reply: anyhow::Result<Vec<redis::Value>> = async {
             let mut conn = self.inner.redis.get().await?;
-            Ok(invocation.invoke_async(&mut conn).await?)
+            if scope == EventScope::Actor {
+                return Ok(call([&counter, &duplicate, &mute], true, true)
+                    .invoke_async(&mut conn)
+                    .await?);
+            }
+            let first: Vec<redis::Value> = call([&mute, &duplicate, &mute], true, false)
+                .invoke_async(&mut conn)
+                .await?;
+            if super::parse_verdict(&first).is_some() {
+                return Ok(first);
+            }
+            Ok(call([&counter, &counter, &counter], false, true)
+                .invoke_async(&mut conn)
+                .await?)
         }
         .await;
         let reply = self.note_outcome(reply)?;

@@ -108,12 +108,8 @@ impl Antispam {
             .key(sk.unanswered(from, recipient))
             .key(sk.unanswered_block(from, recipient))
             .key(sk.answered(from, recipient))
-            .key(sk.answered(recipient, from))
-            .key(sk.unanswered(recipient, from))
-            .key(sk.unanswered_block(recipient, from))
             .key(k.sent(from.0, client_msg_id.unwrap_or("")))
-            .key(sk.unanswered_peers(from))
-            .key(sk.unanswered_peers(recipient));
+            .key(sk.unanswered_peers(from));
         invocation
             .arg(kind)
             // Friends are no first contact.
@@ -144,7 +140,22 @@ impl Antispam {
         }
         let mut conn = self.inner.redis.get().await?;
         let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
-        Ok(parse_verdict(&reply))
+        let verdict = parse_verdict(&reply);
+        if verdict.is_none() && kind == "direct" {
+            // The recipient's keys are in another slot (cluster mode): a second step. Should
+            // it fail, the send is refused as if Redis were down (it was counted; a retry with
+            // the same client_msg_id passes uncounted and answers again).
+            let mut answer = script::ANSWER.prepare_invoke();
+            answer
+                .key(sk.answered(recipient, from))
+                .key(sk.unanswered(recipient, from))
+                .key(sk.unanswered_block(recipient, from))
+                .key(sk.unanswered_peers(recipient))
+                .arg(ms(s.unanswered_window_secs.get()))
+                .arg(from.0);
+            let _: i64 = answer.invoke_async(&mut conn).await?;
+        }
+        Ok(verdict)
     }
 
     /// The caller's standing: mute, strikes, and the counters nearest their limits. One Redis
@@ -160,7 +171,7 @@ impl Antispam {
             .key(sk.step(user))
             .key(sk.rate(user))
             .key(sk.unanswered_peers(user))
-            .arg(sk.prefix())
+            .arg(sk.prefix(user))
             .arg(user.0);
         let mut conn = self.inner.redis.get().await?;
         let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
@@ -202,7 +213,7 @@ impl Antispam {
 /// (as the send script names them) instead of taking them as KEYS.
 ///
 /// KEYS: 1 mute(S)  2 strike(S)  3 mute step(S)  4 rate(S)  5 unanswered set(S).
-/// ARGV: 1 the anti-spam key prefix, 2 S.
+/// ARGV: 1 the prefix of S's anti-spam keys (their slot in cluster mode), 2 S.
 /// Returns: mute pttl, strike exists (0/1), step (`''` when none), rate count (`''`), rate pttl,
 /// then per pending peer R: R, unanswered count(S→R) (`''`), unanswered block(S→R) pttl.
 static STANDING: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -218,8 +229,8 @@ static STANDING: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|
         }
         for _, peer in ipairs(redis.call('SMEMBERS', KEYS[5])) do
             out[#out + 1] = peer
-            out[#out + 1] = redis.call('GET', prefix .. 'una:' .. sender .. ':' .. peer) or ''
-            out[#out + 1] = redis.call('PTTL', prefix .. 'unablock:' .. sender .. ':' .. peer)
+            out[#out + 1] = redis.call('GET', prefix .. 'una:' .. peer) or ''
+            out[#out + 1] = redis.call('PTTL', prefix .. 'unablock:' .. peer)
         end
         return out
         "#,

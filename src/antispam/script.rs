@@ -1,23 +1,24 @@
-//! The cluster-wide rules as one Redis script: every check and every counter update of a send
-//! happen atomically in one round trip, so any number of connections and processes of one
-//! sender see one truth. Counters are compared as numbers (`tonumber`), never as strings.
+//! The cluster-wide rules as Redis scripts: every check and every counter update of a send
+//! happen atomically in one round trip on the sender's keys (one slot in cluster mode), so any
+//! number of connections and processes of one sender see one truth. A 1:1 send that passes
+//! then answers its recipient in a second script on the recipient's keys ([`ANSWER`]).
+//! Counters are compared as numbers (`tonumber`), never as strings.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS (all per sender S; R the recipient of a 1:1 send, G the group):
+/// KEYS (all of sender S; R the recipient of a 1:1 send, G the group):
 ///  1 mute(S)  2 strike(S)  3 mute step(S)  4 rate(S)  5 duplicate(S, content)  6 group rate(S, G)
 ///  7 unanswered count(S→R)  8 unanswered block(S→R)  9 answered(S by R)
-/// 10 answered(R by S)  11 unanswered count(R→S)  12 unanswered block(R→S)
-/// 13 passed client_msg_id(S)  14 unanswered set(S)  15 unanswered set(R)
+/// 10 passed client_msg_id(S)  11 unanswered set(S)
 ///
 /// ARGV: 1 kind (`direct`, `group`, `self`), 2 check rule 1 (`1`/`0`), 3 has client_msg_id,
 /// 4 rate limit, 5 rate window ms, 6 duplicate limit, 7 duplicate window ms, 8 group limit,
 /// 9 group window ms, 10 unanswered limit, 11 unanswered window ms, 12 unanswered block ms,
 /// 13 strike window ms, 14 retry memory ms, 15 S, 16 R, 17 exempt sender (`1`/`0`),
-/// 18.. mute steps ms. An exempt sender is neither checked nor counted, but their messages
-/// still answer their recipients.
+/// 18.. mute steps ms. An exempt sender is neither checked nor counted (their messages still
+/// answer their recipients: the caller runs [`ANSWER`] for every 1:1 send that passes).
 ///
 /// Returns `{0}` when the send passes (and has been counted), or `{1, rule, retry_after_ms}`.
 pub(crate) static CHECK: LazyLock<Script> = LazyLock::new(|| {
@@ -49,24 +50,11 @@ pub(crate) static CHECK: LazyLock<Script> = LazyLock::new(|| {
             end
         end
 
-        local function answer()
-            -- Writing to R answers R: R's messages to S are replies from now on.
-            if kind == 'direct' then
-                -- While S has answered R, R's messages to S are not counted, so there is
-                -- nothing to clear unless the answer had lapsed.
-                if redis.call('SET', KEYS[10], '1', 'PX', una_window, 'GET') == false then
-                    redis.call('DEL', KEYS[11], KEYS[12])
-                    redis.call('SREM', KEYS[15], sender)
-                end
-            end
-        end
-
         if exempt then
-            answer()
             return {0}
         end
         -- A retry of a send that already passed is neither checked nor counted again.
-        if has_cmid and redis.call('EXISTS', KEYS[13]) == 1 then
+        if has_cmid and redis.call('EXISTS', KEYS[10]) == 1 then
             return {0}
         end
         if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -115,14 +103,32 @@ pub(crate) static CHECK: LazyLock<Script> = LazyLock::new(|| {
         end
         if unanswered then
             bump(KEYS[7], una_window)
-            redis.call('SADD', KEYS[14], recipient)
-            redis.call('PEXPIRE', KEYS[14], una_window)
+            redis.call('SADD', KEYS[11], recipient)
+            redis.call('PEXPIRE', KEYS[11], una_window)
         end
-        answer()
         if has_cmid then
-            redis.call('SET', KEYS[13], '1', 'PX', retry_memory)
+            redis.call('SET', KEYS[10], '1', 'PX', retry_memory)
         end
         return {0}
         "#,
+    )
+});
+
+/// Writing to R answers R: R's messages to S are replies from now on. Run after [`CHECK`]
+/// passed a 1:1 send (also a retry, also of an exempt sender); idempotent.
+///
+/// KEYS (all of the recipient R): 1 answered(R by S)  2 unanswered count(R→S)
+/// 3 unanswered block(R→S)  4 unanswered set(R). ARGV: 1 unanswered window ms, 2 S.
+pub(crate) static ANSWER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        -- While S has answered R, R's messages to S are not counted, so there is nothing to
+        -- clear unless the answer had lapsed.
+        if redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]), 'GET') == false then
+            redis.call('DEL', KEYS[2], KEYS[3])
+            redis.call('SREM', KEYS[4], ARGV[2])
+        end
+        return 0
+        ",
     )
 });

@@ -96,7 +96,8 @@ impl Chat {
             event: event_json("deleted", &deleted),
             audience,
             skip: Some(skip),
-            mark: None,
+            conversation: Some(doc.conversation.clone()),
+            seq: None,
         };
         if let Err(err) = self.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, "delete event not pushed");

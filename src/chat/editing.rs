@@ -6,6 +6,7 @@
 use mongodb::bson::oid::ObjectId;
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::chat::access::no_such_message;
 use crate::domain::terms::terms;
@@ -50,7 +51,7 @@ impl Chat {
                     .check_event(
                         user,
                         EventRule::Edits,
-                        &user.to_string(),
+                        EventScope::Actor,
                         Some(content.as_str()),
                     )
                     .await?;

@@ -91,7 +91,8 @@ impl Chat {
             event: event_json("group", &data),
             audience: Audience::Users { users, primary: 0 },
             skip: None,
-            mark: None,
+            conversation: None,
+            seq: None,
         };
         if let Err(err) = self.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, "group event not pushed");
@@ -104,7 +105,8 @@ impl Chat {
             event: event_json(kind, data),
             audience: Audience::Users { users, primary: 0 },
             skip: None,
-            mark: None,
+            conversation: None,
+            seq: None,
         };
         if let Err(err) = self.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, kind, "event not pushed");
@@ -123,7 +125,8 @@ impl Chat {
             event: event_json(kind, data),
             audience,
             skip,
-            mark: None,
+            conversation: None,
+            seq: None,
         };
         if let Err(err) = self.hub.deliver(&[delivery]).await {
             tracing::warn!(error = %err, kind, "event not pushed");

@@ -4,6 +4,7 @@
 //! cannot message or befriend the blocker.
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::domain::{RequestStatus, UserId};
 use crate::error::{AppError, AppResult};
@@ -127,7 +128,7 @@ impl Chat {
             });
         }
         self.antispam
-            .check_event(me, EventRule::FriendRequests, &me.to_string(), message)
+            .check_event(me, EventRule::FriendRequests, EventScope::Actor, message)
             .await?;
         // They asked first: asking back is saying yes.
         if let Some(theirs) = relations::pending_between(&self.mysql, to, me).await?

@@ -7,6 +7,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::chat::access::{group_view, no_such_message};
 use crate::domain::{ConversationId, Timestamp, UserId};
@@ -60,7 +61,7 @@ impl Chat {
         let name = conversation.to_string();
         let message_id = id.to_hex();
         self.antispam
-            .check_event(user, EventRule::Pins, &user.to_string(), None)
+            .check_event(user, EventRule::Pins, EventScope::Actor, None)
             .await?;
         let (pin, new) = pins::add(&self.mongo, &name, &message_id, user).await?;
         if new {
@@ -102,7 +103,7 @@ impl Chat {
     ) -> AppResult<PinEvent> {
         self.check_may_pin(user, conversation).await?;
         self.antispam
-            .check_event(user, EventRule::Pins, &user.to_string(), None)
+            .check_event(user, EventRule::Pins, EventScope::Actor, None)
             .await?;
         let message_id = id.to_hex();
         if !pins::remove(&self.mongo, &conversation.to_string(), &message_id).await? {

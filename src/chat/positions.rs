@@ -20,13 +20,13 @@ impl Chat {
             return Ok(());
         }
         let conversation = ConversationId::Group(GroupId::LOBBY).to_string();
-        let start = match seq::counter(&self.redis_link, &self.keys, &conversation).await? {
+        let start = match seq::counter(&self.redis, &self.keys, &conversation).await? {
             Some(counter) => counter,
             None => {
                 // Once per counter: later connects find it.
                 let stored =
-                    seq::current(&self.redis_link, &self.mongo, &self.keys, &conversation).await?;
-                seq::seed(&self.redis_link, &self.keys, &conversation, stored).await?;
+                    seq::current(&self.redis, &self.mongo, &self.keys, &conversation).await?;
+                seq::seed(&self.redis, &self.keys, &conversation, stored).await?;
                 stored
             }
         };
@@ -40,7 +40,7 @@ impl Chat {
     pub(crate) async fn start_reading(&self, user: UserId, group: GroupId) -> AppResult<()> {
         let conversation = ConversationId::Group(group);
         let current = seq::current(
-            &self.redis_link,
+            &self.redis,
             &self.mongo,
             &self.keys,
             &conversation.to_string(),

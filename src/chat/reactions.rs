@@ -8,6 +8,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::domain::{ConversationId, Emoji, UserId};
 use crate::error::{AppError, AppResult};
@@ -62,7 +63,7 @@ impl Chat {
             ));
         }
         self.antispam
-            .check_event(user, EventRule::Reactions, &user.to_string(), None)
+            .check_event(user, EventRule::Reactions, EventScope::Actor, None)
             .await?;
         let message_id = id.to_hex();
         if add && doc.reacted_at.is_none() {

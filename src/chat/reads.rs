@@ -14,6 +14,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 
 use crate::antispam::events::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::chat::access::no_such_message;
 use crate::chat::events::event_json;
@@ -87,7 +88,7 @@ impl Chat {
 async fn count_receipt(state: &Chat, reader: UserId) -> AppResult<()> {
     state
         .antispam
-        .check_event(reader, EventRule::Receipts, &reader.to_string(), None)
+        .check_event(reader, EventRule::Receipts, EventScope::Actor, None)
         .await
 }
 
@@ -233,7 +234,8 @@ async fn publish(
         ),
         audience,
         skip,
-        mark: None,
+        conversation: Some(name.clone()),
+        seq: None,
     };
     state.hub.deliver(&[delivery]).await?;
     Ok(())

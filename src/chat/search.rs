@@ -6,6 +6,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::Serialize;
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::domain::terms::terms;
 use crate::domain::{ConversationId, GroupId, UserId};
@@ -53,7 +54,7 @@ impl Chat {
         }
         wanted.truncate(MAX_QUERY_TERMS);
         self.antispam
-            .check_event(user, EventRule::Search, &user.to_string(), None)
+            .check_event(user, EventRule::Search, EventScope::Actor, None)
             .await?;
         let conversations: Vec<String> = match asked.conversation {
             Some(conversation) => {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use deadpool_redis::Pool as RedisPool;
 use mongodb::Database;
 use sqlx::MySqlPool;
 
@@ -26,9 +25,8 @@ use crate::store::redis::{Keys, Shared};
 pub(crate) struct Chat {
     pub settings: Arc<Settings>,
     pub mysql: MySqlPool,
-    pub redis: RedisPool,
-    /// One multiplexed connection for the hot paths (see store::redis::shared).
-    pub redis_link: Shared,
+    /// Redis, standalone or cluster (see store::redis::shared).
+    pub redis: Shared,
     pub mongo: Database,
     pub keys: Keys,
     pub hub: Hub,

@@ -68,7 +68,8 @@ impl Chat {
             ),
             audience,
             skip: Some(skip),
-            mark: None,
+            conversation: Some(name.clone()),
+            seq: None,
         };
         self.hub.deliver(&[delivery]).await?;
         answered()

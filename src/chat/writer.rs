@@ -22,7 +22,7 @@ use crate::chat::known::Known;
 use crate::domain::terms::terms;
 use crate::domain::{ConversationId, Location, MessageType, UserId};
 use crate::error::{AppError, AppResult};
-use crate::hub::{Audience, ConnId, Delivery, Hub, Mark};
+use crate::hub::{Audience, ConnId, Delivery, Hub};
 use crate::store::mongo::messages::{
     self, AttachmentDoc, Message, MessageDoc, ReplyDoc, SYSTEM_TYPE, user_key,
 };
@@ -141,6 +141,8 @@ struct StoredBatch {
     slots: Vec<JobState>,
     stored: Vec<(usize, MessageDoc)>,
     replayed: Vec<(usize, MessageDoc)>,
+    /// Seqs drawn for messages that were certainly not stored (see `Delivery::given_up`).
+    given_up: Vec<(String, i64)>,
 }
 
 impl MessageWriter {
@@ -296,11 +298,13 @@ impl Backend {
                 slots,
                 stored: Vec::new(),
                 replayed: Vec::new(),
+                given_up: Vec::new(),
             };
         }
         let mut stored: Vec<(usize, MessageDoc)> = Vec::new();
         // Retries of sends stored earlier: published again only if that never happened.
         let mut replayed: Vec<(usize, MessageDoc)> = Vec::new();
+        let mut given_up: Vec<(String, i64)> = Vec::new();
         let mut floors: HashMap<String, i64> = HashMap::new();
         for _ in 0..=SEQ_COLLISION_RETRIES {
             let pending: Vec<usize> = (0..jobs.len())
@@ -309,7 +313,10 @@ impl Backend {
             if pending.is_empty() {
                 break;
             }
-            match self.write(&jobs, &pending, &floors, &mut turn).await {
+            match self
+                .write(&jobs, &pending, &floors, &mut turn, &mut given_up)
+                .await
+            {
                 Ok(round) => {
                     for (i, result) in round {
                         match result {
@@ -352,6 +359,7 @@ impl Backend {
             slots,
             stored,
             replayed,
+            given_up,
         }
     }
 
@@ -362,8 +370,9 @@ impl Backend {
             mut slots,
             stored,
             replayed,
+            given_up,
         } = batch;
-        let online = self.publish(&jobs, &stored, &replayed).await;
+        let online = self.publish(&jobs, &stored, &replayed, &given_up).await;
         for ((i, doc), online) in stored.iter().zip(online) {
             slots[*i] = JobState::Done(Box::new(Ok(Outcome::Stored {
                 message: Message::from(doc),
@@ -391,6 +400,7 @@ impl Backend {
         pending: &[usize],
         floors: &HashMap<String, i64>,
         turn: &mut Turn,
+        given_up: &mut Vec<(String, i64)>,
     ) -> AppResult<Vec<(usize, Written)>> {
         let conversations: Vec<String> = pending
             .iter()
@@ -459,6 +469,12 @@ impl Backend {
         let mut out = Vec::with_capacity(docs.len());
         for (n, doc) in docs.into_iter().enumerate() {
             let i = pending[n];
+            if failed.contains_key(&n) {
+                // Refused by the server: this seq will never be stored. (After an error
+                // without an answer per document the insert may have happened: its seq is
+                // not given up, and a later message waits `messages.order_hold_ms` for it.)
+                given_up.push((doc.conversation.clone(), doc.seq));
+            }
             let written = match failed.get(&n) {
                 None => Written::Stored(doc),
                 Some(&messages::DUPLICATE_KEY) => self.explain_duplicate(&jobs[i].draft, doc).await,
@@ -497,6 +513,7 @@ impl Backend {
         jobs: &[Job],
         stored: &[(usize, MessageDoc)],
         replayed: &[(usize, MessageDoc)],
+        given_up: &[(String, i64)],
     ) -> Vec<u32> {
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(stored.len() + replayed.len());
         // Where each stored message's own push is (a mentioned member's push follows it, so
@@ -509,20 +526,17 @@ impl Backend {
         {
             let draft = &jobs[*i].draft;
             let message = Message::from(doc);
-            let mark = |suffix: &str| {
-                draft.client_msg_id.as_deref().map(|id| Mark {
-                    key: format!("{}{suffix}", self.keys.sent(draft.from.0, id)),
-                    replay,
-                })
-            };
             if !replay {
                 main_push.push(deliveries.len());
             }
+            // A replay goes out only if its first publication never happened: its seq is
+            // then still ahead of what its conversation has published.
             deliveries.push(Delivery {
                 event: event_json("message", &message),
                 audience: draft.audience.clone(),
                 skip: draft.skip.clone(),
-                mark: mark(""),
+                conversation: Some(doc.conversation.clone()),
+                seq: Some(doc.seq),
             });
             if !draft.extras.mentioned.is_empty() {
                 deliveries.push(Delivery {
@@ -538,11 +552,17 @@ impl Backend {
                         primary: 0,
                     },
                     skip: draft.skip.clone(),
-                    // A marker of its own: a replay checks each push separately.
-                    mark: mark(":m"),
+                    // The same seq: published together with the message's own push.
+                    conversation: Some(doc.conversation.clone()),
+                    seq: Some(doc.seq),
                 });
             }
         }
+        deliveries.extend(
+            given_up
+                .iter()
+                .map(|(conversation, seq)| Delivery::given_up(conversation.clone(), *seq)),
+        );
         match self.hub.deliver(&deliveries).await {
             Ok(online) => main_push
                 .iter()

@@ -400,7 +400,7 @@ async fn update(
     }
     if let Some(hidden) = body.hidden {
         let until = if hidden {
-            Some(seq::current(&state.redis_link, &state.mongo, &state.keys, &name).await?)
+            Some(seq::current(&state.redis, &state.mongo, &state.keys, &name).await?)
         } else {
             None
         };

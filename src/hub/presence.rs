@@ -27,13 +27,21 @@ impl Hub {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let mut pipe = redis::pipe();
-        for user in users {
-            pipe.zcount(self.inner.keys.presence(user.0), now, "+inf");
-        }
-        let mut conn = self.inner.redis.get().await?;
-        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
-        Ok(counts.into_iter().map(|c| c > 0).collect())
+        let cmds = users
+            .iter()
+            .map(|user| {
+                let mut cmd = redis::cmd("ZCOUNT");
+                cmd.arg(self.inner.keys.presence(user.0))
+                    .arg(now)
+                    .arg("+inf");
+                cmd
+            })
+            .collect();
+        let counts = self.inner.redis.run(cmds).await?;
+        counts
+            .iter()
+            .map(|c| Ok(redis::from_redis_value::<u64>(c)? > 0))
+            .collect()
     }
 
     /// Refreshes the presence records of these connections.
@@ -47,20 +55,22 @@ pub(super) async fn touch(inner: &Inner, conns: &[(UserId, ConnId)]) -> AppResul
         return Ok(());
     }
     let expires = now_ms() + inner.presence_ttl_ms;
-    let mut pipe = redis::pipe();
     let now = now_ms();
+    let mut cmds = Vec::with_capacity(conns.len() * 3);
     for (user, conn_id) in conns {
         let key = inner.keys.presence(user.0);
         // Records of connections whose process died lapse: prune them here, off the send path.
-        pipe.zrembyscore(&key, "-inf", now)
-            .ignore()
-            .zadd(&key, presence_member(conn_id, &inner.node_id), expires)
-            .ignore()
-            .pexpire(&key, inner.presence_ttl_ms)
-            .ignore();
+        let mut prune = redis::cmd("ZREMRANGEBYSCORE");
+        prune.arg(&key).arg("-inf").arg(now);
+        let mut add = redis::cmd("ZADD");
+        add.arg(&key)
+            .arg(expires)
+            .arg(presence_member(conn_id, &inner.node_id));
+        let mut keep = redis::cmd("PEXPIRE");
+        keep.arg(&key).arg(inner.presence_ttl_ms);
+        cmds.extend([prune, add, keep]);
     }
-    let mut conn = inner.redis.get().await?;
-    pipe.query_async::<()>(&mut conn).await?;
+    inner.redis.run(cmds).await?;
     Ok(())
 }
 
@@ -114,8 +124,7 @@ async fn missing_logins(
     let mut logins: Vec<String> = snapshot.iter().map(|(_, _, l)| l.to_string()).collect();
     logins.sort_unstable();
     logins.dedup();
-    let alive =
-        crate::store::redis::logins::touch(inner.redis.pool(), &inner.keys, &logins).await?;
+    let alive = crate::store::redis::logins::touch(&inner.redis, &inner.keys, &logins).await?;
     Ok(logins
         .into_iter()
         .zip(alive)

@@ -1,17 +1,35 @@
-//! Delivery between processes over Redis pub/sub. A send publishes each event once per process
-//! that holds a live connection of a recipient, found in the presence records, all in one atomic
-//! script per batch; the same script answers whether the primary recipients are online.
-//! Each process listens on its own channel and on the broadcast channel.
+//! Delivery between processes over Redis pub/sub.
+//!
+//! Conversations are spread over delivery shards (`redis.delivery_shards` in cluster mode, one
+//! in standalone mode). Each process listens on two channels per shard, its own
+//! (`{cs:<n>}node:<id>`) and everyone's (`{cs:<n>}all`, the lobby), plus the broadcast channel
+//! (revocations, cache invalidations). A send looks up its recipients' presence (which
+//! processes hold a live connection of each), then one [`DELIVER`] script per shard publishes
+//! each event once per such process. In cluster mode the channels are sharded
+//! (`SSUBSCRIBE`/`SPUBLISH`): a shard's channels and its conversations' keys share one slot, so
+//! the script runs and publishes on the one node that owns it, and no message is broadcast to
+//! every node.
+//!
+//! **Order.** The script also keeps, per conversation, the highest seq published (the
+//! watermark, beside the seq counter): a message whose predecessor is not published yet is held
+//! in Redis and goes out, in seq order, with the script run that publishes the predecessor.
+//! Scripts are atomic and a conversation's channels are on one node, so every connection on
+//! every process gets a conversation's messages in strictly increasing seq order. A seq drawn
+//! but never stored is given up by its writer; one whose process died is given up after
+//! `messages.order_hold_ms` (by the process that holds the next message), and the connections
+//! are told with `event: gap`.
 
-use std::sync::{Arc, LazyLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::Script;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::config::RedisSettings;
 use crate::domain::UserId;
 use crate::hub::registry::{ConnId, Kick, Registry};
 use crate::store::directory::{Change, Directory};
@@ -29,102 +47,134 @@ pub(crate) enum Audience {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
-    /// The event JSON, as it goes out on the socket.
+    /// The event JSON, as it goes out on the socket (empty for a seq given up).
     pub event: Arc<str>,
     pub audience: Audience,
     /// The connection the event came from, which does not get it back.
     pub skip: Option<ConnId>,
-    /// For a message sent with a `client_msg_id`: remember (or check) its publication.
-    pub mark: Option<Mark>,
+    /// The conversation the event is about: it travels on the conversation's delivery shard.
+    pub conversation: Option<String>,
+    /// For a message: its seq. Messages of a conversation are published in seq order; a
+    /// message already published (a retried send) is not published again.
+    pub seq: Option<i64>,
 }
 
-/// Remembers that a stored message was published, under the marker of its send (see
-/// `Keys::sent`): a retry of the send then publishes it again only if the first attempt never
-/// did (its process died between storing and publishing), so live recipients get it once.
-#[derive(Debug, Clone)]
-pub(crate) struct Mark {
-    pub key: String,
-    /// A retry: publish only when the marker does not say published.
-    pub replay: bool,
+impl Delivery {
+    /// A seq drawn for a message that was not stored: later ones need not wait for it.
+    pub(crate) fn given_up(conversation: String, seq: i64) -> Self {
+        Self {
+            event: Arc::from(""),
+            audience: Audience::Users {
+                users: Vec::new(),
+                primary: 0,
+            },
+            skip: None,
+            conversation: Some(conversation),
+            seq: Some(seq),
+        }
+    }
 }
 
-/// ARGV: now_ms, node channel prefix, broadcast channel, delivery count, marker lifetime ms, then
-/// per delivery: event, skip, n (-1: everyone), primary, mark mode (0 none, 1 mark, 2 replay) and
-/// n user ids; KEYS per delivery: its marker key when it has a mark, then its n presence keys.
-/// Returns, per delivery, how many primary users have a live connection.
+/// ARGV: 1 now ms, 2 hold ms, 3 publish command, 4 item count; per item: conversation, seq
+/// (-1: not ordered, 0: only look at what the conversation holds), n, then n pairs (channel,
+/// payload). KEYS per ordered item (seq >= 0): the conversation's watermark and held hash.
+/// Returns per item 0 published, 1 held, 2 late; for a seq 0 item, 1 while messages are held.
 pub(crate) static DELIVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-        local now = tonumber(ARGV[1])
-        local node_prefix = ARGV[2]
-        local broadcast = ARGV[3]
+        local now, hold = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local publish_cmd = ARGV[3]
         local count = tonumber(ARGV[4])
-        local mark_ttl = tonumber(ARGV[5])
-        local a = 6
-        local k = 1
-        local result = {}
-        for d = 1, count do
-            local event = ARGV[a]
-            local skip = ARGV[a + 1]
-            local n = tonumber(ARGV[a + 2])
-            local primary = tonumber(ARGV[a + 3])
-            local mode = tonumber(ARGV[a + 4])
-            a = a + 5
-            local publish = true
-            if mode > 0 then
-                local mark = KEYS[k]
-                k = k + 1
-                if mode == 2 and redis.call('GET', mark) == 'p' then
-                    publish = false
-                else
-                    redis.call('SET', mark, 'p', 'PX', mark_ttl)
+        local function publish(list, first, n, gap)
+            for i = 0, n - 1 do
+                local payload = list[first + 2 * i + 1]
+                if gap then
+                    payload = gap .. payload .. '}'
                 end
+                redis.call(publish_cmd, list[first + 2 * i], payload)
             end
-            local online = 0
-            if n < 0 then
-                if publish then
-                    redis.call('PUBLISH', broadcast,
-                        '{"users":"*","skip":"' .. skip .. '","event":' .. event .. '}')
-                end
-            else
-                local nodes = {}
-                local order = {}
-                for i = 1, n do
-                    local key = KEYS[k]
-                    local uid = ARGV[a]
-                    k = k + 1
-                    a = a + 1
-                    -- Lapsed records are skipped here and pruned by the presence refresh.
-                    local members = redis.call('ZRANGE', key, now, '+inf', 'BYSCORE')
-                    if i <= primary and #members > 0 then
-                        online = online + 1
-                    end
-                    for _, member in ipairs(members) do
-                        local at = string.find(member, '@', 1, true)
-                        if at then
-                            local node = string.sub(member, at + 1)
-                            if nodes[node] == nil then
-                                nodes[node] = {}
-                                table.insert(order, node)
-                            end
-                            local list = nodes[node]
-                            if list[#list] ~= uid then
-                                table.insert(list, uid)
-                            end
-                        end
-                    end
-                end
-                if publish then
-                    for _, node in ipairs(order) do
-                        redis.call('PUBLISH', node_prefix .. node,
-                            '{"users":[' .. table.concat(nodes[node], ',') .. '],"skip":"' .. skip ..
-                            '","event":' .. event .. '}')
-                    end
-                end
-            end
-            result[d] = online
         end
-        return result
+        local function drain(held, w)
+            while true do
+                local raw = redis.call('HGET', held, tostring(w + 1))
+                if not raw then
+                    return w
+                end
+                local entry = cjson.decode(raw)
+                publish(entry.p, 1, #entry.p / 2, nil)
+                redis.call('HDEL', held, tostring(w + 1))
+                w = w + 1
+            end
+        end
+        -- Gives up on missing seqs whose successor waited longer than `hold`.
+        local function expire(conversation, watermark, held, w)
+            while redis.call('HLEN', held) > 0 do
+                local lowest, entry = nil, nil
+                for _, field in ipairs(redis.call('HKEYS', held)) do
+                    local seq = tonumber(field)
+                    if lowest == nil or seq < lowest then
+                        lowest = seq
+                    end
+                end
+                if lowest <= w then
+                    redis.call('HDEL', held, tostring(lowest))
+                else
+                    entry = cjson.decode(redis.call('HGET', held, tostring(lowest)))
+                    if now - entry.t < hold then
+                        return true
+                    end
+                    local gap = '{"gap":{"conversation":"' .. conversation .. '","from":' ..
+                        (w + 1) .. ',"to":' .. (lowest - 1) .. '},"then":'
+                    publish(entry.p, 1, #entry.p / 2, gap)
+                    redis.call('HDEL', held, tostring(lowest))
+                    w = drain(held, lowest)
+                    redis.call('SET', watermark, w)
+                end
+            end
+            return false
+        end
+        local a, k = 5, 1
+        local out = {}
+        local touched = {}
+        for d = 1, count do
+            local conversation, seq, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+            local first = a + 3
+            a = first + 2 * n
+            if seq < 0 then
+                publish(ARGV, first, n, nil)
+                out[d] = 0
+            else
+                local watermark, held = KEYS[k], KEYS[k + 1]
+                k = k + 2
+                local w = tonumber(redis.call('GET', watermark) or '-1')
+                if seq == 0 then
+                    out[d] = 0
+                elseif w < 0 or seq == w + 1 then
+                    -- No watermark: Redis lost it with the counter; take this one as next.
+                    publish(ARGV, first, n, nil)
+                    redis.call('SET', watermark, drain(held, seq))
+                    out[d] = 0
+                elseif seq <= w then
+                    out[d] = 2
+                else
+                    local list = {}
+                    for i = 0, 2 * n - 1 do
+                        list[i + 1] = ARGV[first + i]
+                    end
+                    redis.call('HSET', held, tostring(seq), cjson.encode({t = now, p = list}))
+                    out[d] = 1
+                end
+                table.insert(touched, {conversation, watermark, held, d, seq == 0})
+            end
+        end
+        for _, t in ipairs(touched) do
+            local w = tonumber(redis.call('GET', t[2]) or '-1')
+            local waiting = w >= 0 and expire(t[1], t[2], t[3], w)
+            if t[5] then
+                out[t[4]] = waiting and 1 or 0
+            end
+        end
+        return out
         "#,
     )
 });
@@ -149,9 +199,29 @@ struct Envelope<'a> {
     revoke: Option<Vec<String>>,
     #[serde(default)]
     invalidate: Option<Change>,
-    /// Where to confirm the invalidation (a list the changing process waits on).
+    /// The invalidation's id, confirmed to the process `from` that waits for it.
     #[serde(default)]
     ack: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    /// A confirmation of an invalidation this process broadcast.
+    #[serde(default)]
+    confirm: Option<String>,
+    /// Seqs of a conversation given up before the message in `then`.
+    #[serde(borrow, default)]
+    gap: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    then: Option<&'a RawValue>,
+}
+
+/// The envelope of an event for `users` (or everyone), as the delivery script publishes it.
+pub(crate) fn event_message(users: Option<&[u64]>, skip: &str, event: &str) -> String {
+    let users = match users {
+        Some(list) => serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned()),
+        None => "\"*\"".to_owned(),
+    };
+    let skip = serde_json::to_string(skip).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(r#"{{"users":{users},"skip":{skip},"event":{event}}}"#)
 }
 
 /// The broadcast message that closes the sockets of revoked logins on every process.
@@ -160,58 +230,111 @@ pub(crate) fn revoke_message(login_ids: &[String]) -> String {
 }
 
 /// The broadcast message that makes every process forget cached groups and relations, and
-/// confirm it by pushing to the list `ack`.
-pub(crate) fn invalidate_message(change: &Change, ack: &str) -> String {
-    serde_json::json!({ "invalidate": change, "ack": ack }).to_string()
+/// confirm it to process `from`.
+pub(crate) fn invalidate_message(change: &Change, ack: &str, from: &str) -> String {
+    serde_json::json!({ "invalidate": change, "ack": ack, "from": from }).to_string()
 }
 
-/// Hands one pub/sub payload to the local connections (and the cache). Returns the list to
-/// confirm an applied invalidation in.
-pub(crate) fn dispatch(
-    registry: &Registry,
-    directory: &Directory,
-    payload: &str,
-) -> Option<String> {
+/// Invalidations this process broadcast and waits to have confirmed: id → where to count.
+#[derive(Default)]
+pub(crate) struct Confirmations {
+    waiting: Mutex<HashMap<String, mpsc::UnboundedSender<()>>>,
+}
+
+impl Confirmations {
+    pub(crate) fn expect(&self, id: &str) -> mpsc::UnboundedReceiver<()> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(id.to_owned(), tx);
+        rx
+    }
+
+    pub(crate) fn done(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn confirmed(&self, id: &str) {
+        if let Some(tx) = self.lock().get(id) {
+            let _ = tx.send(());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<()>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the listener hands pub/sub payloads to.
+pub(crate) struct Receiver {
+    pub registry: std::sync::Weak<Registry>,
+    pub directory: Arc<Directory>,
+    pub confirmations: Arc<Confirmations>,
+    pub redis: Shared,
+    /// Where to confirm an invalidation to process `<id>`.
+    pub confirm_channel: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+/// Hands one pub/sub payload to the local connections (and the cache).
+pub(crate) fn dispatch(receiver: &Receiver, registry: &Registry, payload: &str) {
     let envelope: Envelope<'_> = match serde_json::from_str(payload) {
         Ok(e) => e,
         Err(err) => {
             tracing::warn!(error = %err, "dropping a malformed relay message");
-            return None;
+            return;
         }
     };
-    let mut confirm = None;
+    if let Some(id) = envelope.confirm {
+        receiver.confirmations.confirmed(&id);
+    }
     if let Some(change) = envelope.invalidate {
-        directory.forget(&change);
-        confirm = envelope.ack;
+        receiver.directory.forget(&change);
+        if let (Some(ack), Some(from)) = (envelope.ack, envelope.from) {
+            confirm(receiver, &(receiver.confirm_channel)(&from), ack);
+        }
     }
     if let Some(logins) = envelope.revoke {
         registry.kick_logins(&logins, Kick::Revoked);
     }
+    if let (Some(gap), Some(then)) = (envelope.gap, envelope.then) {
+        // The message after seqs given up: tell its recipients first, then deliver it.
+        if let Ok(inner) = serde_json::from_str::<Envelope<'_>>(then.get()) {
+            let notice: Arc<str> = Arc::from(format!(r#"{{"event":"gap","data":{}}}"#, gap.get()));
+            dispatch_event(registry, inner.users.as_ref(), None, &notice);
+        }
+        dispatch(receiver, registry, then.get());
+        return;
+    }
     let Some(event) = envelope.event else {
-        return confirm;
+        return;
     };
     let event: Arc<str> = Arc::from(event.get());
     let skip = envelope.skip.as_deref().filter(|s| !s.is_empty());
-    match envelope.users {
-        Some(Users::List(users)) => registry.dispatch(Some(&users), skip, &event),
-        Some(Users::All(all)) if all == "*" => registry.dispatch(None, skip, &event),
+    dispatch_event(registry, envelope.users.as_ref(), skip, &event);
+}
+
+fn dispatch_event(
+    registry: &Registry,
+    users: Option<&Users>,
+    skip: Option<&str>,
+    event: &Arc<str>,
+) {
+    match users {
+        Some(Users::List(users)) => registry.dispatch(Some(users), skip, event),
+        Some(Users::All(all)) if all == "*" => registry.dispatch(None, skip, event),
         Some(Users::All(_)) | None => {}
     }
-    confirm
 }
 
 /// Confirms an applied invalidation to the process waiting for it (in the background, so the
 /// listener goes on with the next message at once).
-fn confirm(redis: &Shared, list: String, keep_ms: u64) {
-    let redis = redis.clone();
+fn confirm(receiver: &Receiver, channel: &str, id: String) {
+    let redis = receiver.redis.clone();
+    let channel = channel.to_owned();
     tokio::spawn(async move {
         let confirmed = async {
             let mut conn = redis.get().await?;
-            let _: () = redis::pipe()
-                .rpush(&list, 1)
-                .ignore()
-                .pexpire(&list, i64::try_from(keep_ms).unwrap_or(i64::MAX))
-                .ignore()
+            let _: i64 = redis::cmd(redis.publish_command())
+                .arg(&channel)
+                .arg(serde_json::json!({ "confirm": id }).to_string())
                 .query_async(&mut conn)
                 .await?;
             Ok::<_, crate::error::AppError>(())
@@ -222,21 +345,50 @@ fn confirm(redis: &Shared, list: String, keep_ms: u64) {
     });
 }
 
-/// Listens on `channels` for as long as `registry` lives, reconnecting after any failure.
+/// After a subscription was lost (and is back): events published meanwhile are gone, so every
+/// socket here reconnects and resumes (op 7) rather than silently missing them, and cache
+/// invalidations missed meanwhile mean the cache is suspect.
+fn recover(receiver: &Receiver) {
+    receiver.directory.clear();
+    if let Some(registry) = receiver.registry.upgrade() {
+        registry.kick_all(Kick::Restart);
+    }
+}
+
+/// Listens on `channels` for as long as the registry lives, resubscribing after any failure.
 /// `ready` fires once the first subscription is in place.
 pub(crate) async fn listen(
-    client: redis::Client,
-    redis: Shared,
-    confirm_keep_ms: u64,
+    settings: RedisSettings,
+    cluster: bool,
     channels: Vec<String>,
-    registry: std::sync::Weak<Registry>,
-    directory: Arc<Directory>,
+    receiver: Receiver,
     ready: oneshot::Sender<()>,
 ) {
+    if cluster {
+        listen_sharded(settings, channels, receiver, ready).await;
+    } else {
+        listen_classic(settings, channels, receiver, ready).await;
+    }
+}
+
+async fn listen_classic(
+    settings: RedisSettings,
+    channels: Vec<String>,
+    receiver: Receiver,
+    ready: oneshot::Sender<()>,
+) {
+    use secrecy::ExposeSecret;
+    let client = match redis::Client::open(settings.url.expose_secret()) {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "redis.url is not a valid Redis URL");
+            return;
+        }
+    };
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     loop {
-        if registry.strong_count() == 0 {
+        if receiver.registry.strong_count() == 0 {
             return;
         }
         match subscribe(&client, &channels).await {
@@ -247,27 +399,15 @@ pub(crate) async fn listen(
                     Some(ready) => {
                         let _ = ready.send(());
                     }
-                    None => {
-                        // Events published while unsubscribed are gone: every socket here
-                        // reconnects and resumes (op 7) rather than silently missing them,
-                        // and cache invalidations missed meanwhile mean the cache is suspect.
-                        directory.clear();
-                        if let Some(registry) = registry.upgrade() {
-                            registry.kick_all(Kick::Restart);
-                        }
-                    }
+                    None => recover(&receiver),
                 }
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {
-                    let Some(registry) = registry.upgrade() else {
+                    let Some(registry) = receiver.registry.upgrade() else {
                         return;
                     };
                     match message.get_payload::<String>() {
-                        Ok(payload) => {
-                            if let Some(list) = dispatch(&registry, &directory, &payload) {
-                                confirm(&redis, list, confirm_keep_ms);
-                            }
-                        }
+                        Ok(payload) => dispatch(&receiver, &registry, &payload),
                         Err(err) => tracing::warn!(error = %err, "unreadable relay message"),
                     }
                 }
@@ -287,8 +427,107 @@ async fn subscribe(
     channels: &[String],
 ) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
-    for channel in channels {
-        pubsub.subscribe(channel).await?;
-    }
+    pubsub.subscribe(channels).await?;
     Ok(pubsub)
+}
+
+/// Cluster mode: sharded subscriptions through the cluster client (RESP3 pushes). A node that
+/// goes away (failover) or a slot that moves (resharding) ends the subscriptions it carried:
+/// they are made again on the slot's new owner, and then the sockets here are sent to resume.
+async fn listen_sharded(
+    settings: RedisSettings,
+    channels: Vec<String>,
+    receiver: Receiver,
+    ready: oneshot::Sender<()>,
+) {
+    let (pushes_tx, mut pushes) = mpsc::unbounded_channel();
+    let client = match crate::store::redis::shared::subscriber_client(&settings, pushes_tx) {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the cluster subscriber");
+            return;
+        }
+    };
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    let mut conn = loop {
+        if receiver.registry.strong_count() == 0 {
+            return;
+        }
+        match client.get_async_connection().await {
+            Ok(conn) => break conn,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?backoff, "relay cannot reach the cluster");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let mut missing: HashSet<String> = channels.iter().cloned().collect();
+    loop {
+        // (Re)subscribe whatever is missing, then wait for pushes.
+        backoff = Duration::from_millis(100);
+        while !missing.is_empty() {
+            if receiver.registry.strong_count() == 0 {
+                return;
+            }
+            let mut failed = None;
+            for channel in missing.clone() {
+                match conn.ssubscribe(&channel).await {
+                    Ok(()) => {
+                        missing.remove(&channel);
+                    }
+                    Err(err) => failed = Some(err),
+                }
+            }
+            if let Some(err) = failed {
+                tracing::warn!(error = %err, retry_in = ?backoff, left = missing.len(), "relay cannot subscribe");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        tracing::info!(channels = channels.len(), "relay subscribed (sharded)");
+        match ready.take() {
+            Some(ready) => {
+                let _ = ready.send(());
+            }
+            None => recover(&receiver),
+        }
+        while missing.is_empty() {
+            let Some(push) = pushes.recv().await else {
+                return;
+            };
+            let Some(registry) = receiver.registry.upgrade() else {
+                return;
+            };
+            match push.kind {
+                redis::PushKind::SMessage | redis::PushKind::Message => {
+                    let payload = push
+                        .data
+                        .get(1)
+                        .and_then(|v| redis::from_redis_value::<String>(v).ok());
+                    match payload {
+                        Some(payload) => dispatch(&receiver, &registry, &payload),
+                        None => tracing::warn!("unreadable relay message"),
+                    }
+                }
+                redis::PushKind::SUnsubscribe => {
+                    // The server ends a sharded subscription when its slot moves away.
+                    let channel = push
+                        .data
+                        .first()
+                        .and_then(|v| redis::from_redis_value::<String>(v).ok());
+                    if let Some(channel) = channel.filter(|c| channels.contains(c)) {
+                        tracing::warn!(channel, "relay subscription moved; resubscribing");
+                        missing.insert(channel);
+                    }
+                }
+                redis::PushKind::Disconnection => {
+                    tracing::warn!("relay lost a cluster node; resubscribing");
+                    missing = channels.iter().cloned().collect();
+                }
+                _ => {}
+            }
+        }
+    }
 }

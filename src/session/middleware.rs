@@ -1,34 +1,19 @@
 //! The actix-session middleware: encrypted cookie holding only the session key, state in Redis
-//! on the application's own pool, `HttpOnly` + `SameSite=Lax` (+ `Secure` when configured).
+//! through the application's own handle (store::redis::session_store, either Redis mode), `HttpOnly` + `SameSite=Lax` (+ `Secure` when configured).
 
 use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
-use actix_session::storage::RedisSessionStore;
 use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite, time::Duration};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use anyhow::Context;
-use deadpool_redis::Pool;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::store::redis::Keys;
+use crate::store::redis::session_store::RedisSessions;
 
-pub(crate) async fn store(pool: Pool, keys: &Keys) -> anyhow::Result<RedisSessionStore> {
-    let keys = keys.clone();
-    RedisSessionStore::builder_pooled(pool)
-        .cache_keygen(move |session_key| keys.session(session_key))
-        .build()
-        .await
-        .context("building the Redis session store")
-}
-
-pub(crate) fn build(
-    settings: &Settings,
-    store: RedisSessionStore,
-) -> SessionMiddleware<RedisSessionStore> {
+pub(crate) fn build(settings: &Settings, store: RedisSessions) -> SessionMiddleware<RedisSessions> {
     let key = Key::derive_from(settings.session.secret.expose_secret().as_bytes());
     let ttl = Duration::seconds(i64::try_from(settings.session.ttl_secs).unwrap_or(i64::MAX));
     SessionMiddleware::builder(store, key)

@@ -5,10 +5,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use futures_util::future::join_all;
 use reqwest::{Response, StatusCode};
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::groups_support::{
@@ -617,30 +615,22 @@ async fn invalidations_during<F: std::future::Future<Output = ()>>(
     group: &str,
     during: F,
 ) -> Vec<String> {
-    let client = redis::Client::open(app.settings.redis.url.expose_secret()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    let channel = format!("{}broadcast", app.settings.redis.key_prefix);
-    pubsub.subscribe(&channel).await.unwrap();
+    let mut tap = crate::redis_support::BroadcastTap::start(&app.settings).await;
     during.await;
-    let mut stream = pubsub.on_message();
     let mut seen = Vec::new();
-    let quiet = tokio::time::sleep(Duration::from_millis(QUIET_MS));
-    tokio::pin!(quiet);
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(QUIET_MS);
     loop {
-        tokio::select! {
-            () = &mut quiet => break,
-            message = stream.next() => {
-                let Some(message) = message else { break };
-                let payload: String = message.get_payload().unwrap();
-                let parsed: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-                let groups = &parsed["invalidate"]["groups"];
-                if groups
-                    .as_array()
-                    .is_some_and(|g| g.iter().any(|id| id.as_u64().map(|n| n.to_string()).as_deref() == Some(group)))
-                {
-                    seen.push(payload);
-                }
-            }
+        let left = quiet.saturating_duration_since(tokio::time::Instant::now());
+        let Some(payload) = tap.next(left).await else {
+            break;
+        };
+        let parsed: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+        let groups = &parsed["invalidate"]["groups"];
+        if groups.as_array().is_some_and(|g| {
+            g.iter()
+                .any(|id| id.as_u64().map(|n| n.to_string()).as_deref() == Some(group))
+        }) {
+            seen.push(payload);
         }
     }
     seen

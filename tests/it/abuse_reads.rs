@@ -457,15 +457,14 @@ async fn mark_read_beyond_last_seq_is_clamped() {
     last.expect(DELIVERED);
     let stored = last.message().seq;
     // Seqs drawn but never stored (a failed write) put the counter ahead of what is stored.
-    let redis = redis::Client::open(secrecy::ExposeSecret::expose_secret(
-        &app.settings.redis.url,
-    ))
-    .expect("redis url");
-    let mut conn = redis
-        .get_multiplexed_async_connection()
+    let mut conn = crate::redis_support::redis_conn(&app.settings).await;
+    let key = crate::redis_support::conversation_key(&app.settings, "seq", &conversation);
+    let before: Option<i64> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
         .await
-        .expect("the test Redis answers");
-    let key = format!("{}seq:{conversation}", app.settings.redis.key_prefix);
+        .expect("read the counter");
+    assert_eq!(before, Some(stored), "the counter is {key}");
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg(stored + 50)

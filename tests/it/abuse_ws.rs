@@ -330,6 +330,8 @@ async fn limits_cost_one_redis_round_trip_whatever_the_number_of_peers() {
         .to_owned();
     let redis = SlowRedis::start(upstream).await;
     let app = spawn_app_with(|s| {
+        // The counting proxy stands before one standalone server, whatever the suite's mode.
+        s.redis.mode = chat_server::config::RedisMode::Standalone;
         s.redis.url = redis.url.clone().into();
         s.antispam.unanswered_limit = nz!(2);
     })

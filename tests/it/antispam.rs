@@ -440,6 +440,9 @@ async fn app_on_own_redis() -> (OwnRedis, crate::helpers::TestApp) {
     let redis = own_redis().await;
     let url = redis.url.clone();
     let app = spawn_app_with(move |s| {
+        // A standalone server of the test's own, whatever mode the suite runs in (outages of
+        // a cluster node are scripts/chaos.sh --cluster's).
+        s.redis.mode = chat_server::config::RedisMode::Standalone;
         s.redis.url = url.into();
         s.redis.timeout_ms = 500;
     })

@@ -47,7 +47,9 @@ async fn health_marks_an_unreachable_mongodb_down() {
 async fn health_marks_an_unreachable_redis_down() {
     let port = closed_port();
     let app = spawn_app_with(|s| {
+        // Either mode: the one server, or the cluster's only seed node.
         s.redis.url = format!("redis://127.0.0.1:{port}").into();
+        s.redis.urls = vec![format!("redis://127.0.0.1:{port}").into()];
         s.redis.timeout_ms = 300;
         s.server.health_timeout_ms = nz!(1000);
     })

@@ -226,6 +226,22 @@ pub async fn spawn_process_node(first: &TestApp) -> ProcessNode {
         .env("CHAT__SERVER__WORKERS", "2")
         .env("CHAT__MYSQL__URL", s.mysql.url.expose_secret())
         .env("CHAT__REDIS__URL", s.redis.url.expose_secret())
+        .env(
+            "CHAT__REDIS__MODE",
+            match s.redis.mode {
+                chat_server::config::RedisMode::Standalone => "standalone",
+                chat_server::config::RedisMode::Cluster => "cluster",
+            },
+        )
+        .env(
+            "CHAT__REDIS__URLS",
+            s.redis
+                .urls
+                .iter()
+                .map(|u| u.expose_secret().to_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .env("CHAT__REDIS__KEY_PREFIX", &s.redis.key_prefix)
         .env("CHAT__MONGODB__URI", s.mongodb.uri.expose_secret())
         .env("CHAT__MONGODB__DATABASE", &s.mongodb.database)

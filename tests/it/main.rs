@@ -29,6 +29,7 @@ macro_rules! eventually {
 }
 
 mod helpers;
+mod redis_support;
 
 mod accounts;
 mod antispam;

@@ -285,18 +285,7 @@ async fn ws_cluster_a_process_that_never_confirms_does_not_hang_changes() {
     let other = app.chatter("other").await;
 
     // A subscriber of the broadcast channel that reads nothing and confirms nothing.
-    let client = redis::Client::open(secrecy::ExposeSecret::expose_secret(
-        &app.settings.redis.url,
-    ))
-    .expect("the test Redis URL parses");
-    let mut silent = client
-        .get_async_pubsub()
-        .await
-        .expect("the test Redis answers");
-    silent
-        .subscribe(format!("{}broadcast", app.settings.redis.key_prefix))
-        .await
-        .expect("subscribe to the broadcast channel");
+    let silent = crate::redis_support::BroadcastTap::start(&app.settings).await;
 
     let started = std::time::Instant::now();
     let blocked = tokio::time::timeout(

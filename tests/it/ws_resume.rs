@@ -318,14 +318,11 @@ fn since_with_progress(since: &Value) -> Value {
     )
 }
 
-/// A process that dies between storing a message and publishing it leaves the send's marker
-/// unpublished; the client's retry (on any process) must then push the stored message to the
-/// live recipients, once.
+/// A process that dies between storing a message and publishing it leaves the conversation's
+/// publication watermark behind the message; the client's retry (on any process) must then
+/// push the stored message to the live recipients, once.
 #[tokio::test]
 async fn ws_a_retry_publishes_a_stored_message_whose_first_publication_never_happened() {
-    use redis::AsyncCommands;
-    use secrecy::ExposeSecret;
-
     let app = spawn_app().await;
     let (alice, mut alice_ws) = app.login_ws("alice").await;
     let (bob, mut bob_ws) = app.login_ws("bob").await;
@@ -336,16 +333,26 @@ async fn ws_a_retry_publishes_a_stored_message_whose_first_publication_never_hap
         .message();
     assert_eq!(bob_ws.next_message().await, first);
 
-    // What anti-spam leaves when a send passes, before the writer publishes it.
-    let marker = format!(
-        "{}as:cmid:{}:crash-1",
-        app.settings.redis.key_prefix, alice.id
+    // What a process that died after storing leaves: the watermark one below the message.
+    let conversation = dm(&alice.id, &bob.id);
+    let watermark = crate::redis_support::conversation_key(&app.settings, "pub", &conversation);
+    let mut conn = crate::redis_support::redis_conn(&app.settings).await;
+    let before: Option<i64> = redis::cmd("GET")
+        .arg(&watermark)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        before,
+        Some(first.seq),
+        "a published message moves the watermark"
     );
-    let client = redis::Client::open(app.settings.redis.url.expose_secret()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let before: Option<String> = conn.get(&marker).await.unwrap();
-    assert_eq!(before.as_deref(), Some("p"), "a published send is marked");
-    let _: () = conn.set(&marker, "1").await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&watermark)
+        .arg(first.seq - 1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 
     let retry = alice_ws
         .send_to_with_id(&bob.id, "stored, then the process died", "crash-1")

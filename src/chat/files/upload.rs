@@ -15,6 +15,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::chat::files::{images, thumbnail_key};
 use crate::domain::{FileId, Timestamp, UserId, sanitize_file_name};
@@ -144,7 +145,7 @@ impl Chat {
                 Full::Process => AppError::ServerBusy,
             })?;
         self.antispam
-            .check_event(owner, EventRule::Uploads, &owner.to_string(), None)
+            .check_event(owner, EventRule::Uploads, EventScope::Actor, None)
             .await?;
         let quota = f.quota_bytes_per_user.get();
         let (count, used) = file_rows::usage(&self.mysql, owner).await?;

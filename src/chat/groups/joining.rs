@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::no_such_group;
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::domain::{GroupId, JoinMode, RequestStatus, UserId};
 use crate::error::{AppError, AppResult};
@@ -134,7 +135,7 @@ impl Chat {
         self.ensure_can_join(group.id, user).await?;
         may_add(group, adder)?;
         self.antispam
-            .check_event(actor, EventRule::Invites, &actor.to_string(), None)
+            .check_event(actor, EventRule::Invites, EventScope::Actor, None)
             .await?;
         if !relations::relation(&self.mysql, actor, user)
             .await?

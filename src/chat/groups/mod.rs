@@ -20,6 +20,7 @@ pub(crate) mod rules;
 use std::time::Duration;
 
 use crate::antispam::EventRule;
+use crate::antispam::keys::EventScope;
 use crate::chat::Chat;
 use crate::domain::{GroupId, JoinMode, Role, UserId};
 use crate::error::{AppError, AppResult};
@@ -139,14 +140,14 @@ impl Chat {
     /// Counts one moderation action of `actor` (`antispam.moderation_*`, per acting user).
     async fn moderation_allowed(&self, actor: UserId) -> AppResult<()> {
         self.antispam
-            .check_event(actor, EventRule::Moderation, &actor.to_string(), None)
+            .check_event(actor, EventRule::Moderation, EventScope::Actor, None)
             .await
     }
 
     /// Counts one edit of the group (`antispam.group_edits_*`, per group).
     async fn group_edit_allowed(&self, actor: UserId, group: GroupId) -> AppResult<()> {
         self.antispam
-            .check_event(actor, EventRule::GroupEdits, &format!("g{group}"), None)
+            .check_event(actor, EventRule::GroupEdits, EventScope::Group(group), None)
             .await
     }
 
@@ -169,7 +170,7 @@ impl Chat {
     async fn lock_group(&self, group: GroupId) -> AppResult<GroupLock> {
         self.group_locks
             .lock(
-                &self.redis_link,
+                &self.redis,
                 &self.keys,
                 group,
                 Duration::from_secs(self.settings.mysql.acquire_timeout_secs),

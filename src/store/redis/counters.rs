@@ -2,20 +2,20 @@
 //! process: the first request opens a window of `window_secs`, and past `limit` requests in it
 //! the caller waits for the window to end.
 
-use deadpool_redis::Pool;
+use crate::store::redis::Shared;
 
 use crate::error::{AppError, AppResult};
 
 /// Counts one request against `key`; 429 `rate_limited` naming `rule`, with the seconds left
 /// in the window, once there were already `limit` of them.
 pub(crate) async fn hit(
-    pool: &Pool,
+    redis: &Shared,
     key: &str,
     rule: &'static str,
     limit: u64,
     window_secs: u64,
 ) -> AppResult<()> {
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let (count, ttl_ms): (u64, i64) = redis::pipe()
         .atomic()
         .incr(key, 1)

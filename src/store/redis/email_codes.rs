@@ -1,7 +1,7 @@
 //! One-time email codes: a hash per (purpose, email) with the code and the wrong tries so far,
 //! expiring after `mail.code_ttl_secs`, plus a marker that limits how often a new code is sent.
 
-use deadpool_redis::Pool;
+use crate::store::redis::Shared;
 use redis::AsyncCommands;
 
 use crate::error::AppResult;
@@ -22,14 +22,14 @@ fn name(purpose: &str, email: &str) -> String {
 
 /// Stores a fresh code; Err(seconds) when one was issued too recently.
 pub(crate) async fn issue(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     purpose: &str,
     email: &str,
     code: &str,
     limits: &Limits,
 ) -> AppResult<Result<(), u64>> {
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     // Per purpose, so asking for a register code cannot hold back somebody's reset code.
     let marker = keys.email_code_sent(&name(purpose, email));
     let fresh: bool = redis::cmd("SET")
@@ -62,7 +62,7 @@ pub(crate) async fn issue(
 /// Checks a code and uses it up when right; a wrong one counts as an attempt, and the code is
 /// gone after `max_attempts` wrong ones.
 pub(crate) async fn verify(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     purpose: &str,
     email: &str,
@@ -93,7 +93,7 @@ pub(crate) async fn verify(
             ",
         )
     });
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let ok: i64 = VERIFY
         .key(keys.email_code(&name(purpose, email)))
         .key(keys.email_code_failures(&name(purpose, email)))

@@ -9,7 +9,7 @@
 //! are counted per canonical name exactly like accounts, so the answers never tell which accounts
 //! exist. A password check that succeeds clears its bucket.
 
-use deadpool_redis::Pool;
+use crate::store::redis::Shared;
 use redis::AsyncCommands;
 
 use crate::domain::UserId;
@@ -40,9 +40,9 @@ impl Bucket {
 }
 
 /// 429 while the bucket has used up its failures.
-pub(crate) async fn check(pool: &Pool, keys: &Keys, bucket: &Bucket, max: u32) -> AppResult<()> {
+pub(crate) async fn check(redis: &Shared, keys: &Keys, bucket: &Bucket, max: u32) -> AppResult<()> {
     let key = bucket.key(keys);
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let (count, ttl_ms): (Option<u32>, i64) = redis::pipe()
         .get(&key)
         .pttl(&key)
@@ -58,13 +58,13 @@ pub(crate) async fn check(pool: &Pool, keys: &Keys, bucket: &Bucket, max: u32) -
 }
 
 pub(crate) async fn record(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     bucket: &Bucket,
     window_secs: u64,
 ) -> AppResult<()> {
     let key = bucket.key(keys);
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     // The window starts with the first failure and is not extended by later ones.
     let _: () = redis::pipe()
         .incr(&key, 1)
@@ -78,8 +78,8 @@ pub(crate) async fn record(
     Ok(())
 }
 
-pub(crate) async fn clear(pool: &Pool, keys: &Keys, bucket: &Bucket) -> AppResult<()> {
-    let mut conn = pool.get().await?;
+pub(crate) async fn clear(redis: &Shared, keys: &Keys, bucket: &Bucket) -> AppResult<()> {
+    let mut conn = redis.get().await?;
     let _: () = conn.del(bucket.key(keys)).await?;
     Ok(())
 }

@@ -1,13 +1,17 @@
 //! Logins: one Redis hash per logged-in session, listed in a per-user set. A session cookie is
 //! only honoured while its login exists, so deleting logins revokes sessions everywhere at once
 //! (the session state itself is opaque to us inside actix-session).
+//!
+//! A login and its user's set are in different slots in cluster mode, so they are written one
+//! after the other, in the order that makes a half-done change harmless: a login is listed
+//! before it exists and deleted before it is unlisted (a listed id without a login is skipped
+//! and cleaned up; a login that exists unlisted could not be revoked by "log out everywhere").
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands};
 
 use crate::domain::{Timestamp, UserId};
 use crate::error::AppResult;
-use crate::store::redis::Keys;
+use crate::store::redis::{Keys, Shared};
 
 pub(crate) struct NewLogin<'a> {
     pub login_id: &'a str,
@@ -18,11 +22,19 @@ pub(crate) struct NewLogin<'a> {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %login.user_id))]
-pub(crate) async fn create(pool: &Pool, keys: &Keys, login: NewLogin<'_>) -> AppResult<()> {
-    let mut conn = pool.get().await?;
+pub(crate) async fn create(redis: &Shared, keys: &Keys, login: NewLogin<'_>) -> AppResult<()> {
+    let mut conn = redis.get().await?;
     let key = keys.login(login.login_id);
     let set = keys.user_logins(login.user_id.0);
     let now = chrono::Utc::now().timestamp_millis();
+    redis::pipe()
+        .atomic()
+        .sadd(&set, login.login_id)
+        .ignore()
+        .expire(&set, ttl_i64(login.ttl_secs))
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await?;
     redis::pipe()
         .atomic()
         .hset_multiple(
@@ -38,63 +50,60 @@ pub(crate) async fn create(pool: &Pool, keys: &Keys, login: NewLogin<'_>) -> App
         .ignore()
         .expire(&key, ttl_i64(login.ttl_secs))
         .ignore()
-        .sadd(&set, login.login_id)
-        .ignore()
-        .expire(&set, ttl_i64(login.ttl_secs))
-        .ignore()
         .query_async::<()>(&mut conn)
         .await?;
     Ok(())
 }
 
 /// The user a login belongs to, if the login still exists.
-pub(crate) async fn owner(pool: &Pool, keys: &Keys, login_id: &str) -> AppResult<Option<UserId>> {
-    let mut conn = pool.get().await?;
+pub(crate) async fn owner(
+    redis: &Shared,
+    keys: &Keys,
+    login_id: &str,
+) -> AppResult<Option<UserId>> {
+    let mut conn = redis.get().await?;
     let user_id: Option<u64> = conn.hget(keys.login(login_id), "user_id").await?;
     Ok(user_id.map(UserId))
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub(crate) async fn delete(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     user_id: UserId,
     login_id: &str,
 ) -> AppResult<()> {
-    let mut conn = pool.get().await?;
-    redis::pipe()
-        .atomic()
-        .del(keys.login(login_id))
-        .ignore()
-        .srem(keys.user_logins(user_id.0), login_id)
-        .ignore()
-        .query_async::<()>(&mut conn)
-        .await?;
+    let mut conn = redis.get().await?;
+    let _: () = conn.del(keys.login(login_id)).await?;
+    let _: () = conn.srem(keys.user_logins(user_id.0), login_id).await?;
     Ok(())
 }
 
 /// Deletes every login of the user except `keep`; returns the revoked login ids.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub(crate) async fn revoke_all_except(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     user_id: UserId,
     keep: &str,
 ) -> AppResult<Vec<String>> {
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let set = keys.user_logins(user_id.0);
     let members: Vec<String> = conn.smembers(&set).await?;
     let revoked: Vec<String> = members.into_iter().filter(|id| id != keep).collect();
     if revoked.is_empty() {
         return Ok(revoked);
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for login_id in &revoked {
-        pipe.del(keys.login(login_id)).ignore();
-        pipe.srem(&set, login_id).ignore();
-    }
-    pipe.query_async::<()>(&mut conn).await?;
+    let deletes = revoked
+        .iter()
+        .map(|login_id| {
+            let mut del = redis::cmd("DEL");
+            del.arg(keys.login(login_id));
+            del
+        })
+        .collect();
+    redis.run(deletes).await?;
+    let _: () = conn.srem(&set, &revoked).await?;
     Ok(revoked)
 }
 
@@ -115,22 +124,30 @@ pub(crate) struct Device {
 
 /// The user's live logins, newest first.
 pub(crate) async fn devices(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     user_id: UserId,
     current: &str,
 ) -> AppResult<Vec<Device>> {
-    let mut conn = pool.get().await?;
+    let mut conn = redis.get().await?;
     let ids: Vec<String> = conn.smembers(keys.user_logins(user_id.0)).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.hgetall(keys.login(id));
-    }
-    let records: Vec<std::collections::HashMap<String, String>> =
-        pipe.query_async(&mut conn).await?;
+    let reads = ids
+        .iter()
+        .map(|id| {
+            let mut read = redis::cmd("HGETALL");
+            read.arg(keys.login(id));
+            read
+        })
+        .collect();
+    let records: Vec<std::collections::HashMap<String, String>> = redis
+        .run(reads)
+        .await?
+        .iter()
+        .map(redis::from_redis_value)
+        .collect::<Result<_, _>>()?;
     let mut devices: Vec<(i64, Device)> = ids
         .into_iter()
         .zip(records)
@@ -168,20 +185,24 @@ fn rfc3339(millis: i64) -> String {
 
 /// Deletes one of the user's logins; false when it is not theirs (or gone).
 pub(crate) async fn revoke(
-    pool: &Pool,
+    redis: &Shared,
     keys: &Keys,
     user_id: UserId,
     login_id: &str,
 ) -> AppResult<bool> {
-    if owner(pool, keys, login_id).await? != Some(user_id) {
+    if owner(redis, keys, login_id).await? != Some(user_id) {
         return Ok(false);
     }
-    delete(pool, keys, user_id, login_id).await?;
+    delete(redis, keys, user_id, login_id).await?;
     Ok(true)
 }
 
 /// Marks these logins as seen now, without recreating revoked ones; returns which still exist.
-pub(crate) async fn touch(pool: &Pool, keys: &Keys, login_ids: &[String]) -> AppResult<Vec<bool>> {
+pub(crate) async fn touch(
+    redis: &Shared,
+    keys: &Keys,
+    login_ids: &[String],
+) -> AppResult<Vec<bool>> {
     static TOUCH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new(
             r"
@@ -201,12 +222,24 @@ pub(crate) async fn touch(pool: &Pool, keys: &Keys, login_ids: &[String]) -> App
     if login_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut invocation = TOUCH.prepare_invoke();
-    for id in login_ids {
-        invocation.key(keys.login(id));
-    }
-    invocation.arg(chrono::Utc::now().timestamp_millis());
-    let mut conn = pool.get().await?;
-    let alive: Vec<i64> = invocation.invoke_async(&mut conn).await?;
-    Ok(alive.into_iter().map(|a| a == 1).collect())
+    let now = chrono::Utc::now().timestamp_millis();
+    let conn = redis.get().await?;
+    // One call for all of them, or in cluster mode (every login in a slot of its own) one
+    // per login, all at once.
+    let groups: Vec<&[String]> = if redis.is_cluster() {
+        login_ids.chunks(1).collect()
+    } else {
+        vec![login_ids]
+    };
+    let calls = groups.into_iter().map(|ids| {
+        let mut invocation = TOUCH.prepare_invoke();
+        for id in ids {
+            invocation.key(keys.login(id));
+        }
+        invocation.arg(now);
+        let mut conn = conn.clone();
+        async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
+    });
+    let alive = futures_util::future::try_join_all(calls).await?;
+    Ok(alive.into_iter().flatten().map(|a| a == 1).collect())
 }

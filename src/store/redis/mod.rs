@@ -1,5 +1,10 @@
-//! Redis: the shared connection pool (also used by the session store) and the key layout.
-//! Every key starts with `redis.key_prefix`, so deployments (and tests) can share one server.
+//! Redis: the shared handle (standalone or cluster, see shared.rs) and the key layout. Every
+//! key starts with `redis.key_prefix`, so deployments (and tests) can share one server.
+//!
+//! Keys that one script or transaction touches together carry the same hash tag, so that in
+//! cluster mode they live in one slot: `{u:<id>}` for a user's keys, `{cs:<n>}` for the keys of
+//! the conversations of delivery shard n (a conversation's seq counter, publication watermark
+//! and held messages) and its delivery channels, `{e:<purpose>:<email>}` for an email code.
 
 pub(crate) mod counters;
 pub(crate) mod email_codes;
@@ -8,6 +13,8 @@ pub(crate) mod login_failures;
 pub(crate) mod logins;
 pub(crate) mod seq;
 pub(crate) mod shared;
+
+pub(crate) mod session_store;
 
 pub(crate) use shared::{Link, Shared};
 
@@ -19,7 +26,8 @@ use secrecy::ExposeSecret;
 
 use crate::config::RedisSettings;
 
-pub(crate) fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
+/// The pool of standalone mode.
+pub(crate) fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
     let timeout = Some(Duration::from_millis(settings.timeout_ms));
     let mut config = deadpool_redis::Config::from_url(settings.url.expose_secret());
     config.pool = Some(PoolConfig {
@@ -36,8 +44,8 @@ pub(crate) fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
         .context("redis.url is not a valid Redis URL")
 }
 
-pub(crate) async fn ping(pool: &Pool) -> anyhow::Result<()> {
-    let mut conn = pool.get().await.context("no redis connection")?;
+pub(crate) async fn ping(redis: &Shared) -> anyhow::Result<()> {
+    let mut conn = redis.get().await.context("no redis connection")?;
     let pong: String = deadpool_redis::redis::cmd("PING")
         .query_async(&mut conn)
         .await
@@ -50,13 +58,35 @@ pub(crate) async fn ping(pool: &Pool) -> anyhow::Result<()> {
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
+    shards: u16,
+}
+
+/// The hash tag of a user's keys.
+pub(crate) fn user_tag(user_id: u64) -> String {
+    format!("{{u:{user_id}}}")
 }
 
 impl Keys {
-    pub(crate) fn new(prefix: impl Into<String>) -> Self {
+    /// `shards`: how many delivery shards conversations are spread over (1 in standalone mode).
+    pub(crate) fn new(prefix: impl Into<String>, shards: u16) -> Self {
         Self {
             prefix: prefix.into(),
+            shards: shards.max(1),
         }
+    }
+
+    pub(crate) fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The delivery shard of a conversation.
+    pub(crate) fn shard_of(&self, conversation: &str) -> u16 {
+        crc16::State::<crc16::XMODEM>::calculate(conversation.as_bytes()) % self.shards
+    }
+
+    /// The hash tag of delivery shard `shard`.
+    fn shard_tag(shard: u16) -> String {
+        format!("{{cs:{shard}}}")
     }
 
     /// actix-session's state for one session key.
@@ -72,48 +102,69 @@ impl Keys {
 
     /// The last seq handed out in a conversation (no expiry: it must outlive every message).
     pub(crate) fn seq(&self, conversation: &str) -> String {
-        format!("{}seq:{conversation}", self.prefix)
+        let tag = Self::shard_tag(self.shard_of(conversation));
+        format!("{}seq:{tag}{conversation}", self.prefix)
+    }
+
+    /// The highest seq of a conversation published live (or given up on): its messages leave
+    /// in seq order cluster-wide (see hub::relay). Beside the seq counter.
+    pub(crate) fn published(&self, conversation: &str) -> String {
+        let tag = Self::shard_tag(self.shard_of(conversation));
+        format!("{}pub:{tag}{conversation}", self.prefix)
+    }
+
+    /// Messages of a conversation stored but waiting for a lower seq to be published first
+    /// (hash: seq → what to publish). Beside the seq counter.
+    pub(crate) fn held(&self, conversation: &str) -> String {
+        let tag = Self::shard_tag(self.shard_of(conversation));
+        format!("{}held:{tag}{conversation}", self.prefix)
+    }
+
+    /// A key of delivery shard `shard`'s slot that is never written: it routes a delivery
+    /// script with no ordered message to the shard's node in cluster mode.
+    pub(crate) fn shard_route(&self, shard: u16) -> String {
+        format!("{}{}route", self.prefix, Self::shard_tag(shard))
     }
 
     /// The live connections of a user: a sorted set of `<conn>@<node>` scored by expiry (ms).
     pub(crate) fn presence(&self, user_id: u64) -> String {
-        format!("{}presence:{user_id}", self.prefix)
+        format!("{}presence:{}", self.prefix, user_tag(user_id))
     }
 
-    /// The pub/sub channel of one server process.
-    pub(crate) fn node_channel(&self, node_id: &str) -> String {
-        format!("{}node:{node_id}", self.prefix)
+    /// The delivery channel of one server process for one shard.
+    pub(crate) fn node_channel(&self, shard: u16, node_id: &str) -> String {
+        format!("{}{}node:{node_id}", self.prefix, Self::shard_tag(shard))
     }
 
-    /// The prefix of node channels, for the delivery script.
-    pub(crate) fn node_channel_prefix(&self) -> String {
-        format!("{}node:", self.prefix)
+    /// The delivery channel of one shard that every process listens on (the lobby).
+    pub(crate) fn everyone_channel(&self, shard: u16) -> String {
+        format!("{}{}all", self.prefix, Self::shard_tag(shard))
     }
 
-    /// The pub/sub channel every process listens on (revocations, lobby).
+    /// The channel every process listens on (revocations, cache invalidations).
     pub(crate) fn broadcast_channel(&self) -> String {
         format!("{}broadcast", self.prefix)
     }
 
-    /// The list into which each process confirms it applied one cache invalidation.
-    pub(crate) fn cache_ack(&self, invalidation_id: &str) -> String {
-        format!("{}cache_ack:{invalidation_id}", self.prefix)
+    /// An anti-spam counter or marker of one user (see antispam::keys for the layout).
+    pub(crate) fn antispam(&self, user_id: u64, name: &str) -> String {
+        format!("{}as:{}{name}", self.prefix, user_tag(user_id))
     }
 
-    /// An anti-spam counter or marker (see antispam::script for the layout).
-    pub(crate) fn antispam(&self, name: &str) -> String {
-        format!("{}as:{name}", self.prefix)
+    /// An anti-spam counter of a scope that is not a user (a group).
+    pub(crate) fn antispam_scoped(&self, scope: &str, name: &str) -> String {
+        format!("{}as:{{s:{scope}}}{name}", self.prefix)
     }
 
     /// The marker of a passed send (`client_msg_id` of `from`): set by anti-spam when the send
-    /// passes, turned to `p` once the stored message has been published (see hub::relay).
+    /// passes, so a retry is neither checked nor counted again.
     pub(crate) fn sent(&self, from: u64, client_msg_id: &str) -> String {
-        self.antispam(&format!("cmid:{from}:{client_msg_id}"))
+        self.antispam(from, &format!("cmid:{client_msg_id}"))
     }
 
     /// A pending email code (hash: code, attempts) for `<purpose>:<email>`.
     pub(crate) fn email_code(&self, name: &str) -> String {
-        format!("{}email_code:{name}", self.prefix)
+        format!("{}email_code:{{e:{name}}}", self.prefix)
     }
 
     /// Failed logins for a (lowercased) user name in the current window.
@@ -123,7 +174,7 @@ impl Keys {
 
     /// Wrong codes for `<purpose>:<email>` in the last day.
     pub(crate) fn email_code_failures(&self, name: &str) -> String {
-        format!("{}email_code_failures:{name}", self.prefix)
+        format!("{}email_code_failures:{{e:{name}}}", self.prefix)
     }
 
     /// Set while a new code for `<purpose>:<email>` may not be sent yet.

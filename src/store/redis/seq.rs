@@ -13,14 +13,18 @@ use crate::error::AppResult;
 use crate::store::mongo::messages;
 use crate::store::redis::{Keys, Link, Shared};
 
-/// KEYS: one counter per seq wanted (a key may repeat). ARGV: a floor for each key, or "".
-/// A counter below its floor (or missing, with a floor given) is raised to it before INCR.
-/// Returns one seq per key, or -1 where the counter is missing and no floor was given.
+/// KEYS: per seq wanted, the conversation's counter and its publication watermark (a pair may
+/// repeat). ARGV: a floor for each pair, or "".
+/// A counter below its floor (or missing, with a floor given) is raised to it before INCR. A
+/// missing watermark starts at the counter's value before the draw: every seq handed out
+/// before is taken as published, so the first seq drawn here is the next one to publish.
+/// Returns one seq per pair, or -1 where the counter is missing and no floor was given.
 static ALLOCATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local out = {}
-        for i, key in ipairs(KEYS) do
+        for i = 1, #KEYS / 2 do
+            local key, watermark = KEYS[2 * i - 1], KEYS[2 * i]
             local floor = ARGV[i]
             local current = redis.call('GET', key)
             if floor ~= nil and floor ~= '' then
@@ -32,6 +36,7 @@ static ALLOCATE: LazyLock<Script> = LazyLock::new(|| {
             if current == false then
                 out[i] = -1
             else
+                redis.call('SET', watermark, current, 'NX')
                 out[i] = redis.call('INCR', key)
             end
         end
@@ -82,22 +87,45 @@ pub(crate) async fn allocate(
     Ok(seqs)
 }
 
+/// Draws in one script per delivery shard (one slot each in cluster mode), all at once.
 async fn invoke(
     conn: &mut Link,
     keys: &Keys,
     conversations: &[String],
     floors: &HashMap<String, i64>,
 ) -> AppResult<Vec<i64>> {
-    let mut invocation = ALLOCATE.prepare_invoke();
-    for conversation in conversations {
-        invocation.key(keys.seq(conversation));
-        invocation.arg(
-            floors
-                .get(conversation)
-                .map_or_else(String::new, i64::to_string),
-        );
+    let mut shards: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (i, conversation) in conversations.iter().enumerate() {
+        let shard = keys.shard_of(conversation);
+        match shards.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, at)) => at.push(i),
+            None => shards.push((shard, vec![i])),
+        }
     }
-    Ok(invocation.invoke_async(conn).await?)
+    let draws = shards.iter().map(|(_, at)| {
+        let mut invocation = ALLOCATE.prepare_invoke();
+        for i in at {
+            let conversation = &conversations[*i];
+            invocation
+                .key(keys.seq(conversation))
+                .key(keys.published(conversation));
+            invocation.arg(
+                floors
+                    .get(conversation)
+                    .map_or_else(String::new, i64::to_string),
+            );
+        }
+        let mut conn = conn.clone();
+        async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
+    });
+    let drawn = futures_util::future::try_join_all(draws).await?;
+    let mut seqs = vec![-1; conversations.len()];
+    for ((_, at), drawn) in shards.iter().zip(drawn) {
+        for (i, seq) in at.iter().zip(drawn) {
+            seqs[*i] = seq;
+        }
+    }
+    Ok(seqs)
 }
 
 /// The last seq handed out in a conversation as the counter says, without asking MongoDB: may
