@@ -248,6 +248,11 @@ pub async fn spawn_process_node(first: &TestApp) -> ProcessNode {
         .env("CHAT__SESSION__SECRET", s.session.secret.expose_secret())
         .env("CHAT__AUTH__BCRYPT_COST", "4")
         .envs(antispam_env(&s.antispam))
+        .env("CHAT__WS__OUTBOUND_QUEUE", s.ws.outbound_queue.to_string())
+        .env(
+            "CHAT__WS__MAX_OUTBOUND_BYTES",
+            s.ws.max_outbound_bytes.to_string(),
+        )
         .env("CHAT__LOG__FORMAT", "json")
         .env("CHAT__LOG__FILTER", "info")
         .stdin(std::process::Stdio::null())

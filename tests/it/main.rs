@@ -63,6 +63,7 @@ mod ws_connect;
 mod ws_groups;
 mod ws_history;
 mod ws_order;
+mod ws_order_processes;
 mod ws_pipeline;
 mod ws_read_delete;
 mod ws_resume;
