@@ -6,9 +6,17 @@
 # `chaos` profile of scripts/services.sh, reset at the start and stopped at the end.
 #
 #   scripts/chaos.sh [--small] [FAULT...]
+#   scripts/chaos.sh --cluster [--small] [FAULT...]
 #
 # FAULT is one of kill-node, redis-restart, redis-flush, mongo-stop, mysql-stop, sigterm
 # (default: all of them, then the soak; naming faults skips the soak).
+#
+#   --cluster the servers run in Redis Cluster mode on the cluster profile of
+#             scripts/services.sh (3 masters + 3 replicas on 127.0.0.1:7101-7106, reset at
+#             the start and stopped at the end), and the faults are cluster-failover (SIGKILL
+#             the master with the most slots under load: its replica takes over, the node is
+#             started again and must rejoin as a replica) and cluster-reshard (1000 slots moved
+#             between masters with redis-cli --cluster reshard during traffic). No soak.
 #
 #   --small   debug build, few clients, short phases (about 3 minutes; run by the test
 #             suite). Results go to var/chaos-small/ only.
@@ -26,9 +34,25 @@ cd "$ROOT"
 # shellcheck source=SCRIPTDIR/lib/harness.sh
 source "$SCRIPT_DIR/lib/harness.sh"
 
-harness_args --small "kill-node redis-restart redis-flush mongo-stop mysql-stop sigterm" "$@"
+CLUSTER=0
+args=()
+for arg in "$@"; do
+    if [[ "$arg" == "--cluster" ]]; then
+        CLUSTER=1
+    else
+        args+=("$arg")
+    fi
+done
+if ((CLUSTER)); then
+    harness_args --small "cluster-failover cluster-reshard" "${args[@]}"
+else
+    harness_args --small "kill-node redis-restart redis-flush mongo-stop mysql-stop sigterm" "${args[@]}"
+fi
 SMALL=$HARNESS_SMALL
 FAULTS=("${HARNESS_PICKED[@]}")
+if ((CLUSTER && ${#FAULTS[@]} == 0)); then
+    FAULTS=(cluster-failover cluster-reshard)
+fi
 
 # The faults stop and restart the profile's services, which must be its own.
 require_own_services chaos "the fault run"
@@ -59,6 +83,12 @@ fi
 
 started=$SECONDS
 own_services chaos
+if ((CLUSTER)); then
+    "$ROOT/scripts/services.sh" --profile cluster reset
+    trap 'harness_stop_services; "$ROOT/scripts/services.sh" --profile cluster down >/dev/null 2>&1 || true' EXIT
+    OUT="$OUT-cluster"
+    DOC_ARGS=()
+fi
 build_harness "${BUILD_FLAGS[@]}"
 
 LOADGEN="$ROOT/target/$PROFILE_DIR/loadgen"
@@ -74,7 +104,7 @@ done
 status=0
 "$LOADGEN" chaos --size "$SIZE" --server-bin "$SERVER" --out "$OUT" "${DOC_ARGS[@]}" "${CHAOS_ARGS[@]}" \
     "${fault_args[@]}" || status=$?
-if ((${#FAULTS[@]} == 0)); then
+if ((${#FAULTS[@]} == 0 && !CLUSTER)); then
     if ((!SMALL)); then
         reset_services
     fi

@@ -4,13 +4,28 @@
 # services keep running so the next start is instant (scripts/services.sh down
 # stops them). The server applies its database migrations itself at startup.
 #
-#   scripts/run.sh
+#   scripts/run.sh             one process on a single Redis
+#   scripts/run.sh --cluster   two processes on a local Redis Cluster (the cluster profile
+#                              of scripts/services.sh: 3 masters + 3 replicas on
+#                              127.0.0.1:7101-7106), sharing the run profile's MariaDB,
+#                              MongoDB and SMTP; either process serves any user
 #
-# Listens on $CHAT__SERVER__ADDR (default 127.0.0.1:8081).
+# Listens on $CHAT__SERVER__ADDR (default 127.0.0.1:8081); with --cluster the second process
+# listens on $CHAT_SECOND_ADDR (default 127.0.0.1:8082).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CLUSTER=0
+case "${1:-}" in
+    "") ;;
+    --cluster) CLUSTER=1 ;;
+    *)
+        printf 'usage: scripts/run.sh [--cluster]\n' >&2
+        exit 2
+        ;;
+esac
 ADDR="${CHAT__SERVER__ADDR:-127.0.0.1:8081}"
+ADDRS=("$ADDR")
 PID_FILE="$ROOT/var/pids/server.pid"
 SECRET_FILE="$ROOT/var/session_secret"
 METRICS_TOKEN_FILE="$ROOT/var/metrics_token"
@@ -32,7 +47,15 @@ server_running() {
     printf '%s\n' "$pid"
 }
 
-"$ROOT/scripts/services.sh" up
+if ((CLUSTER)); then
+    "$ROOT/scripts/services.sh" up mariadb mongo smtp
+    "$ROOT/scripts/services.sh" --profile cluster up
+    export CHAT__REDIS__MODE=cluster
+    export CHAT__REDIS__URLS="redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103"
+    ADDRS+=("${CHAT_SECOND_ADDR:-127.0.0.1:8082}")
+else
+    "$ROOT/scripts/services.sh" up
+fi
 
 # Reads the secret in FILE (HEX_CHARS hex digits), making a random one first when it is
 # missing or malformed, and exports it as VAR unless VAR is set already.
@@ -73,29 +96,35 @@ fi
 cargo build "${cargo_flags[@]}"
 
 mkdir -p "$(dirname "$PID_FILE")"
-printf 'chat-server listening on http://%s\n' "$ADDR"
 
-# The server runs as a child rather than via exec so that we can remove the
-# pid file when it exits. Signals are forwarded as SIGTERM (graceful shutdown):
+# The servers run as children rather than via exec so that we can remove the
+# pid file when they exit. Signals are forwarded as SIGTERM (graceful shutdown):
 # a background child of a non-interactive shell starts with SIGINT ignored, so
-# forwarding SIGINT itself would not be reliable. A second Ctrl-C kills it.
-"$ROOT/target/release/chat-server" &
-server_pid=$!
-printf '%s\n' "$server_pid" >"$PID_FILE"
+# forwarding SIGINT itself would not be reliable. A second Ctrl-C kills them.
+server_pids=()
+for addr in "${ADDRS[@]}"; do
+    printf 'chat-server listening on http://%s\n' "$addr"
+    CHAT__SERVER__ADDR="$addr" "$ROOT/target/release/chat-server" &
+    server_pids+=("$!")
+done
+printf '%s\n' "${server_pids[0]}" >"$PID_FILE"
 
 signals=0
 # shellcheck disable=SC2317 # only invoked through the trap below
 forward() {
     signals=$((signals + 1))
-    if ((signals == 1)); then
-        kill -TERM "$server_pid" 2>/dev/null || true
-    else
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${server_pids[@]}"; do
+        if ((signals == 1)); then
+            kill -TERM "$pid" 2>/dev/null || true
+        else
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
 }
 # shellcheck disable=SC2317 # only invoked through the trap below
 cleanup() {
-    if [[ "$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null)" == "$server_pid" ]]; then
+    if [[ "$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null)" == "${server_pids[0]}" ]]; then
         rm -f "$PID_FILE"
     fi
     log "chat-server stopped; the services are still running (scripts/services.sh down stops them)"
@@ -104,10 +133,17 @@ trap forward INT TERM HUP
 trap cleanup EXIT
 
 # `wait` returns early whenever a trapped signal arrives; keep waiting until
-# the server has really exited and been reaped (kill -0 still sees our own
-# unreaped child), then exit with its status.
+# every server has really exited and been reaped (kill -0 still sees our own
+# unreaped child), then exit with the first one's status.
 status=0
-while kill -0 "$server_pid" 2>/dev/null; do
-    wait "$server_pid" && status=0 || status=$?
+for pid in "${server_pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do
+        if wait "$pid"; then
+            :
+        else
+            code=$?
+            ((status != 0)) || status=$code
+        fi
+    done
 done
 exit "$status"

@@ -2,7 +2,9 @@
 # Runs the whole test suite against the test-profile services of scripts/services.sh
 # (isolated from the run profile, fresh data on each start): the layering check
 # (scripts/check-layers.sh), `cargo test` (unit and
-# integration tests of the server and the load generator), then the clients against a fresh server (scripts/clients/run.sh: the
+# integration tests of the server and the load generator), the server's integration tests
+# again with the server in Redis Cluster mode (on the cluster profile of scripts/services.sh:
+# 3 masters + 3 replicas on 127.0.0.1:7101-7106, reset first), then the clients against a fresh server (scripts/clients/run.sh: the
 # Postman collection under newman, the WebSocket scenarios, and the browser end-to-end test
 # in Chromium), then the small fault and soak run (scripts/chaos.sh --small, on the chaos
 # profile's own services, stopped again at its end) and every benchmark scenario once at a tiny
@@ -24,10 +26,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # The whole workspace: the server's tests and the load generator's own (its exactly-once
 # ledger, the report tables, the shipped settings it reads).
-cargo_flags=(--workspace --all-targets)
+locked=()
 if [[ -f Cargo.lock ]]; then
-    cargo_flags=(--locked "${cargo_flags[@]}")
+    locked=(--locked)
 fi
+cargo_flags=("${locked[@]}" --workspace --all-targets)
 if (($# > 0)); then
     exec cargo test "${cargo_flags[@]}" "$@"
 fi
@@ -35,8 +38,17 @@ fi
 # The module layering (leaves import no upper layer, the edges stay apart, no circles).
 "$ROOT/scripts/check-layers.sh"
 cargo test "${cargo_flags[@]}"
+# Everything that uses Redis, in cluster mode: sessions, delivery and its order, anti-spam,
+# resume, cache invalidation, revocation (the whole integration suite; the tests reach Redis
+# through tests/it/redis_support.rs in either mode).
+"$ROOT/scripts/services.sh" --profile cluster reset
+CHAT__REDIS__MODE=cluster \
+    CHAT__REDIS__URLS="redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103" \
+    cargo test "${locked[@]}" -p chat-server --test it
 "$ROOT/scripts/clients/run.sh"
-# Faults under traffic (process kills, service outages) and a short soak, on the chaos profile.
+# Faults under traffic (process kills, service outages) and a short soak, on the chaos profile;
+# then a Redis Cluster master killed and slots resharded under traffic (cluster mode).
 "$ROOT/scripts/chaos.sh" --small
+"$ROOT/scripts/chaos.sh" --cluster --small
 # Every benchmark scenario once at a tiny size: keeps the load generator and its checks working.
 "$ROOT/scripts/bench.sh" --tiny

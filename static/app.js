@@ -536,7 +536,23 @@ function onEvent(kind, data) {
     case 'typing': showTyping(data); break;
     case 'friend_request': case 'friend': loadRequests(); loadFriends(); break;
     case 'group': groupChanged(data); break;
+    case 'gap': fillGap(data); break;
     default: break;
+  }
+}
+
+// The server gave up publishing seqs from..to of a conversation live (their process failed):
+// they are stored, so fetch them (op 7 from just before the gap, page after page).
+async function fillGap(gap) {
+  let since = { [gap.conversation]: gap.from - 1 };
+  for (let round = 0; round < 20; round += 1) {
+    const reply = await request({ op_type: 7, since });
+    if (reply.code !== 200) return;
+    for (const message of reply.data.messages) {
+      if (message.conversation === gap.conversation) receive(message, false);
+    }
+    if (!reply.data.has_more) return;
+    since = { [gap.conversation]: reply.data.since[gap.conversation] };
   }
 }
 

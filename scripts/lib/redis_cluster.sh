@@ -5,7 +5,9 @@
 # `redis-cli --cluster create --cluster-replicas 1` on first start. A node that
 # was stopped or killed rejoins with its nodes.conf when started again (as a
 # replica, if its replica was promoted meanwhile). cluster-node-timeout is
-# 2000 ms, so a dead master's replica takes over within a few seconds.
+# 2000 ms, so a dead master's replica takes over within a few seconds; with
+# cluster-replica-validity-factor 0 a replica takes over however long ago it last
+# heard from its master (a replica of a quiet master would otherwise refuse).
 
 CLUSTER_PORTS=(7101 7102 7103 7104 7105 7106)
 CLUSTER_NODE_TIMEOUT_MS="${CLUSTER_NODE_TIMEOUT_MS:-2000}"
@@ -39,7 +41,7 @@ up_cluster_node() {
     pid="$(spawn "$logf" "$REDIS_SERVER" --bind 127.0.0.1 --port "$port" --protected-mode yes \
         --dir "$dir" --pidfile "$(pid_file "$name")" --daemonize no \
         --cluster-enabled yes --cluster-config-file nodes.conf \
-        --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" \
+        --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" --cluster-replica-validity-factor 0 \
         --appendonly yes --save '')"
     wait_started "$name" "$pid" "did not answer PING" cluster_node_ping "$port"
     echo "$pid" >"$(pid_file "$name")"

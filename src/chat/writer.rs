@@ -563,7 +563,7 @@ impl Backend {
                 .iter()
                 .map(|(conversation, seq)| Delivery::given_up(conversation.clone(), *seq)),
         );
-        match self.hub.deliver(&deliveries).await {
+        match self.hub.deliver_messages(deliveries).await {
             Ok(online) => main_push
                 .iter()
                 .map(|at| online.get(*at).copied().unwrap_or(0))

@@ -250,6 +250,37 @@ impl Hub {
         Ok(online)
     }
 
+    /// [`Hub::deliver`] for stored messages: should Redis fail (a failover, a restart), the
+    /// publication is tried again in the background for up to `messages.order_hold_ms`, so the
+    /// recipients still get them live and later messages of their conversations are not held
+    /// for them. Nothing goes out twice: the delivery script drops a seq already published.
+    pub(crate) async fn deliver_messages(&self, deliveries: Vec<Delivery>) -> AppResult<Vec<u32>> {
+        match self.deliver(&deliveries).await {
+            Ok(online) => Ok(online),
+            Err(err) => {
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    let started = tokio::time::Instant::now();
+                    let budget = Duration::from_millis(hub.inner.order_hold_ms);
+                    let mut pause = Duration::from_millis(100);
+                    while started.elapsed() + pause < budget {
+                        tokio::time::sleep(pause).await;
+                        match hub.deliver(&deliveries).await {
+                            Ok(_) => {
+                                tracing::info!("stored messages published on a later try");
+                                return;
+                            }
+                            Err(err) => tracing::debug!(error = %err, "publishing again failed"),
+                        }
+                        pause *= 2;
+                    }
+                    tracing::warn!("stored messages not published live; recipients resume");
+                });
+                Err(err)
+            }
+        }
+    }
+
     /// The processes holding a live connection of each user the deliveries name.
     async fn nodes_of(&self, deliveries: &[Delivery]) -> AppResult<HashMap<u64, Vec<String>>> {
         let mut users: Vec<u64> = deliveries
@@ -300,6 +331,13 @@ impl Hub {
             let Some(conversation) = item.conversation.as_deref().filter(|_| item.seq > 0) else {
                 continue;
             };
+            tracing::trace!(
+                conversation,
+                seq = item.seq,
+                fate,
+                channels = ?item.publications.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+                "delivery"
+            );
             if fate == 1 && !waiting.contains(&conversation) {
                 waiting.push(conversation);
             } else if fate == 2 {

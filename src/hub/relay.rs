@@ -434,6 +434,12 @@ async fn subscribe(
 /// Cluster mode: sharded subscriptions through the cluster client (RESP3 pushes). A node that
 /// goes away (failover) or a slot that moves (resharding) ends the subscriptions it carried:
 /// they are made again on the slot's new owner, and then the sockets here are sent to resume.
+///
+/// A subscription counts as in place only once a probe published on its channel has come
+/// back: after a failover the client may answer a subscription that no published message
+/// reaches. Probes go out after every (re)subscription and every [`PROBE_EVERY`]; a channel
+/// whose probe does not come back within [`PROBE_WAIT`] is subscribed again (and the sockets
+/// here resume, since what was published on it meanwhile is lost).
 async fn listen_sharded(
     settings: RedisSettings,
     channels: Vec<String>,
@@ -464,70 +470,148 @@ async fn listen_sharded(
         }
     };
     let mut missing: HashSet<String> = channels.iter().cloned().collect();
+    // Channels subscribed whose probe has not come back yet: nonce → channel.
+    let mut probing: HashMap<String, String> = HashMap::new();
+    let mut probe_deadline = tokio::time::Instant::now();
+    let mut next_probe = tokio::time::Instant::now() + PROBE_EVERY;
+    let mut lost_since_ready = false;
     loop {
-        // (Re)subscribe whatever is missing, then wait for pushes.
-        backoff = Duration::from_millis(100);
-        while !missing.is_empty() {
-            if receiver.registry.strong_count() == 0 {
-                return;
-            }
+        if receiver.registry.strong_count() == 0 {
+            return;
+        }
+        if !missing.is_empty() {
             let mut failed = None;
             for channel in missing.clone() {
                 match conn.ssubscribe(&channel).await {
                     Ok(()) => {
                         missing.remove(&channel);
+                        probing.retain(|_, c| *c != channel);
+                        probing.insert(probe(&receiver.redis, &channel).await, channel);
                     }
                     Err(err) => failed = Some(err),
                 }
             }
+            probe_deadline = tokio::time::Instant::now() + PROBE_WAIT;
             if let Some(err) = failed {
                 tracing::warn!(error = %err, retry_in = ?backoff, left = missing.len(), "relay cannot subscribe");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
             }
+            backoff = Duration::from_millis(100);
         }
-        tracing::info!(channels = channels.len(), "relay subscribed (sharded)");
-        match ready.take() {
-            Some(ready) => {
-                let _ = ready.send(());
+        if missing.is_empty() && probing.is_empty() {
+            match ready.take() {
+                Some(ready) => {
+                    tracing::info!(channels = channels.len(), "relay subscribed (sharded)");
+                    let _ = ready.send(());
+                }
+                None if lost_since_ready => {
+                    tracing::info!(
+                        channels = channels.len(),
+                        "relay subscribed again (sharded)"
+                    );
+                    recover(&receiver);
+                }
+                None => {}
             }
-            None => recover(&receiver),
+            lost_since_ready = false;
         }
-        while missing.is_empty() {
-            let Some(push) = pushes.recv().await else {
-                return;
-            };
-            let Some(registry) = receiver.registry.upgrade() else {
-                return;
-            };
-            match push.kind {
-                redis::PushKind::SMessage | redis::PushKind::Message => {
-                    let payload = push
-                        .data
-                        .get(1)
-                        .and_then(|v| redis::from_redis_value::<String>(v).ok());
-                    match payload {
-                        Some(payload) => dispatch(&receiver, &registry, &payload),
-                        None => tracing::warn!("unreadable relay message"),
+        let wake = if probing.is_empty() {
+            next_probe
+        } else {
+            probe_deadline
+        };
+        let push = tokio::select! {
+            push = pushes.recv() => push,
+            () = tokio::time::sleep_until(wake) => {
+                if probing.is_empty() {
+                    // Every PROBE_EVERY: check that every channel still delivers.
+                    for channel in &channels {
+                        probing.insert(probe(&receiver.redis, channel).await, channel.clone());
                     }
+                    probe_deadline = tokio::time::Instant::now() + PROBE_WAIT;
+                    next_probe = tokio::time::Instant::now() + PROBE_EVERY;
+                } else {
+                    tracing::warn!(channels = probing.len(), "relay probes did not come back; resubscribing");
+                    missing.extend(probing.drain().map(|(_, c)| c));
+                    lost_since_ready = true;
                 }
-                redis::PushKind::SUnsubscribe => {
-                    // The server ends a sharded subscription when its slot moves away.
-                    let channel = push
-                        .data
-                        .first()
-                        .and_then(|v| redis::from_redis_value::<String>(v).ok());
-                    if let Some(channel) = channel.filter(|c| channels.contains(c)) {
-                        tracing::warn!(channel, "relay subscription moved; resubscribing");
-                        missing.insert(channel);
-                    }
-                }
-                redis::PushKind::Disconnection => {
-                    tracing::warn!("relay lost a cluster node; resubscribing");
-                    missing = channels.iter().cloned().collect();
-                }
-                _ => {}
+                continue;
             }
+        };
+        let Some(push) = push else {
+            return;
+        };
+        let Some(registry) = receiver.registry.upgrade() else {
+            return;
+        };
+        match push.kind {
+            redis::PushKind::SMessage | redis::PushKind::Message => {
+                let payload = push
+                    .data
+                    .get(1)
+                    .and_then(|v| redis::from_redis_value::<String>(v).ok());
+                match payload {
+                    Some(payload) => match probe_nonce(&payload) {
+                        Some(nonce) => {
+                            probing.remove(nonce);
+                        }
+                        None => dispatch(&receiver, &registry, &payload),
+                    },
+                    None => tracing::warn!("unreadable relay message"),
+                }
+            }
+            redis::PushKind::SUnsubscribe => {
+                // The server ends a sharded subscription when its slot moves away.
+                let channel = push
+                    .data
+                    .first()
+                    .and_then(|v| redis::from_redis_value::<String>(v).ok());
+                if let Some(channel) = channel.filter(|c| channels.contains(c)) {
+                    tracing::warn!(channel, "relay subscription moved; resubscribing");
+                    missing.insert(channel);
+                    lost_since_ready = true;
+                }
+            }
+            redis::PushKind::Disconnection => {
+                tracing::warn!("relay lost a cluster node; resubscribing");
+                missing = channels.iter().cloned().collect();
+                probing.clear();
+                lost_since_ready = true;
+            }
+            _ => {}
         }
     }
+}
+
+/// How often every sharded subscription is checked with a probe.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long a probe may take to come back.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// Publishes a probe on `channel`; returns its nonce. A probe that cannot be published does
+/// not come back, which is what it is for.
+async fn probe(redis: &Shared, channel: &str) -> String {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let sent = async {
+        let mut conn = redis.get().await?;
+        let _: i64 = redis::cmd("SPUBLISH")
+            .arg(channel)
+            .arg(format!(r#"{{"probe":"{nonce}"}}"#))
+            .query_async(&mut conn)
+            .await?;
+        Ok::<_, crate::error::AppError>(())
+    };
+    if let Err(err) = sent.await {
+        tracing::debug!(error = %err, channel, "relay probe not published");
+    }
+    nonce
+}
+
+/// The nonce of a probe payload (`{"probe":"<nonce>"}`), or None for any other message.
+fn probe_nonce(payload: &str) -> Option<&str> {
+    payload
+        .strip_prefix(r#"{"probe":""#)
+        .and_then(|rest| rest.strip_suffix(r#""}"#))
 }

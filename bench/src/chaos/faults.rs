@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use super::checks;
 use super::nodes::{self, Cluster, SHUTDOWN_TIMEOUT_SECS, StopOutcome};
 use super::record::ClientLog;
+use super::redis_cluster;
 use super::report::FaultFigures;
 use super::services::{Service, ServiceControl};
 use super::tally::{self, Topology};
@@ -36,6 +37,11 @@ pub enum Fault {
     MysqlStop,
     /// SIGTERM one of two server processes: graceful stop.
     Sigterm,
+    /// Redis Cluster: SIGKILL the master with the most slots; its replica takes over, the
+    /// killed node is started again and rejoins as a replica.
+    ClusterFailover,
+    /// Redis Cluster: move 1000 slots from one master to another during traffic.
+    ClusterReshard,
 }
 
 impl Fault {
@@ -56,7 +62,14 @@ impl Fault {
             Self::MongoStop => "mongo-stop",
             Self::MysqlStop => "mysql-stop",
             Self::Sigterm => "sigterm",
+            Self::ClusterFailover => "cluster-failover",
+            Self::ClusterReshard => "cluster-reshard",
         }
+    }
+
+    /// Whether the run uses the Redis Cluster (`scripts/services.sh --profile cluster`).
+    pub fn on_cluster(self) -> bool {
+        matches!(self, Self::ClusterFailover | Self::ClusterReshard)
     }
 
     /// A short tag for user names and client_msg_ids (which are at most 64 characters).
@@ -68,6 +81,8 @@ impl Fault {
             Self::MongoStop => "ms",
             Self::MysqlStop => "my",
             Self::Sigterm => "st",
+            Self::ClusterFailover => "cf",
+            Self::ClusterReshard => "cr",
         }
     }
 }
@@ -155,7 +170,12 @@ pub async fn run(fault: Fault, size: &Size, env: &Env<'_>) -> anyhow::Result<Fau
         clients = size.clients,
         "fault run starting"
     );
-    let mut cluster = Cluster::start(env.server_bin, env.services, 2, &[])
+    let extra = if fault.on_cluster() {
+        redis_cluster::server_env()
+    } else {
+        Vec::new()
+    };
+    let mut cluster = Cluster::start(env.server_bin, env.services, 2, &extra)
         .await
         .context("starting two server processes")?;
     let result = drive(fault, size, env, &mut cluster).await;
@@ -393,6 +413,45 @@ async fn inject(
             tokio::time::sleep(size.hold).await;
             env.control.up(service).await?;
             (start, Instant::now())
+        }
+        Fault::ClusterFailover => {
+            let start = Instant::now();
+            let dead = redis_cluster::kill_master(env.control.root()).await?;
+            match redis_cluster::wait_failover(&dead, RECOVER_WITHIN).await {
+                Ok(at) => checks.push(format!(
+                    "master {} SIGKILLed; its replica served its {} slots after {} ms",
+                    dead.port,
+                    dead.slots,
+                    millis(at.saturating_duration_since(start))
+                )),
+                Err(err) => violations.push(format!("{err:#}")),
+            }
+            let end = Instant::now();
+            match redis_cluster::restart_as_replica(env.control.root(), &dead, RECOVER_WITHIN).await
+            {
+                Ok(()) => checks.push(format!("{} restarted and rejoined as a replica", dead.port)),
+                Err(err) => violations.push(format!("{err:#}")),
+            }
+            (start, end)
+        }
+        Fault::ClusterReshard => {
+            let start = Instant::now();
+            let (from, to) = redis_cluster::reshard().await?;
+            let end = Instant::now();
+            let now = redis_cluster::slots_of(&to).await?;
+            let moved = now.saturating_sub(to.slots);
+            let line = format!(
+                "{moved} slots moved from {} to {} in {} ms during traffic",
+                from.port,
+                to.port,
+                millis(end.saturating_duration_since(start))
+            );
+            if moved == redis_cluster::RESHARD_SLOTS {
+                checks.push(line);
+            } else {
+                violations.push(line);
+            }
+            (start, end)
         }
         Fault::MysqlStop => {
             let start = Instant::now();

@@ -15,6 +15,7 @@ mod checks;
 mod faults;
 mod nodes;
 mod record;
+mod redis_cluster;
 mod report;
 mod services;
 mod soak;

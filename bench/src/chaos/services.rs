@@ -55,6 +55,11 @@ impl ServiceControl {
         Self { root: root.into() }
     }
 
+    /// The repository the services belong to.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// What the server processes of a run share: this profile's services, the repository's
     /// conf/config.toml, one session secret.
     pub fn services(&self) -> anyhow::Result<Services> {

@@ -114,6 +114,8 @@ pub struct ChaosClient {
     by_cmid: HashMap<String, usize>,
     requests: u64,
     counted_pending: bool,
+    /// An `event: gap` came (seqs the server gave up publishing live): resume before going on.
+    gap_told: bool,
 }
 
 impl ChaosClient {
@@ -137,6 +139,7 @@ impl ChaosClient {
             by_cmid: HashMap::new(),
             requests: 0,
             counted_pending: false,
+            gap_told: false,
         }
     }
 
@@ -164,6 +167,12 @@ impl ChaosClient {
             }
             if self.conn.is_none() {
                 self.connect().await;
+                continue;
+            }
+            if self.gap_told {
+                // As a client should: what was not pushed live is fetched with op 7.
+                self.gap_told = false;
+                self.resume().await;
                 continue;
             }
             if let Some(p) = pending {
@@ -368,6 +377,10 @@ impl ChaosClient {
         match item {
             Incoming::Message { message, .. } => self.record(&message, Via::Live),
             Incoming::Reply { reply, .. } => self.late_reply(&reply),
+            Incoming::Other { frame, .. } if frame["event"] == "gap" => {
+                tracing::debug!(idx = self.profile.idx, gap = %frame["data"], "told of a gap");
+                self.gap_told = true;
+            }
             Incoming::Other { .. } => {}
             Incoming::Closed { code, reason } => {
                 tracing::debug!(idx = self.profile.idx, ?code, reason, "connection closed");
