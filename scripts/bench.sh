@@ -3,7 +3,8 @@
 # latency at fixed rates, group fan-out, idle connections, two processes and uploads, each
 # compared in the same run with what bounds it (the storage limit, the bare relay, the raw
 # GridFS writes). The services are the `bench` profile of scripts/services.sh, reset at the
-# start and stopped at the end.
+# start and stopped at the end; the two-processes scenario runs once more with the servers in
+# Redis Cluster mode on the cluster profile (reset at the start, stopped at the end).
 #
 #   scripts/bench.sh [--tiny] [SCENARIO...]
 #
@@ -82,6 +83,21 @@ mkdir -p "$BIN"
 cp -f "target/$PROFILE_DIR/loadgen" "target/$PROFILE_DIR/chat-server" "$BIN/"
 
 own_services bench
+
+# The two-processes scenario also runs on a Redis Cluster (the cluster profile, reset here and
+# stopped at the end), beside the single Redis.
+wants_cluster=1
+if ((${#SCENARIOS[@]} > 0)); then
+    wants_cluster=0
+    for scenario in "${SCENARIOS[@]}"; do
+        [[ "$scenario" != "two-processes" ]] || wants_cluster=1
+    done
+fi
+if ((wants_cluster)); then
+    "$ROOT/scripts/services.sh" --profile cluster reset
+    trap 'harness_stop_services; "$ROOT/scripts/services.sh" --profile cluster down >/dev/null 2>&1 || true' EXIT
+    BENCH_ARGS+=(--cluster-seeds "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103")
+fi
 
 start=$SECONDS
 "$BIN/loadgen" bench --server-bin "$BIN/chat-server" \

@@ -64,6 +64,11 @@ pub struct BenchArgs {
     /// Relay worker threads (0 = one per core, like the server).
     #[arg(long, default_value_t = 0)]
     pub relay_workers: usize,
+    /// Seed nodes of a Redis Cluster (comma-separated, e.g. the cluster profile of
+    /// scripts/services.sh): the two-processes scenario then also runs one and two processes in
+    /// cluster mode, beside the single Redis.
+    #[arg(long)]
+    pub cluster_seeds: Option<String>,
     /// Overrides: pairs, window and seconds of the 1:1 scenarios.
     #[arg(long)]
     pub pairs: Option<usize>,
@@ -167,6 +172,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         prefix,
         cpu: CpuWatch::with_services(&args.pids_dir),
         relay_workers: args.relay_workers,
+        cluster_seeds: args.cluster_seeds.clone(),
     };
 
     // Idle connections first, then fan-out, then the 1:1 scenarios: opening a connection and the

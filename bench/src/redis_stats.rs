@@ -35,6 +35,12 @@ const IN_SCRIPT_COMMANDS: &[&str] = &[
     "srem",
     "sadd",
     "publish",
+    "spublish",
+    "hset",
+    "hget",
+    "hdel",
+    "hlen",
+    "hkeys",
     "zremrangebyscore",
     "zrange",
 ];
@@ -63,6 +69,39 @@ pub async fn snapshot(url: &str) -> Result<CommandStats> {
 }
 
 /// `cmdstat_get:calls=12,usec=...` → {"get": 12}
+/// The commands the masters of a Redis Cluster ran, summed (replicas replay writes; they are
+/// left out). `seeds`: the nodes' URLs, comma-separated; every node of the cluster must be in
+/// it or reachable under the addresses it reports.
+pub async fn snapshot_cluster(seeds: &str) -> Result<CommandStats> {
+    let first = seeds.split(',').next().context("no seed node")?;
+    let client = redis::Client::open(first).context("Redis URL")?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .context("connecting to a cluster node")?;
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await
+        .context("CLUSTER NODES")?;
+    let mut total = CommandStats::default();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        if !flags.contains("master") || flags.contains("fail") {
+            continue;
+        }
+        let addr = addr.split('@').next().unwrap_or(addr);
+        let node = snapshot(&format!("redis://{addr}")).await?;
+        for (name, calls) in node.0 {
+            *total.0.entry(name).or_default() += calls;
+        }
+    }
+    Ok(total)
+}
+
 fn parse(info: &str) -> CommandStats {
     let mut calls = BTreeMap::new();
     for line in info.lines() {

@@ -94,14 +94,19 @@ pub(crate) static DELIVER: LazyLock<Script> = LazyLock::new(|| {
                 redis.call(publish_cmd, list[first + 2 * i], payload)
             end
         end
-        local function drain(held, w)
+        -- Publishes what is held next in line; a gap notice not told yet (its message was a
+        -- seq given up, with nobody to tell) goes with the first message that has recipients.
+        local function drain(held, w, gap)
             while true do
                 local raw = redis.call('HGET', held, tostring(w + 1))
                 if not raw then
                     return w
                 end
                 local entry = cjson.decode(raw)
-                publish(entry.p, 1, #entry.p / 2, nil)
+                publish(entry.p, 1, #entry.p / 2, gap)
+                if #entry.p > 0 then
+                    gap = nil
+                end
                 redis.call('HDEL', held, tostring(w + 1))
                 w = w + 1
             end
@@ -127,7 +132,7 @@ pub(crate) static DELIVER: LazyLock<Script> = LazyLock::new(|| {
                         (w + 1) .. ',"to":' .. (lowest - 1) .. '},"then":'
                     publish(entry.p, 1, #entry.p / 2, gap)
                     redis.call('HDEL', held, tostring(lowest))
-                    w = drain(held, lowest)
+                    w = drain(held, lowest, #entry.p == 0 and gap or nil)
                     redis.call('SET', watermark, w)
                 end
             end
@@ -152,7 +157,7 @@ pub(crate) static DELIVER: LazyLock<Script> = LazyLock::new(|| {
                 elseif w < 0 or seq == w + 1 then
                     -- No watermark: Redis lost it with the counter; take this one as next.
                     publish(ARGV, first, n, nil)
-                    redis.call('SET', watermark, drain(held, seq))
+                    redis.call('SET', watermark, drain(held, seq, nil))
                     out[d] = 0
                 elseif seq <= w then
                     out[d] = 2

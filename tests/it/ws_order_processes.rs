@@ -246,3 +246,60 @@ async fn both_people_of_a_chat_sending_from_different_processes_keep_one_order_e
     assert_eq!(seen_conversations.len(), PAIRS);
     drop(others);
 }
+
+/// A seq drawn by a process that died before storing or publishing it: the next message waits
+/// `messages.order_hold_ms` for it, then comes right after an `event: gap` naming the seq, and
+/// the ack never waits for that.
+#[tokio::test]
+async fn a_seq_whose_process_died_holds_the_next_message_then_a_gap_is_told() {
+    let app = spawn_app_with(|s| s.messages.order_hold_ms = nz!(400)).await;
+    let (alice, mut alice_ws) = app.login_ws("alice").await;
+    let (bob, mut bob_ws) = app.login_ws("bob").await;
+    let first = alice_ws
+        .send_to(&bob.id, "before")
+        .await
+        .expect(DELIVERED)
+        .message();
+    assert_eq!(bob_ws.next_message().await.seq, first.seq);
+
+    // What a process leaves that drew the next seq and died.
+    let conversation = dm(&alice.id, &bob.id);
+    let counter = crate::redis_support::conversation_key(&app.settings, "seq", &conversation);
+    let mut conn = crate::redis_support::redis_conn(&app.settings).await;
+    let drawn: i64 = redis::cmd("INCR")
+        .arg(&counter)
+        .query_async(&mut conn)
+        .await
+        .expect("draw a seq");
+    assert_eq!(drawn, first.seq + 1);
+
+    let started = std::time::Instant::now();
+    let after = alice_ws.send_to(&bob.id, "after").await;
+    after.expect(DELIVERED);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "the ack does not wait for the hold: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(after.message().seq, drawn + 1);
+    let gap = bob_ws.next_event("gap").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "held for order_hold_ms: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        gap,
+        json!({"conversation": conversation, "from": drawn, "to": drawn})
+    );
+    let next = bob_ws.next_message().await;
+    assert_eq!(
+        next.seq,
+        drawn + 1,
+        "the held message comes right after the gap"
+    );
+    bob_ws.expect_no_event_of("message", 200).await;
+    // And the conversation goes on in order.
+    alice_ws.send_to(&bob.id, "later").await.expect(DELIVERED);
+    assert_eq!(bob_ws.next_message().await.seq, drawn + 2);
+}

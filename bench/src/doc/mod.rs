@@ -195,11 +195,11 @@ fn full_batch() -> String {
     server_conf::batch_max().map_or_else(|_| "`messages.batch_max`".to_owned(), |b| b.to_string())
 }
 
-/// Script calls per message with full batches: 1 + 2/B.
+/// Script calls per 1:1 message with full batches: 2 + 2/B.
 fn full_batch_script_calls() -> String {
     server_conf::batch_max().map_or_else(
-        |_| "1 + 2/B".to_owned(),
-        |b| format!("{:.2}", 1.0 + 2.0 / b as f64),
+        |_| "2 + 2/B".to_owned(),
+        |b| format!("{:.2}", 2.0 + 2.0 / b as f64),
     )
 }
 
@@ -238,18 +238,22 @@ fn redis_minimum() -> String {
         "
 Redis counts the commands a Lua script runs as calls of their own, so the table separates \
 script calls (one round trip each) from everything else. **The minimum the design needs** for \
-one message: the anti-spam check-and-count is one atomic script per send (it has to see every \
-send before it is stored, and the retry memory for `client_msg_id` lives in the same script); \
-the seq allocation and the publish (presence lookup and `PUBLISH` to each process holding a \
-recipient) are one script each per group-commit batch of B messages. That is 1 + 2/B round \
-trips per message: 3 with no batching, about {calls} with full batches of {batch}. Session and \
-directory lookups are not on the send path (the session is read when the socket opens; groups \
-and relations come from an in-process cache). Presence refreshes (one pipeline per process \
-every heartbeat) are the only other traffic.
+one 1:1 message: the anti-spam check-and-count is one atomic script per send on the sender's \
+keys (it has to see every send before it is stored, and the retry memory for `client_msg_id` \
+lives in the same script), and a second one on the recipient's keys lifts their unanswered \
+count (in cluster mode the two users' keys are in different slots); the seq allocation and the \
+publish (the delivery script: `PUBLISH` to each process holding a recipient, in seq order per \
+conversation) are one script each per group-commit batch of B messages and delivery shard, after \
+one pipelined presence read per batch. That is 2 + 2/B script calls per message (a group message: \
+1 + 2/B), about {calls} with full batches of {batch}. Session and directory lookups are not on \
+the send path (the session is read when the socket opens; groups and relations come from an \
+in-process cache). Presence refreshes (one pipeline per process every heartbeat) are the only \
+other traffic. In cluster mode the counts are summed over the masters (docs/scaling.md).
 
 On top of that, the connection pool (deadpool-redis) checks every connection it hands out with \
 `UNWATCH` + `PING` (one pipelined round trip), so each script call costs two round trips as \
-measured: 2 × (1 + 2/B) per message. The *pool checks / msg* column counts them.
+measured on a fresh connection; the hot paths share one multiplexed connection, so these stay \
+near zero. The *pool checks / msg* column counts them.
 
 ",
         calls = full_batch_script_calls(),

@@ -253,11 +253,22 @@ pub struct Ctx {
     pub cpu: CpuWatch,
     /// Relay worker threads (0 = one per core, as the server).
     pub relay_workers: usize,
+    /// Seed nodes of a Redis Cluster for the cluster-mode steps, when given.
+    pub cluster_seeds: Option<String>,
 }
 
 impl Ctx {
     pub async fn spawn_server(&self) -> Result<ServerProcess> {
         ServerProcess::spawn(&self.server_bin, &self.services, &[]).await
+    }
+
+    /// A server in Redis Cluster mode on the given seed nodes.
+    pub async fn spawn_cluster_server(&self, seeds: &str) -> Result<ServerProcess> {
+        let env = [
+            ("CHAT__REDIS__MODE".to_owned(), "cluster".to_owned()),
+            ("CHAT__REDIS__URLS".to_owned(), seeds.to_owned()),
+        ];
+        ServerProcess::spawn(&self.server_bin, &self.services, &env).await
     }
 
     /// A CPU watch over the services, the load generator and these extra processes.
