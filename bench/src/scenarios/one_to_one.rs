@@ -269,6 +269,37 @@ pub async fn run(ctx: &Ctx, report: &mut Report, selected: &[Scenario]) -> Resul
     Ok(())
 }
 
+/// The pairs' endpoints of [`server_endpoints`], with sessions made through the server on
+/// `login_port` (its Redis holds them).
+async fn relogged_endpoints(
+    ctx: &Ctx,
+    login_port: u16,
+    ports: (u16, u16),
+) -> Result<Vec<(String, crate::peer::Endpoint)>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let http = crate::client::Http::new(login_port)?;
+    let users = ctx.users.iter().take(2 * ctx.sizes.pairs);
+    let cookies: Vec<String> = futures_util::stream::iter(users)
+        .map(|user| {
+            let http = http.clone();
+            async move {
+                http.login(&user.name, crate::client::PASSWORD)
+                    .await
+                    .map(|u| u.cookie)
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let mut endpoints = server_endpoints(ctx, ports);
+    for ((_, endpoint), cookie) in endpoints.iter_mut().zip(cookies) {
+        if let crate::peer::Endpoint::Server { cookie: old, .. } = endpoint {
+            *old = cookie;
+        }
+    }
+    Ok(endpoints)
+}
+
 /// Scenario 5 on a Redis Cluster: one process, then two (each pair's sender on one, its
 /// receiver on the other), with the Redis commands per message summed over the masters.
 async fn on_cluster(ctx: &Ctx, report: &mut Report, seeds: &str, judge: bool) -> Result<()> {
@@ -287,7 +318,9 @@ async fn on_cluster(ctx: &Ctx, report: &mut Report, seeds: &str, judge: bool) ->
         );
         let system = format!("{processes} × chat-server, Redis Cluster");
         let tag = format!("s5c{processes}");
-        let mut pairs = Pairs::connect(ctx, server_endpoints(ctx, ports), &tag).await?;
+        // Sessions live in Redis: the users log in again, into the cluster.
+        let endpoints = relogged_endpoints(ctx, a.port(), ports).await?;
+        let mut pairs = Pairs::connect(ctx, endpoints, &tag).await?;
         pairs.warm_up(ctx, report, S5, &system).await;
         let mut watched = vec![("chat-server", a.pid())];
         if let Some(b) = &b {
