@@ -82,6 +82,17 @@ fn assert_strictly_increasing(seen: &[i64], who: &str) {
     );
 }
 
+/// `who` saw exactly the seqs `expected`, each once, in that order.
+fn assert_saw_exactly(seen: &[i64], expected: &[i64], who: &str) {
+    assert_strictly_increasing(seen, who);
+    assert!(
+        seen == expected,
+        "{who} saw every seq once ({} seen of {})",
+        seen.len(),
+        expected.len()
+    );
+}
+
 /// After a resume with the last seq seen, nothing of the conversation is missing.
 async fn assert_resume_gives_nothing_more(ws: &mut WsClient, conversation: &str, last: i64) {
     let reply = ws.resume(json!({ conversation: last })).await;
@@ -170,12 +181,7 @@ async fn forty_senders_on_four_processes_give_every_watcher_every_seq_once_in_or
             .await
             .expect("every watcher gets every message")
             .expect("a watcher finishes");
-        assert_strictly_increasing(&seen, &who);
-        assert!(
-            seen == expected,
-            "{who} saw every seq once ({} seen)",
-            seen.len()
-        );
+        assert_saw_exactly(&seen, &expected, &who);
         ws.expect_no_event_of("message", 200).await;
         assert_resume_gives_nothing_more(&mut ws, &conversation, start + total as i64 - 1).await;
     }
@@ -234,12 +240,7 @@ async fn both_people_of_a_chat_sending_from_different_processes_keep_one_order_e
                 .await
                 .expect("every watcher gets every message")
                 .expect("a watcher finishes");
-        assert_strictly_increasing(&seen, &who);
-        assert!(
-            seen == expected,
-            "{who} saw every seq once ({} seen)",
-            seen.len()
-        );
+        assert_saw_exactly(&seen, &expected, &who);
         assert_resume_gives_nothing_more(&mut ws, &conversation, expected.len() as i64).await;
         seen_conversations.insert(conversation);
     }
