@@ -1311,10 +1311,17 @@ async function main() {
         await waitMessage(bob.page, text, { mine: false });
         await openConversation(bob.page, 'g:0');
 
-        // Under 2 characters: the server's message.
-        await tid(bob.page, 'message-search').fill('c');
-        await tid(bob.page, 'message-search-submit').click();
-        await waitText(bob.page, 'message-search-error', /2 characters/);
+        // Under 2 characters: the server's message. (Opening the lobby moves the focus to the
+        // composer as it settles; a fill that lands while it does is made again.)
+        await waitFor('the too-short search refused', async () => {
+            await tid(bob.page, 'message-search').fill('c');
+            if ((await tid(bob.page, 'message-search').inputValue()) !== 'c') {
+                return { ok: false, seen: 'the search box lost its text' };
+            }
+            await tid(bob.page, 'message-search-submit').click();
+            const t = await waitText(bob.page, 'message-search-error', /2 characters/, 3000).catch(() => null);
+            return { ok: t !== null, value: t, seen: t };
+        });
 
         await tid(bob.page, 'message-search').fill(`CAFE creme ${TAG.toUpperCase()}`);
         await tid(bob.page, 'message-search-submit').click();
