@@ -41,10 +41,14 @@ cargo test "${cargo_flags[@]}"
 # Everything that uses Redis, in cluster mode: sessions, delivery and its order, anti-spam,
 # resume, cache invalidation, revocation (the whole integration suite; the tests reach Redis
 # through tests/it/redis_support.rs in either mode).
+# The cluster is stopped again afterwards, also when a test fails.
+trap '"$ROOT/scripts/services.sh" --profile cluster down >/dev/null 2>&1 || true' EXIT
 "$ROOT/scripts/services.sh" --profile cluster reset
 CHAT__REDIS__MODE=cluster \
     CHAT__REDIS__URLS="redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103" \
     cargo test "${locked[@]}" -p chat-server --test it
+"$ROOT/scripts/services.sh" --profile cluster down
+trap - EXIT
 "$ROOT/scripts/clients/run.sh"
 # Faults under traffic (process kills, service outages) and a short soak, on the chaos profile;
 # then a Redis Cluster master killed and slots resharded under traffic (cluster mode).
